@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MLOPS_HOME ?= $(CURDIR)/.mlops
+export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
+export BENTOML_HOME ?= $(MLOPS_HOME)/bentoml
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
+
+.PHONY: install demo dev dagster-home test test-unit bench lint clean
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+# Re-installs when pyproject.toml changes; uv resolves the whole stack in seconds.
+$(VENV)/.installed: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install  ## Generated BigMart days -> ingest -> tune -> promote, on embedded defaults
+	$(BIN)/mlops demo
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+
+dev: install dagster-home  ## The Dagster UI (http://127.0.0.1:3000) on the same state as the demo
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install  ## The whole suite, integration tests (real servers) included
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest -m "not integration"
+
+bench: install  ## Benchmarks; results in bench/results/
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf "$(MLOPS_HOME)"

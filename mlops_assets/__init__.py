@@ -1,0 +1,1 @@
+"""Continuous training on Dagster: tabular batches to a served, monitored champion model."""

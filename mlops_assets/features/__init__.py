@@ -1,0 +1,1 @@
+"""Row-level cleaning, validation and model preprocessing: the one code path training and serving share."""

@@ -1,0 +1,64 @@
+"""Column-wise validation of cleaned rows against the spec's domains.
+
+Used by the service (a problem is a 4xx naming the field) and by the data quality checks (a
+problem count per column). Vectorised per column: a 10,000-row batch costs a few column scans,
+not 10,000 pydantic models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid value: which row, which field, what is wrong."""
+
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"records[{self.row}].{self.field}: {self.message}"
+
+
+def column_problems(values: pd.Series, column: ColumnSpec, limit: int = 20) -> list[Problem]:
+    """Problems of one cleaned column: missing where required, outside range or category set."""
+    problems: list[Problem] = []
+    missing = values.isna()
+    if not column.nullable:
+        for row in missing[missing].index[:limit]:
+            problems.append(Problem(int(row), column.name, "is required"))
+    present = values[~missing]
+    if column.type in {"numeric", "integer"} and len(present):
+        numbers = present.astype("float64")
+        if column.min is not None:
+            for row, value in numbers[numbers < column.min].head(limit).items():
+                problems.append(Problem(int(row), column.name, f"{value} is below {column.min}"))
+        if column.max is not None:
+            for row, value in numbers[numbers > column.max].head(limit).items():
+                problems.append(Problem(int(row), column.name, f"{value} is above {column.max}"))
+    if column.type == "categorical" and column.closed and column.categories and len(present):
+        outside = present[~present.isin(column.categories)]
+        for row, value in outside.head(limit).items():
+            problems.append(
+                Problem(
+                    int(row),
+                    column.name,
+                    f"{value!r} is not one of {column.categories}",
+                )
+            )
+    return problems
+
+
+def validate_frame(frame: pd.DataFrame, spec: UseCaseSpec, limit: int = 20) -> list[Problem]:
+    """Problems of a cleaned frame, in column order, at most ``limit`` per column."""
+    problems: list[Problem] = []
+    for column in spec.input_columns:
+        if column.name in frame.columns:
+            problems.extend(column_problems(frame[column.name], column, limit))
+    return problems

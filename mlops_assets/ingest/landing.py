@@ -1,0 +1,62 @@
+"""The landing zone: ``<landing>/<use_case>/<YYYY-MM-DD>/<file>``, local or in a bucket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+
+import dagster as dg
+from pydantic import Field
+
+from mlops_assets.ingest.readers import is_readable
+from mlops_assets.storage.objectstore import ObjectInfo, ObjectStore
+from mlops_assets.storage.resources import ObjectStorage
+
+
+def parse_day(text: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` folder name as a date, or ``None``."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def fingerprint(files: list[ObjectInfo]) -> str:
+    """A short digest of a day's files (names, sizes, versions): changes when any file does."""
+    payload = json.dumps(sorted((f.key, f.size, f.version) for f in files))
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+class LandingZone(dg.ConfigurableResource):
+    """Where batches land; the landing sensor and ``raw_data`` read it."""
+
+    storage: ObjectStorage = Field(description="Folder or s3:// prefix of the landing zone.")
+
+    def store(self) -> ObjectStore:
+        """The underlying object store."""
+        return self.storage.store()
+
+    def files_by_day(self, use_case: str, start_after: str | None = None) -> dict[str, list[ObjectInfo]]:
+        """Readable files per landing day (``YYYY-MM-DD``) of a use case."""
+        days: dict[str, list[ObjectInfo]] = defaultdict(list)
+        for info in self.store().list(f"{use_case}/", start_after=start_after):
+            parts = info.key.split("/")
+            if len(parts) == 3 and parse_day(parts[1]) and is_readable(parts[2]):
+                days[parts[1]].append(info)
+        return dict(sorted(days.items()))
+
+    def files_for(self, use_case: str, day: str) -> list[ObjectInfo]:
+        """Readable files landed for one day."""
+        return [
+            info
+            for info in self.store().list(f"{use_case}/{day}/")
+            if is_readable(info.key) and info.key.count("/") == 2
+        ]
+
+    def land(self, use_case: str, day: str, name: str, data: bytes) -> str:
+        """Put a file into a day's folder; returns its key."""
+        key = f"{use_case}/{day}/{name}"
+        self.store().put_bytes(key, data)
+        return key

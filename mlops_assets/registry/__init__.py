@@ -1,0 +1,1 @@
+"""MLflow tracking and registry, the promotion gate and ``champion_model``."""

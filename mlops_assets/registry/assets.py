@@ -1,0 +1,123 @@
+"""``champion_model``: the promotion gate applied to the challenger on the current test set."""
+
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from mlops_assets.features.assets import test_key
+from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
+from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.assets import tuned_key
+
+
+def champion_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the champion."""
+    return dg.AssetKey([spec.name, "champion_model"])
+
+
+def score_version(
+    mlflow: MlflowTracking, spec: UseCaseSpec, version: str, test: pd.DataFrame
+) -> dict[str, float]:
+    """Metrics of one registered version on the test rows."""
+    from mlops_assets.training.evaluation import evaluate
+
+    pipeline = mlflow.load_pipeline(spec.registered_model_name(), version)
+    return evaluate(spec, pipeline, test)
+
+
+def record_scores(mlflow: MlflowTracking, name: str, version: str, scores: dict[str, float]):
+    """Keep a version's latest test scores on the version itself (``mlops status`` reads them)."""
+    client = mlflow.client()
+    for metric, value in scores.items():
+        client.set_model_version_tag(name, version, f"test_{metric}", f"{value:.6g}")
+
+
+def promote(mlflow: MlflowTracking, spec: UseCaseSpec, decision: Decision) -> None:
+    """Move the champion alias, unless someone else moved it since it was scored."""
+    name = spec.registered_model_name()
+    current = mlflow.alias_version(name, CHAMPION)
+    current_version = str(current.version) if current is not None else None
+    if current_version != decision.incumbent_version:
+        raise ConcurrentPromotionError(
+            f"{name}: champion moved from v{decision.incumbent_version} to v{current_version} "
+            "while this run evaluated it; nothing was changed, re-run to compare against it"
+        )
+    client = mlflow.client()
+    client.set_registered_model_alias(name, CHAMPION, decision.challenger_version)
+    client.set_model_version_tag(
+        name,
+        decision.challenger_version,
+        "promoted_at",
+        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    if decision.incumbent_version is not None:
+        client.set_model_version_tag(
+            name, decision.challenger_version, "previous_champion", decision.incumbent_version
+        )
+
+
+def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    """The ``champion_model`` asset of one use case."""
+
+    @dg.asset(
+        key=champion_key(spec),
+        ins={"test_set": dg.AssetIn(key=test_key(spec))},
+        deps=[tuned_key(spec)],
+        group_name=spec.name,
+        kinds={"mlflow"},
+        description=f"{spec.name}: the registry's champion after the promotion gate.",
+    )
+    def champion_model(
+        context: dg.AssetExecutionContext, test_set: pd.DataFrame, mlflow: MlflowTracking
+    ) -> dg.MaterializeResult:
+        name = spec.registered_model_name()
+        challenger = mlflow.alias_version(name, CHALLENGER)
+        if challenger is None:
+            raise dg.Failure(description=f"{name}: no version carries the `{CHALLENGER}` alias")
+        incumbent = mlflow.alias_version(name, CHAMPION)
+        metric = spec.primary_metric
+        challenger_scores = score_version(mlflow, spec, str(challenger.version), test_set)
+        record_scores(mlflow, name, str(challenger.version), challenger_scores)
+        incumbent_scores: dict[str, float] = {}
+        if incumbent is not None and str(incumbent.version) != str(challenger.version):
+            incumbent_scores = score_version(mlflow, spec, str(incumbent.version), test_set)
+            record_scores(mlflow, name, str(incumbent.version), incumbent_scores)
+        elif incumbent is not None:
+            incumbent_scores = challenger_scores
+        decision = decide(
+            metric,
+            spec.promotion.margin,
+            str(challenger.version),
+            challenger_scores[metric],
+            str(incumbent.version) if incumbent is not None else None,
+            incumbent_scores.get(metric),
+        )
+        context.log.info(f"promotion decision for {name}: {decision.reason}")
+        if decision.promote:
+            promote(mlflow, spec, decision)
+        champion_version = decision.challenger_version if decision.promote else decision.incumbent_version
+        champion_scores = challenger_scores if decision.promote else incumbent_scores
+        return dg.MaterializeResult(
+            metadata={
+                "model_name": name,
+                "champion_version": champion_version or "",
+                "promoted": decision.promote,
+                "reason": decision.reason,
+                "challenger_version": decision.challenger_version,
+                "incumbent_version": decision.incumbent_version or "",
+                f"challenger_{metric}": decision.challenger_score,
+                f"incumbent_{metric}": decision.incumbent_score
+                if decision.incumbent_score is not None
+                else float("nan"),
+                "margin": decision.margin,
+                "improvement": decision.improvement if decision.improvement is not None else 0.0,
+                "test_rows": len(test_set),
+                **{f"champion_{k}": v for k, v in champion_scores.items()},
+                "challenger_mlflow_run_id": challenger.run_id or "",
+            }
+        )
+
+    return champion_model

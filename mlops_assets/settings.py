@@ -1,0 +1,76 @@
+"""Where state lives, derived from environment variables when asked, never at import time.
+
+Every location defaults to a folder under ``MLOPS_HOME`` (``./.mlops``) so that the embedded
+default needs no server; each one is overridden by its own variable for the deployed stack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def mlops_home() -> Path:
+    """Root folder of all embedded state (``MLOPS_HOME``, default ``./.mlops``)."""
+    return Path(os.environ.get("MLOPS_HOME", ".mlops")).expanduser().resolve()
+
+
+def storage_uri() -> str:
+    """Where asset tables are stored: a folder or ``s3://bucket/prefix``."""
+    return os.environ.get("MLOPS_STORAGE_URI") or str(mlops_home() / "storage")
+
+
+def landing_uri() -> str:
+    """Where raw batches land: ``<landing>/<use_case>/<YYYY-MM-DD>/<file>``."""
+    return os.environ.get("MLOPS_LANDING_URI") or str(mlops_home() / "landing")
+
+
+def mlflow_tracking_uri() -> str:
+    """MLflow tracking server or database (default: SQLite under ``MLOPS_HOME``)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlops_home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_uri() -> str:
+    """Artifact root for experiments created against a local tracking database."""
+    return os.environ.get("MLOPS_MLFLOW_ARTIFACTS_URI") or (mlops_home() / "mlartifacts").as_uri()
+
+
+def optuna_storage_uri() -> str:
+    """Optuna's study database; never MLflow's (both keep an ``alembic_version`` table)."""
+    return os.environ.get("MLOPS_OPTUNA_STORAGE") or f"sqlite:///{mlops_home() / 'optuna.db'}"
+
+
+def bentoml_home() -> Path:
+    """The BentoML store holding imported models and built bentos."""
+    return Path(os.environ.get("BENTOML_HOME") or mlops_home() / "bentoml").resolve()
+
+
+def dagster_home() -> Path:
+    """The Dagster instance folder (``DAGSTER_HOME``, default ``<MLOPS_HOME>/dagster``)."""
+    return Path(os.environ.get("DAGSTER_HOME") or mlops_home() / "dagster").resolve()
+
+
+def is_s3(uri: str) -> bool:
+    """Whether a storage URI points at S3-compatible object storage."""
+    return uri.startswith("s3://")
+
+
+def ensure_dagster_home() -> Path:
+    """Point ``DAGSTER_HOME`` at the instance folder, configured by the repository's dagster.yaml.
+
+    The instance folder holds a link to the root ``dagster.yaml`` (a copy where links are not
+    possible), so editing the root file configures the embedded instance.
+    """
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    source = REPO_ROOT / "dagster.yaml"
+    if source.exists() and not target.exists():
+        try:
+            target.symlink_to(source)
+        except OSError:
+            target.write_text(source.read_text())
+    return home

@@ -1,0 +1,397 @@
+"""The use-case spec: one declarative, validated description from which a whole asset graph is built.
+
+A spec says what the data is (columns, types, domains, row-level cleaning rules), what the model
+must do (task, target, metrics), how data is split and models searched, and when a champion may be
+replaced or retrained. Adding a use case means adding a spec; no asset code changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Task = Literal["regression", "binary", "multiclass", "forecast"]
+ColumnType = Literal["numeric", "integer", "categorical", "date"]
+
+METRIC_TASKS: dict[str, set[str]] = {
+    "rmse": {"regression", "forecast"},
+    "mae": {"regression", "forecast"},
+    "wmape": {"regression", "forecast"},
+    "tweedie_deviance": {"regression", "forecast"},
+    "rmsse": {"forecast"},
+    "r2": {"regression", "forecast"},
+    "accuracy": {"binary", "multiclass"},
+    "f1": {"binary"},
+    "macro_f1": {"binary", "multiclass"},
+    "roc_auc": {"binary", "multiclass"},
+    "log_loss": {"binary", "multiclass"},
+    "brier": {"binary", "multiclass"},
+    "ece": {"binary", "multiclass"},
+}
+
+REGRESSION_FAMILIES = {"catboost", "ridge", "hist_gradient_boosting", "random_forest"}
+CLASSIFICATION_FAMILIES = {
+    "catboost",
+    "logistic_regression",
+    "hist_gradient_boosting",
+    "random_forest",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- row-level cleaning rules
+
+
+class StripRule(_Strict):
+    """Trim white space around text values."""
+
+    rule: Literal["strip"] = "strip"
+
+
+class MapValuesRule(_Strict):
+    """Replace spellings by their canonical value (``LF`` -> ``Low Fat``); matching ignores case."""
+
+    rule: Literal["map_values"] = "map_values"
+    mapping: dict[str, str]
+
+
+class NullIfRule(_Strict):
+    """Treat sentinel values as missing (a zero visibility, an empty string, ``?``)."""
+
+    rule: Literal["null_if"] = "null_if"
+    values: list[float | str]
+
+
+class ClipRule(_Strict):
+    """Clip numbers into a range (for values a source is known to overshoot)."""
+
+    rule: Literal["clip"] = "clip"
+    min: float | None = None
+    max: float | None = None
+
+
+CleaningRule = Annotated[
+    StripRule | MapValuesRule | NullIfRule | ClipRule, Field(discriminator="rule")
+]
+
+
+# ---------------------------------------------------------------- columns
+
+
+class ColumnSpec(_Strict):
+    """One input column: its type, domain and the row-level rules that clean it."""
+
+    name: str
+    type: ColumnType
+    description: str = ""
+    categories: list[str] | None = Field(
+        default=None, description="Allowed values of a categorical column."
+    )
+    closed: bool = Field(
+        default=True, description="Whether values outside `categories` are invalid."
+    )
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = True
+    cleaning: list[CleaningRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _domain_fits_type(self) -> ColumnSpec:
+        if self.type == "categorical":
+            if self.closed and not self.categories:
+                raise ValueError("a closed categorical column needs `categories`")
+            if self.min is not None or self.max is not None:
+                raise ValueError("`min`/`max` apply to numeric columns only")
+        elif self.categories is not None:
+            raise ValueError(f"`categories` apply to categorical columns, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        return self
+
+
+class TargetSpec(_Strict):
+    """The column a model predicts; classes for classification tasks."""
+
+    name: str
+    classes: list[str] | None = None
+    positive_class: str | None = None
+    min: float | None = None
+    max: float | None = None
+    cleaning: list[CleaningRule] = Field(default_factory=list)
+
+
+class GroupImputerSpec(_Strict):
+    """Fill a column from other rows of the same group, fitted inside the model pipeline.
+
+    Fitting it on training rows only keeps test rows from leaking into the model, and lets a
+    single served record be imputed from what training saw.
+    """
+
+    column: str
+    group_by: str
+    strategy: Literal["mean", "median", "mode"] = "mean"
+
+
+# ---------------------------------------------------------------- data layout and split
+
+
+class PartitionSpec(_Strict):
+    """How batches map onto daily partitions."""
+
+    start_date: dt.date
+    by: Literal["landing_date", "event_date"] = "landing_date"
+    date_column: str | None = Field(
+        default=None, description="Event date column (required when `by` is `event_date`)."
+    )
+
+    @model_validator(mode="after")
+    def _event_date_needs_column(self) -> PartitionSpec:
+        if self.by == "event_date" and not self.date_column:
+            raise ValueError("`date_column` is required when partitioning by event date")
+        return self
+
+
+class HashSplit(_Strict):
+    """Deterministic split by a hash of the row's identity: a row never changes side."""
+
+    method: Literal["hash"] = "hash"
+    by: list[str] | None = Field(
+        default=None,
+        description="Identity columns; omitted means all feature columns, so duplicates share a side.",
+    )
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    salt: str = ""
+
+
+class TimeSplit(_Strict):
+    """The last `test_days` days are the test set (forecasting)."""
+
+    method: Literal["time"] = "time"
+    test_days: int = Field(default=28, gt=0)
+
+
+SplitSpec = Annotated[HashSplit | TimeSplit, Field(discriminator="method")]
+
+
+# ---------------------------------------------------------------- models and tuning
+
+
+class ParamSpec(_Strict):
+    """One dimension of a search space."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds_or_choices(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs `choices`")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"a {self.type} parameter needs `low` and `high`")
+            if self.low > self.high:
+                raise ValueError(f"`low` ({self.low}) is greater than `high` ({self.high})")
+            if self.log and self.low <= 0:
+                raise ValueError("a log-scaled parameter needs `low` > 0")
+        return self
+
+
+class ModelFamilySpec(_Strict):
+    """A candidate model family and the part of the search space that belongs to it."""
+
+    family: str
+    search_space: dict[str, ParamSpec] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+
+
+class TuningSpec(_Strict):
+    """Optuna's default budget (Dagster run config overrides it per run)."""
+
+    n_trials: int = Field(default=30, gt=0)
+    timeout_s: float | None = Field(default=600, gt=0)
+    cv_folds: int = Field(default=3, ge=2)
+    pruner_startup_trials: int = Field(default=4, ge=0)
+    early_stopping_rounds: int = Field(default=40, gt=0)
+    seed: int = 42
+
+
+class PromotionSpec(_Strict):
+    """How much better a challenger must be to replace the champion."""
+
+    margin: float = Field(
+        default=0.01, ge=0, lt=1, description="Relative improvement of the primary metric."
+    )
+
+
+class RetrainingSpec(_Strict):
+    """When continuous training retrains: any one condition is enough."""
+
+    new_partitions: int = Field(default=7, gt=0, description="K new partitions since training.")
+    max_metric_degradation: float = Field(
+        default=0.1, gt=0, description="X: primary metric worse than the champion's by this share."
+    )
+    max_psi: float = Field(default=0.2, gt=0, description="Y: a feature's PSI above this.")
+    weekly_schedule: str = Field(default="0 3 * * 1", description="Cron of the weekly retrain.")
+
+
+class SegmentSpec(_Strict):
+    """A sub-model trained on a subset of the features and routed to by the fields a request has."""
+
+    name: str
+    features: list[str]
+
+
+# ---------------------------------------------------------------- the spec
+
+
+class UseCaseSpec(_Strict):
+    """Everything the platform needs to know about one use case."""
+
+    name: str
+    description: str = ""
+    task: Task
+    target: TargetSpec
+    id_columns: list[ColumnSpec] = Field(default_factory=list)
+    features: list[ColumnSpec]
+    group_imputers: list[GroupImputerSpec] = Field(default_factory=list)
+    primary_metric: str
+    reported_metrics: list[str] = Field(default_factory=list)
+    partitions: PartitionSpec
+    split: SplitSpec = Field(default_factory=HashSplit)
+    training_window_days: int | None = Field(
+        default=None, gt=0, description="Days of clean data used for training; None = all."
+    )
+    models: list[ModelFamilySpec]
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    generator: str | None = Field(default=None, description="Name of the synthetic data generator.")
+    min_rows_per_batch: int = Field(default=1, ge=0)
+    max_null_fraction: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or "__" in value:
+            raise ValueError("must be snake_case (a-z, 0-9, single underscores)")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _at_least_one_feature(cls, value: list[ColumnSpec]) -> list[ColumnSpec]:
+        if not value:
+            raise ValueError("a use case needs at least one feature")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UseCaseSpec:
+        names = [c.name for c in self.id_columns + self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns declared twice: {duplicates}")
+        if self.target.name in names:
+            raise ValueError(f"target `{self.target.name}` is also declared as a column")
+        self._check_target()
+        self._check_metrics()
+        self._check_models()
+        self._check_references(set(names))
+        return self
+
+    def _check_target(self) -> None:
+        if self.task in {"binary", "multiclass"}:
+            classes = self.target.classes or []
+            wanted = 2 if self.task == "binary" else 3
+            if len(classes) < wanted or (self.task == "binary" and len(classes) != 2):
+                raise ValueError(
+                    f"target.classes: a {self.task} task needs "
+                    f"{'exactly 2' if self.task == 'binary' else 'at least 3'} classes"
+                )
+            if self.task == "binary" and self.target.positive_class not in classes:
+                raise ValueError("target.positive_class must be one of target.classes")
+        elif self.target.classes:
+            raise ValueError(f"target.classes: a {self.task} task has no classes")
+
+    def _check_metrics(self) -> None:
+        for field, metric in [("primary_metric", self.primary_metric)] + [
+            ("reported_metrics", m) for m in self.reported_metrics
+        ]:
+            if metric not in METRIC_TASKS:
+                raise ValueError(f"{field}: unknown metric `{metric}` (known: {sorted(METRIC_TASKS)})")
+            if self.task not in METRIC_TASKS[metric]:
+                raise ValueError(f"{field}: metric `{metric}` does not apply to a {self.task} task")
+
+    def _check_models(self) -> None:
+        if not self.models:
+            raise ValueError("models: at least one model family is needed")
+        allowed = (
+            REGRESSION_FAMILIES
+            if self.task in {"regression", "forecast"}
+            else CLASSIFICATION_FAMILIES
+        )
+        for model in self.models:
+            if model.family not in allowed:
+                raise ValueError(
+                    f"models: family `{model.family}` is not available for a {self.task} task "
+                    f"(available: {sorted(allowed)})"
+                )
+
+    def _check_references(self, columns: set[str]) -> None:
+        for imputer in self.group_imputers:
+            for ref in (imputer.column, imputer.group_by):
+                if ref not in columns:
+                    raise ValueError(f"group_imputers: unknown column `{ref}`")
+        if isinstance(self.split, HashSplit):
+            for ref in self.split.by or []:
+                if ref not in columns:
+                    raise ValueError(f"split.by: unknown column `{ref}`")
+        feature_names = {c.name for c in self.features}
+        for segment in self.segments:
+            unknown = sorted(set(segment.features) - feature_names)
+            if unknown:
+                raise ValueError(f"segments.{segment.name}: unknown features {unknown}")
+        if self.partitions.date_column and self.partitions.date_column not in columns:
+            raise ValueError(f"partitions.date_column: unknown column `{self.partitions.date_column}`")
+
+    # -------------------------------------------------------------- derived views
+
+    @property
+    def input_columns(self) -> list[ColumnSpec]:
+        """Columns a record may carry: ids first, then features."""
+        return [*self.id_columns, *self.features]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the model's features."""
+        return [c.name for c in self.features]
+
+    @property
+    def id_names(self) -> list[str]:
+        """Names of the id columns."""
+        return [c.name for c in self.id_columns]
+
+    @property
+    def is_classification(self) -> bool:
+        """Whether the task predicts classes."""
+        return self.task in {"binary", "multiclass"}
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of one input column."""
+        for col in self.input_columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name}: no column `{name}`")
+
+    def registered_model_name(self, segment: str | None = None) -> str:
+        """MLflow registered model name: the use case, or ``<use_case>__<segment>``."""
+        return f"{self.name}__{segment}" if segment else self.name

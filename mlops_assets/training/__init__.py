@@ -1,0 +1,1 @@
+"""Model families, search spaces, the Optuna objective and ``tuned_model``."""

@@ -1,0 +1,59 @@
+"""Score a fitted pipeline on labelled rows with the spec's metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.features.pipeline import model_input
+from mlops_assets.metrics import classification_metric, regression_metric
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.families import predict_frame
+
+
+def spec_metrics(spec: UseCaseSpec) -> list[str]:
+    """The primary metric first, then the reported ones (calibration for classifiers)."""
+    names = [spec.primary_metric, *spec.reported_metrics]
+    if spec.is_classification:
+        names += ["brier", "ece"]
+    return list(dict.fromkeys(names))
+
+
+def labelled(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """Rows that carry the target."""
+    if spec.target.name not in frame.columns:
+        return frame.iloc[0:0]
+    return frame[frame[spec.target.name].notna()]
+
+
+def score_predictions(
+    spec: UseCaseSpec, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None
+) -> dict[str, float]:
+    """All of the spec's metrics for predictions already made."""
+    scores: dict[str, float] = {}
+    for name in spec_metrics(spec):
+        if name == "rmsse":
+            continue  # needs series history; computed by the forecasting evaluator
+        if spec.is_classification:
+            scores[name] = classification_metric(
+                name,
+                y_true.astype(str).to_numpy(),
+                y_pred,
+                proba,
+                list(spec.target.classes or []),
+                spec.target.positive_class,
+            )
+        else:
+            scores[name] = regression_metric(name, y_true.to_numpy(dtype=float), y_pred)
+    return scores
+
+
+def evaluate(spec: UseCaseSpec, pipeline: Any, frame: pd.DataFrame) -> dict[str, float]:
+    """Metrics of ``pipeline`` on the labelled rows of ``frame``."""
+    rows = labelled(frame, spec)
+    if rows.empty:
+        raise ValueError(f"{spec.name}: no labelled rows to evaluate on")
+    y_pred, proba = predict_frame(pipeline, model_input(rows, spec), spec)
+    return score_predictions(spec, rows[spec.target.name], y_pred, proba)

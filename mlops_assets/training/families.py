@@ -1,0 +1,151 @@
+"""Candidate model families, each a full pipeline: group imputers, feature selection, estimator.
+
+Every family starts with the same preprocessing (:mod:`mlops_assets.features.pipeline`), so the
+logged pipeline takes the raw model input a served record also becomes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.specs.model import UseCaseSpec
+
+
+def _threads() -> int:
+    return max(1, (os.cpu_count() or 1))
+
+
+def _numeric_and_categorical(spec: UseCaseSpec) -> tuple[list[str], list[str]]:
+    numeric = [c.name for c in spec.features if c.type in {"numeric", "integer"}]
+    categorical = [c.name for c in spec.features if c.type == "categorical"]
+    return numeric, categorical
+
+
+def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int) -> Any:
+    classify = spec.is_classification
+    if family == "catboost":
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        _, categorical = _numeric_and_categorical(spec)
+        common = dict(
+            cat_features=categorical,
+            verbose=0,
+            random_seed=seed,
+            thread_count=_threads(),
+            allow_writing_files=False,
+        )
+        if classify:
+            loss = "MultiClass" if spec.task == "multiclass" else "Logloss"
+            return CatBoostClassifier(loss_function=loss, **common, **params)
+        return CatBoostRegressor(loss_function="RMSE", **common, **params)
+    if family == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+        stopping = {"early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 15}
+        return cls(random_state=seed, **{**stopping, **params})
+    if family == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+        return cls(random_state=seed, n_jobs=_threads(), **params)
+    if family == "ridge":
+        from sklearn.linear_model import Ridge
+
+        return Ridge(**params)
+    if family == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(max_iter=1000, **params)
+    raise ValueError(f"unknown model family {family!r}")
+
+
+def _encoder(spec: UseCaseSpec, family: str) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric, categorical = _numeric_and_categorical(spec)
+    linear = family in {"ridge", "logistic_regression"}
+    numeric_steps = [SimpleImputer(strategy="median", add_indicator=linear)]
+    if linear:
+        numeric_steps.append(StandardScaler())
+    return ColumnTransformer(
+        [
+            ("numeric", make_pipeline(*numeric_steps), numeric),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5),
+                categorical,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def build_pipeline(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int = 42) -> Any:
+    """The full model pipeline of one family with the given hyperparameters."""
+    from sklearn.pipeline import Pipeline
+
+    from mlops_assets.features.pipeline import FeatureSelector, GroupImputer, group_imputers
+
+    numeric, categorical = _numeric_and_categorical(spec)
+    steps: list[tuple[str, Any]] = [
+        ("impute_groups", GroupImputer(group_imputers(spec))),
+        ("select", FeatureSelector(numeric + categorical, categorical)),
+    ]
+    if family != "catboost":
+        steps.append(("encode", _encoder(spec, family)))
+    steps.append(("model", _estimator(spec, family, params, seed)))
+    return Pipeline(steps)
+
+
+def fit_pipeline(
+    pipeline: Any,
+    X: pd.DataFrame,  # noqa: N803 (sklearn convention)
+    y: pd.Series,
+    early_stopping_rounds: int,
+    seed: int = 42,
+) -> int | None:
+    """Fit in place; CatBoost stops early on a held-out tenth of ``X``.
+
+    Returns the best iteration count when early stopping chose one, so that a refit on all
+    rows can use it without a validation set.
+    """
+    model = pipeline.named_steps["model"]
+    if type(model).__name__.startswith("CatBoost") and len(X) >= 50:
+        rng = np.random.default_rng(seed)
+        holdout = rng.random(len(X)) < 0.1
+        preprocess = pipeline[:-1]
+        train_X = preprocess.fit_transform(X[~holdout], y[~holdout])
+        valid_X = preprocess.transform(X[holdout])
+        model.fit(
+            train_X,
+            y[~holdout],
+            eval_set=(valid_X, y[holdout]),
+            early_stopping_rounds=early_stopping_rounds,
+            use_best_model=True,
+        )
+        return int(model.get_best_iteration() or 0) + 1
+    pipeline.fit(X, y)
+    return None
+
+
+def predict_frame(pipeline: Any, X: pd.DataFrame, spec: UseCaseSpec) -> tuple[np.ndarray, Any]:
+    """Predictions, and class probabilities in ``spec.target.classes`` order for classifiers."""
+    if not spec.is_classification:
+        return np.asarray(pipeline.predict(X), dtype=float), None
+    proba = pipeline.predict_proba(X)
+    fitted = [str(c) for c in pipeline.classes_]
+    classes = list(spec.target.classes or fitted)
+    ordered = np.zeros((len(X), len(classes)))
+    for index, name in enumerate(fitted):
+        ordered[:, classes.index(name)] = proba[:, index]
+    ordered = ordered / ordered.sum(axis=1, keepdims=True)
+    labels = np.asarray(classes, dtype=object)[ordered.argmax(axis=1)]
+    return labels, ordered
