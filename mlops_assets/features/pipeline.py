@@ -23,8 +23,10 @@ def model_input(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     """
     columns: dict[str, pd.Series] = {}
     for column in spec.input_columns:
-        values = frame[column.name] if column.name in frame.columns else pd.Series(
-            np.nan, index=frame.index
+        values = (
+            frame[column.name]
+            if column.name in frame.columns
+            else pd.Series(np.nan, index=frame.index)
         )
         if column.type in {"numeric", "integer"}:
             columns[column.name] = pd.to_numeric(values, errors="coerce").astype("float64")

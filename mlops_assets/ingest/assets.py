@@ -1,8 +1,6 @@
 """``raw_data``: a day's landed files, rows kept as they arrived plus ingestion columns."""
 
-
 import datetime as dt
-import json
 
 import dagster as dg
 import pandas as pd

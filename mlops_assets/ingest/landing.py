@@ -38,7 +38,9 @@ class LandingZone(dg.ConfigurableResource):
         """The underlying object store."""
         return self.storage.store()
 
-    def files_by_day(self, use_case: str, start_after: str | None = None) -> dict[str, list[ObjectInfo]]:
+    def files_by_day(
+        self, use_case: str, start_after: str | None = None
+    ) -> dict[str, list[ObjectInfo]]:
         """Readable files per landing day (``YYYY-MM-DD``) of a use case."""
         days: dict[str, list[ObjectInfo]] = defaultdict(list)
         for info in self.store().list(f"{use_case}/", start_after=start_after):

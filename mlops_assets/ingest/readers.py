@@ -74,8 +74,11 @@ def read_landed_file(name: str, data: bytes) -> pd.DataFrame:
         except Exception as error:  # pyarrow raises several types for corrupt files
             raise UnreadableFileError(f"{name}: not a readable Parquet file ({error})") from error
         frame.columns = [normalize_header(c) for c in frame.columns]
-        return frame.astype(object).where(frame.notna(), None).astype(object).map(
-            lambda v: v if v is None or isinstance(v, str) else str(v)
+        return (
+            frame.astype(object)
+            .where(frame.notna(), None)
+            .astype(object)
+            .map(lambda v: v if v is None or isinstance(v, str) else str(v))
         )
     if lower.endswith(".gz"):
         import gzip

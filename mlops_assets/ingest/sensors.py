@@ -5,17 +5,19 @@ same files never produce a second run, and a second file landing on the same day
 exactly one more (re-materialising the day with all its files).
 """
 
-
 import json
 
 import dagster as dg
 
 from mlops_assets.ingest.assets import raw_key
 from mlops_assets.ingest.landing import LandingZone, fingerprint
+from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
 
 
-def materialized_fingerprint(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> str | None:
+def materialized_fingerprint(
+    instance: dg.DagsterInstance, key: dg.AssetKey, day: str
+) -> str | None:
     """The source fingerprint recorded by the latest ``raw_data`` materialisation of a day."""
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
@@ -33,15 +35,14 @@ def pending_days(
     instance: dg.DagsterInstance,
     known: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Landing days whose files differ from what was last ingested (or requested), with their
-    fingerprint. ``known`` maps days to fingerprints already handled (a sensor cursor)."""
+    """Landing days whose files differ from what was last ingested or requested.
+
+    Returns each such day with its fingerprint; ``known`` maps days to fingerprints already
+    handled (a sensor cursor).
+    """
     known = known or {}
     pending = {}
-    partitions = set(
-        dg.DailyPartitionsDefinition(
-            start_date=spec.partitions.start_date.isoformat(), end_offset=1, timezone="UTC"
-        ).get_partition_keys()
-    )
+    partitions = set(daily_partitions(spec).get_partition_keys())
     for day, files in landing.files_by_day(spec.name).items():
         if day not in partitions:
             continue

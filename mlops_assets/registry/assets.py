@@ -1,6 +1,5 @@
 """``champion_model``: the promotion gate applied to the challenger on the current test set."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -98,7 +97,9 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         context.log.info(f"promotion decision for {name}: {decision.reason}")
         if decision.promote:
             promote(mlflow, spec, decision)
-        champion_version = decision.challenger_version if decision.promote else decision.incumbent_version
+        champion_version = (
+            decision.challenger_version if decision.promote else decision.incumbent_version
+        )
         champion_scores = challenger_scores if decision.promote else incumbent_scores
         return dg.MaterializeResult(
             metadata={

@@ -58,7 +58,8 @@ class MlflowTracking(dg.ConfigurableResource):
             local = not self.uri().startswith(("http://", "https://", "databricks"))
             location = None
             if local:
-                location = f"{(self.artifact_uri or settings.mlflow_artifact_uri()).rstrip('/')}/{experiment}"
+                root = self.artifact_uri or settings.mlflow_artifact_uri()
+                location = f"{root.rstrip('/')}/{experiment}"
             experiment_id = client.create_experiment(experiment, artifact_location=location)
         else:
             experiment_id = found.experiment_id

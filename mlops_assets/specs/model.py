@@ -1,4 +1,4 @@
-"""The use-case spec: one declarative, validated description from which a whole asset graph is built.
+"""The use-case spec: one declarative, validated description from which an asset graph is built.
 
 A spec says what the data is (columns, types, domains, row-level cleaning rules), what the model
 must do (task, target, metrics), how data is split and models searched, and when a champion may be
@@ -163,7 +163,7 @@ class HashSplit(_Strict):
     method: Literal["hash"] = "hash"
     by: list[str] | None = Field(
         default=None,
-        description="Identity columns; omitted means all feature columns, so duplicates share a side.",
+        description="Identity columns; omitted: all features, so duplicates share a side.",
     )
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     salt: str = ""
@@ -327,7 +327,9 @@ class UseCaseSpec(_Strict):
             ("reported_metrics", m) for m in self.reported_metrics
         ]:
             if metric not in METRIC_TASKS:
-                raise ValueError(f"{field}: unknown metric `{metric}` (known: {sorted(METRIC_TASKS)})")
+                raise ValueError(
+                    f"{field}: unknown metric `{metric}` (known: {sorted(METRIC_TASKS)})"
+                )
             if self.task not in METRIC_TASKS[metric]:
                 raise ValueError(f"{field}: metric `{metric}` does not apply to a {self.task} task")
 
@@ -361,7 +363,9 @@ class UseCaseSpec(_Strict):
             if unknown:
                 raise ValueError(f"segments.{segment.name}: unknown features {unknown}")
         if self.partitions.date_column and self.partitions.date_column not in columns:
-            raise ValueError(f"partitions.date_column: unknown column `{self.partitions.date_column}`")
+            raise ValueError(
+                f"partitions.date_column: unknown column `{self.partitions.date_column}`"
+            )
 
     # -------------------------------------------------------------- derived views
 

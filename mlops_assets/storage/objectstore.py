@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -70,6 +72,7 @@ class LocalObjectStore(ObjectStore):
             raise StorageError(f"key {key!r} escapes the store root {self.root}")
         return path
 
+    @override
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,12 +85,14 @@ class LocalObjectStore(ObjectStore):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    @override
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
         if not path.is_file():
             raise FileNotFoundError(f"no object at {self.describe(key)}")
         return path.read_bytes()
 
+    @override
     def list(self, prefix: str = "", start_after: str | None = None) -> list[ObjectInfo]:
         base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
         if not base.exists():
@@ -102,9 +107,11 @@ class LocalObjectStore(ObjectStore):
                 found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns)))
         return sorted(found, key=lambda info: info.key)
 
+    @override
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @override
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -162,12 +169,14 @@ class S3ObjectStore(ObjectStore):
             f"{error}"
         )
 
+    @override
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except Exception as error:  # botocore raises many unrelated types
             raise self._fail("write", key, error) from error
 
+    @override
     def get_bytes(self, key: str) -> bytes:
         from botocore.exceptions import ClientError
 
@@ -181,6 +190,7 @@ class S3ObjectStore(ObjectStore):
         except Exception as error:
             raise self._fail("read", key, error) from error
 
+    @override
     def list(self, prefix: str = "", start_after: str | None = None) -> list[ObjectInfo]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix)}
         if start_after:
@@ -197,6 +207,7 @@ class S3ObjectStore(ObjectStore):
             raise self._fail("list", prefix, error) from error
         return sorted(found, key=lambda info: info.key)
 
+    @override
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -208,6 +219,7 @@ class S3ObjectStore(ObjectStore):
                 return False
             raise self._fail("check", key, error) from error
 
+    @override
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-from dagster_shared.utils.cached_method import cached_method
 import pandas as pd
+from dagster_shared.utils.cached_method import cached_method
 from pydantic import Field
+from typing_extensions import override
 
 from mlops_assets.storage.objectstore import ObjectStore, open_store
 from mlops_assets.storage.tables import read_table, table_key, write_table
@@ -46,6 +47,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def _key(self, context: dg.OutputContext | dg.InputContext, partition: str | None) -> str:
         return table_key(context.asset_key.path, partition)
 
+    @override
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
@@ -61,6 +63,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             {"uri": self.storage.store().describe(key), "bytes": size, "rows": len(obj)}
         )
 
+    @override
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         store = self.storage.store()
         if not context.has_asset_partitions:

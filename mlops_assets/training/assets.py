@@ -1,6 +1,5 @@
 """``tuned_model``: an Optuna study over the spec's model families, registered as challenger."""
 
-
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -68,12 +67,16 @@ def _budget(spec: UseCaseSpec, config: TuneConfig) -> Any:
     )
 
 
-def log_trial(trial: Any, family: str, params: dict[str, Any], metrics: dict[str, float], state: str):
+def log_trial(
+    trial: Any, family: str, params: dict[str, Any], metrics: dict[str, float], state: str
+):
     """Record one Optuna trial as a nested MLflow run."""
     import mlflow
 
     with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
-        mlflow.set_tags({"optuna.trial": str(trial.number), "optuna.state": state, "family": family})
+        mlflow.set_tags(
+            {"optuna.trial": str(trial.number), "optuna.state": state, "family": family}
+        )
         MlflowTracking.log_params({"family": family, **params})
         if metrics:
             mlflow.log_metrics(metrics)
@@ -149,8 +152,9 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             )
             import mlflow as mlflow_api
 
-            MlflowTracking.log_params({"best.family": result.family, **{
-                f"best.{k}": v for k, v in result.params.items()}})
+            MlflowTracking.log_params(
+                {"best.family": result.family, **{f"best.{k}": v for k, v in result.params.items()}}
+            )
             mlflow_api.log_metrics(
                 {
                     f"cv_{spec.primary_metric}": result.cv_score,

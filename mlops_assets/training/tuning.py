@@ -121,7 +121,9 @@ def make_objective(
         finally:
             if best_iterations:
                 trial.set_user_attr("best_iterations", int(np.mean(best_iterations)))
-            metrics = {f"cv_{spec.primary_metric}": float(np.mean(fold_scores))} if fold_scores else {}
+            metrics = (
+                {f"cv_{spec.primary_metric}": float(np.mean(fold_scores))} if fold_scores else {}
+            )
             on_trial(trial, family, params, metrics, state)
         return float(np.mean(fold_scores))
 

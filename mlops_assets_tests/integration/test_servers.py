@@ -139,7 +139,9 @@ def test_mlflow_run_goes_to_postgres_and_s3(
                 sa.text("SELECT status FROM runs WHERE run_uuid = :run_id"), {"run_id": run_id}
             ).scalar_one()
             value = conn.execute(
-                sa.text("SELECT value FROM latest_metrics WHERE run_uuid = :run_id AND key = 'rmse'"),
+                sa.text(
+                    "SELECT value FROM latest_metrics WHERE run_uuid = :run_id AND key = 'rmse'"
+                ),
                 {"run_id": run_id},
             ).scalar_one()
     finally:

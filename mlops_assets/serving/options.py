@@ -1,0 +1,85 @@
+"""Serving options, read from the environment when a service starts (never at import).
+
+Each one can be changed per deployment without rebuilding the bento: the bento fixes the model,
+the environment fixes how it is served.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mlops_assets.serving.records import DEFAULT_MAX_RECORDS
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"1", "true", "on", "yes"}:
+        return True
+    if value in {"0", "false", "off", "no"}:
+        return False
+    raise ValueError(f"{name} must be on/off, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How a service answers: request limits, batching and the prediction log.
+
+    Attributes:
+        max_records: Records accepted in one request (``MLOPS_SERVING_MAX_RECORDS``); larger
+            requests are answered 422 without being read further.
+        max_batch_records: Records the micro-batcher merges into one model call
+            (``MLOPS_SERVING_MAX_BATCH_RECORDS``); a bigger request is scored alone.
+        batch_wait_ms: Extra time the batcher waits for company (``MLOPS_SERVING_BATCH_WAIT_MS``);
+            0 batches whatever queued while the previous batch ran, adding no latency.
+        workers: Service worker processes (``MLOPS_SERVING_WORKERS``).
+        prediction_log: Whether answers are logged (``MLOPS_PREDICTION_LOG``, on by default).
+        log_flush_s: Seconds between prediction log files (``MLOPS_PREDICTION_LOG_FLUSH_S``).
+        log_max_rows: Buffered rows that force a flush (``MLOPS_PREDICTION_LOG_MAX_ROWS``).
+    """
+
+    max_records: int = DEFAULT_MAX_RECORDS
+    max_batch_records: int = 2048
+    batch_wait_ms: float = 0.0
+    workers: int = 1
+    prediction_log: bool = True
+    log_flush_s: float = 5.0
+    log_max_rows: int = 100_000
+
+    @classmethod
+    def from_env(cls) -> ServingOptions:
+        """Options from ``MLOPS_SERVING_*`` and ``MLOPS_PREDICTION_LOG*`` variables."""
+        options = cls(
+            max_records=_int("MLOPS_SERVING_MAX_RECORDS", cls.max_records),
+            max_batch_records=_int("MLOPS_SERVING_MAX_BATCH_RECORDS", cls.max_batch_records),
+            batch_wait_ms=_float("MLOPS_SERVING_BATCH_WAIT_MS", cls.batch_wait_ms),
+            workers=_int("MLOPS_SERVING_WORKERS", cls.workers),
+            prediction_log=_flag("MLOPS_PREDICTION_LOG", cls.prediction_log),
+            log_flush_s=_float("MLOPS_PREDICTION_LOG_FLUSH_S", cls.log_flush_s),
+            log_max_rows=_int("MLOPS_PREDICTION_LOG_MAX_ROWS", cls.log_max_rows),
+        )
+        if options.max_records < 1 or options.max_batch_records < 1 or options.workers < 1:
+            raise ValueError("serving limits and worker count must be positive")
+        return options

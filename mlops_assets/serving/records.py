@@ -1,0 +1,273 @@
+"""What a client may send: the request schema generated from the spec, and column-wise checks.
+
+A request is ``{"records": [{<field>: <raw value>, ...}, ...]}``. Records carry raw values (the
+service cleans them with the training code), so the checks here are about what cleaning cannot
+decide: the shape of the request, missing and unknown fields, and values of the wrong JSON type,
+non-finite numbers or text that is not a number. Domain checks (ranges, closed category sets,
+required values) run after cleaning, in :mod:`mlops_assets.features.validation`.
+
+Every check walks one column at a time over plain Python lists: a 10,000-record request costs a
+few list scans, not 10,000 pydantic models. The pydantic model built here documents the contract
+in the OpenAPI page; it is not used to parse requests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+
+ROW_NUMBER = "_row_number"
+DEFAULT_MAX_RECORDS = 10_000
+DEFAULT_PROBLEM_LIMIT = 20
+
+
+@dataclass(frozen=True, order=True)
+class RequestProblem:
+    """One thing wrong with a request: where (``records[3].Outlet_Type``) and what."""
+
+    row: int
+    column: int
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The problem as JSON-ready data for an error response."""
+        field = self.location.rsplit(".", 1)[1] if "." in self.location else None
+        return {
+            "record": self.row if self.row >= 0 else None,
+            "field": field,
+            "message": self.message,
+        }
+
+
+def problem(row: int, column: ColumnSpec | str | None, message: str, order: int = 0) -> RequestProblem:
+    """A problem of one record's field (``column``), one record (``None``) or the request (row -1)."""
+    if row < 0:
+        return RequestProblem(row, order, "records", message)
+    name = column.name if isinstance(column, ColumnSpec) else column
+    location = f"records[{row}].{name}" if name else f"records[{row}]"
+    return RequestProblem(row, order, location, message)
+
+
+# ---------------------------------------------------------------- schema for the OpenAPI page
+
+
+def _value_type(column: ColumnSpec) -> Any:
+    if column.type == "numeric":
+        return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
+    if column.type == "integer":
+        return Annotated[int, Field(ge=column.min, le=column.max)]
+    if column.type == "categorical" and column.closed and column.categories:
+        return Literal[tuple(column.categories)]  # type: ignore[valid-type]
+    return str
+
+
+def _description(column: ColumnSpec) -> str:
+    parts = [column.description] if column.description else []
+    rules = [rule.rule for rule in column.cleaning]
+    if rules:
+        parts.append(f"Raw values are cleaned first ({', '.join(rules)}).")
+    if column.type == "categorical" and column.categories and not column.closed:
+        parts.append(f"Known values: {', '.join(column.categories)}.")
+    if column.nullable:
+        parts.append("null when unknown.")
+    return " ".join(parts)
+
+
+def record_model(spec: UseCaseSpec) -> type[BaseModel]:
+    """A pydantic model of one record, generated from the spec (for documentation and clients)."""
+    fields: dict[str, Any] = {}
+    for column in spec.input_columns:
+        annotation = _value_type(column)
+        if column.nullable:
+            annotation = annotation | None
+        fields[column.name] = (annotation, Field(..., description=_description(column)))
+    title = "".join(part.capitalize() for part in spec.name.split("_")) + "Record"
+    return create_model(
+        title,
+        __config__=ConfigDict(extra="forbid", title=title),
+        __doc__=f"One {spec.name} record: every field present, raw values allowed.",
+        **fields,
+    )
+
+
+def records_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORDS) -> dict:
+    """JSON schema of the ``records`` field: a non-empty array of the spec's records."""
+    return {
+        "type": "array",
+        "items": record_model(spec).model_json_schema(),
+        "minItems": 1,
+        "maxItems": max_records,
+        "description": f"{spec.name} records to score, 1 to {max_records} per request.",
+    }
+
+
+# ---------------------------------------------------------------- shape of the request
+
+
+def structure_problems(
+    records: Any,
+    spec: UseCaseSpec,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    limit: int = DEFAULT_PROBLEM_LIMIT,
+) -> list[RequestProblem]:
+    """Problems of the request's shape: not a non-empty list, too long, missing/unknown fields.
+
+    Cheap enough to run before a request joins a batch: when every record has exactly the
+    spec's fields (the normal case) it costs one set union and one length scan.
+    """
+    if not isinstance(records, list):
+        return [problem(-1, None, f"expected a list of records, got {_json_type(records)}")]
+    if not records:
+        return [problem(-1, None, "is empty; send at least one record")]
+    if len(records) > max_records:
+        return [
+            problem(-1, None, f"has {len(records)} records; at most {max_records} per request")
+        ]
+    expected = [c.name for c in spec.input_columns]
+    if all(type(r) is dict and len(r) == len(expected) for r in records):
+        if set().union(*records) == set(expected):
+            return []
+    return _record_field_problems(records, expected, limit)
+
+
+def _record_field_problems(
+    records: Sequence[Any], expected: list[str], limit: int
+) -> list[RequestProblem]:
+    wanted = set(expected)
+    found: list[RequestProblem] = []
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            found.append(problem(row, None, f"expected an object, got {_json_type(record)}"))
+        else:
+            for order, name in enumerate(expected):
+                if name not in record:
+                    found.append(
+                        problem(row, name, "is missing (send null when unknown)", order)
+                    )
+            for name in record:
+                if name not in wanted:
+                    found.append(
+                        problem(
+                            row,
+                            str(name),
+                            f"unknown field (expected {', '.join(expected)})",
+                            len(expected),
+                        )
+                    )
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- values, column by column
+
+
+def columns_of(records: Sequence[Mapping[str, Any]], spec: UseCaseSpec) -> dict[str, list[Any]]:
+    """The records as one list per spec column (records already passed ``structure_problems``)."""
+    return {c.name: [record[c.name] for record in records] for c in spec.input_columns}
+
+
+def type_problems(columns: Mapping[str, list[Any]], spec: UseCaseSpec) -> list[RequestProblem]:
+    """Values of the wrong type for their column; every one is reported, in column order."""
+    found: list[RequestProblem] = []
+    for order, column in enumerate(spec.input_columns):
+        values = columns[column.name]
+        if column.type in {"numeric", "integer"}:
+            found.extend(_number_problems(values, column, order))
+        elif column.type == "date":
+            found.extend(_date_problems(values, column, order))
+        else:
+            found.extend(_text_problems(values, column, order))
+    return found
+
+
+def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
+    """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns."""
+    found: list[RequestProblem] = []
+    text_rows: list[int] = []
+    numbers: list[tuple[int, float]] = []
+    for row, value in enumerate(values):
+        kind = type(value)
+        if value is None:
+            continue
+        if kind is float or kind is int:
+            numbers.append((row, value))
+        elif kind is str:
+            text_rows.append(row)
+        else:
+            found.append(problem(row, column, f"expected a number, got {_json_type(value)}", order))
+    if text_rows:
+        parsed = pd.to_numeric(
+            pd.Series([values[row] for row in text_rows], dtype=object), errors="coerce"
+        )
+        for row, number in zip(text_rows, parsed.tolist(), strict=True):
+            if math.isnan(number):
+                if values[row].strip():
+                    message = f"expected a number, got {_json_type(values[row])}"
+                    found.append(problem(row, column, message, order))
+                else:
+                    found.append(problem(row, column, "expected a number or null, got ''", order))
+            else:
+                numbers.append((row, number))
+    for row, number in numbers:
+        if not math.isfinite(number):
+            found.append(problem(row, column, f"must be a finite number, got {number}", order))
+        elif column.type == "integer" and number != round(number):
+            found.append(problem(row, column, f"expected a whole number, got {number}", order))
+    return found
+
+
+def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
+    return [
+        problem(row, column, f"expected a string, got {_json_type(value)}", order)
+        for row, value in enumerate(values)
+        if value is not None and type(value) is not str
+    ]
+
+
+def _date_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
+    found = _text_problems(values, column, order)
+    bad = {p.row for p in found}
+    rows = [r for r, v in enumerate(values) if isinstance(v, str) and v.strip() and r not in bad]
+    if rows:
+        parsed = pd.to_datetime(
+            pd.Series([values[r] for r in rows], dtype=object), errors="coerce", format="mixed"
+        )
+        for row, value in zip(rows, parsed.isna().tolist(), strict=True):
+            if value:
+                found.append(problem(row, column, f"is not a date: {values[row]!r}", order))
+    return found
+
+
+def raw_frame(columns: Mapping[str, list[Any]]) -> pd.DataFrame:
+    """The records as a frame for ``clean_frame``, each row numbered (the number survives cleaning)."""
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
+    frame[ROW_NUMBER] = range(len(frame))
+    return frame

@@ -1,0 +1,271 @@
+"""Records in, predictions out: the one code path of the service and of ``mlops predict``.
+
+Raw records are cleaned by :func:`~mlops_assets.features.cleaning.clean_frame` (the code that
+builds ``clean_data``), validated against the spec's domains, shaped by
+:func:`~mlops_assets.features.pipeline.model_input` and predicted by the registered pipeline with
+:func:`~mlops_assets.training.families.predict_frame`. Nothing here re-implements a cleaning rule.
+
+Several requests can be scored in one pass (:meth:`Scorer.score_requests`): their records are
+concatenated, cleaned, validated and predicted together, and problems are traced back to the
+request and record they came from, so one bad request never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.pipeline import model_input
+from mlops_assets.features.validation import validate_frame
+from mlops_assets.serving.records import (
+    ROW_NUMBER,
+    RequestProblem,
+    columns_of,
+    problem,
+    raw_frame,
+    type_problems,
+)
+from mlops_assets.specs.model import NullIfRule, UseCaseSpec
+from mlops_assets.training.families import predict_frame
+
+
+@dataclass
+class Accepted:
+    """Predictions for every record of one request, in record order."""
+
+    predictions: list[Any]
+    ids: list[dict[str, Any]]
+    probabilities: list[dict[str, float]] | None = None
+
+
+@dataclass
+class Rejected:
+    """Why a request was not scored: its problems, first ones only, and how many there were."""
+
+    problems: list[RequestProblem]
+    total: int
+
+    def message(self) -> str:
+        """One line naming the first problem and the count of the others."""
+        first = str(self.problems[0])
+        more = self.total - 1
+        return first if more <= 0 else f"{first} (and {more} more problem{'s' * (more > 1)})"
+
+
+@dataclass
+class ScoredBatch:
+    """Accepted rows of one pass, as the prediction log keeps them."""
+
+    request_ids: list[str]
+    row_counts: list[int]
+    cleaned: pd.DataFrame
+    predictions: np.ndarray
+    model_name: str
+    model_version: str
+    scored_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass
+class FrameScore:
+    """A whole file's scores (``mlops predict``): cleaned rows, predictions and problems."""
+
+    cleaned: pd.DataFrame
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    problems: list[RequestProblem]
+
+
+class Scorer:
+    """A loaded pipeline with the spec that describes its input.
+
+    Args:
+        spec: The use case.
+        pipeline: The registered scikit-learn pipeline (group imputers included).
+        model_name: Registered model name, echoed in answers and the log.
+        model_version: Registered model version.
+        on_scored: Called with every batch of accepted rows (the prediction log's ``append``).
+        problem_limit: Problems reported per rejected request.
+    """
+
+    def __init__(
+        self,
+        spec: UseCaseSpec,
+        pipeline: Any,
+        model_name: str,
+        model_version: str,
+        on_scored: Callable[[ScoredBatch], None] | None = None,
+        problem_limit: int = 20,
+    ) -> None:
+        self.spec = spec
+        self.pipeline = pipeline
+        self.model_name = model_name
+        self.model_version = model_version
+        self.on_scored = on_scored
+        self.problem_limit = problem_limit
+
+    def score_requests(
+        self, requests: Sequence[Sequence[Mapping[str, Any]]], request_ids: Sequence[str]
+    ) -> list[Accepted | Rejected]:
+        """Score several requests in one pass; each gets its predictions or its own problems.
+
+        The records must have passed :func:`~mlops_assets.serving.records.structure_problems`.
+        """
+        sizes = [len(records) for records in requests]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        records = [record for request in requests for record in request]
+        cleaned, problems = self._clean_and_check(columns_of(records, self.spec))
+        owner = np.searchsorted(starts, [p.row for p in problems], side="right") - 1
+        rejected: dict[int, list[RequestProblem]] = {}
+        for index, found in zip(owner.tolist(), problems, strict=True):
+            local = found.row - int(starts[index])
+            rejected.setdefault(index, []).append(_renumber(found, local))
+        accepted = [i for i in range(len(requests)) if i not in rejected]
+        outcomes: dict[int, Accepted | Rejected] = {
+            index: Rejected(sorted(found)[: self.problem_limit], len(found))
+            for index, found in rejected.items()
+        }
+        if accepted:
+            outcomes.update(self._predict_accepted(cleaned, accepted, starts, request_ids))
+        return [outcomes[i] for i in range(len(requests))]
+
+    def score_frame(self, raw: pd.DataFrame) -> FrameScore:
+        """Score a file's rows (text as read from CSV); rows with problems are not predicted."""
+        frame = raw.copy()
+        frame[ROW_NUMBER] = range(len(frame))
+        cleaned, problems = self._clean_checked_frame(frame, [])
+        bad = {p.row for p in problems}
+        keep = ~cleaned.index.isin(list(bad))
+        good = cleaned[keep]
+        predictions, probabilities = self._predict(good)
+        return FrameScore(good, predictions, probabilities, sorted(problems))
+
+    # ------------------------------------------------------------ steps
+
+    def _clean_and_check(
+        self, columns: Mapping[str, list[Any]]
+    ) -> tuple[pd.DataFrame, list[RequestProblem]]:
+        """Cleaned rows indexed by record number, and every problem of every record."""
+        return self._clean_checked_frame(raw_frame(columns), type_problems(columns, self.spec))
+
+    def _clean_checked_frame(
+        self, frame: pd.DataFrame, typed: list[RequestProblem]
+    ) -> tuple[pd.DataFrame, list[RequestProblem]]:
+        cleaned, report = clean_frame(frame, self.spec)
+        cleaned.index = pd.Index(cleaned[ROW_NUMBER].to_numpy(), name=ROW_NUMBER)
+        problems = list(typed)
+        if report.rows_out < report.rows_in:
+            dropped = sorted(set(range(len(frame))) - set(cleaned.index.tolist()))
+            problems.extend(
+                problem(row, None, "has no usable value (every field is missing or invalid)")
+                for row in dropped
+            )
+        seen = {(p.row, p.location) for p in problems}
+        order = {c.name: i for i, c in enumerate(self.spec.input_columns)}
+        for found in validate_frame(cleaned, self.spec, limit=max(len(cleaned), 1)):
+            moved = problem(found.row, found.field, found.message, order.get(found.field, 0))
+            if (moved.row, moved.location) not in seen:
+                problems.append(moved)
+        problems.extend(self._unexplained_nulls(frame, cleaned, report.invalid_values, problems))
+        return cleaned, problems
+
+    def _unexplained_nulls(
+        self,
+        raw: pd.DataFrame,
+        cleaned: pd.DataFrame,
+        invalid: Mapping[str, int],
+        known: list[RequestProblem],
+    ) -> list[RequestProblem]:
+        """Values cleaning could not read that no check above explained (a safety net).
+
+        The type checks mirror cleaning's readers; should a spec rule make cleaning reject a
+        value the checks accepted, that record is still rejected rather than predicted on a
+        silently missing value.
+        """
+        found: list[RequestProblem] = []
+        counted = {p.location for p in known}
+        for name, count in invalid.items():
+            column = self.spec.column(name)
+            if not count or name not in raw.columns:
+                continue
+            sentinels = {
+                str(v) for rule in column.cleaning if isinstance(rule, NullIfRule) for v in rule.values
+            }
+            before = raw.set_index(ROW_NUMBER)[name].reindex(cleaned.index)
+            lost = before.notna() & cleaned[name].isna()
+            for row in lost[lost].index.tolist():
+                value = before.loc[row]
+                location = f"records[{row}].{name}"
+                if location in counted or str(value).strip() in sentinels or not str(value).strip():
+                    continue
+                found.append(problem(int(row), column, f"cannot be read: {value!r}"))
+        return found
+
+    def _predict(self, cleaned: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        if cleaned.empty:
+            return np.array([]), None
+        return predict_frame(self.pipeline, model_input(cleaned, self.spec), self.spec)
+
+    def _predict_accepted(
+        self,
+        cleaned: pd.DataFrame,
+        accepted: list[int],
+        starts: np.ndarray,
+        request_ids: Sequence[str],
+    ) -> dict[int, Accepted]:
+        ranges = [(int(starts[i]), int(starts[i + 1])) for i in accepted]
+        rows = np.concatenate([np.arange(a, b) for a, b in ranges])
+        subset = cleaned if len(rows) == len(cleaned) else cleaned.loc[rows]
+        predictions, probabilities = self._predict(subset)
+        ids = {name: subset[name].tolist() for name in self.spec.id_names}
+        outcomes: dict[int, Accepted] = {}
+        offset = 0
+        for index, (a, b) in zip(accepted, ranges, strict=True):
+            part = slice(offset, offset + b - a)
+            outcomes[index] = Accepted(
+                predictions=_json_values(predictions[part]),
+                ids=_id_records(ids, part),
+                probabilities=self._probability_records(probabilities, part),
+            )
+            offset += b - a
+        if self.on_scored is not None:
+            self.on_scored(
+                ScoredBatch(
+                    request_ids=[request_ids[i] for i in accepted],
+                    row_counts=[b - a for a, b in ranges],
+                    cleaned=subset,
+                    predictions=predictions,
+                    model_name=self.model_name,
+                    model_version=self.model_version,
+                )
+            )
+        return outcomes
+
+    def _probability_records(
+        self, probabilities: np.ndarray | None, part: slice
+    ) -> list[dict[str, float]] | None:
+        if probabilities is None:
+            return None
+        classes = list(self.spec.target.classes or [])
+        return [dict(zip(classes, row, strict=True)) for row in probabilities[part].tolist()]
+
+
+def _renumber(found: RequestProblem, row: int) -> RequestProblem:
+    """A problem found in a concatenated batch, numbered within its own request."""
+    location = found.location.replace(f"records[{found.row}]", f"records[{row}]", 1)
+    return RequestProblem(row, found.column, location, found.message)
+
+
+def _json_values(values: np.ndarray) -> list[Any]:
+    return values.tolist()
+
+
+def _id_records(ids: Mapping[str, list[Any]], part: slice) -> list[dict[str, Any]]:
+    names = list(ids)
+    columns = [ids[name][part] for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated MLOPS_HOME per test, and one trained BigMart home per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+ISOLATED_VARIABLES = [
+    "MLOPS_STORAGE_URI",
+    "MLOPS_LANDING_URI",
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_OPTUNA_STORAGE",
+    "MLOPS_MLFLOW_ARTIFACTS_URI",
+    "MLOPS_SPECS_DIRS",
+    "BENTOML_HOME",
+    "DAGSTER_HOME",
+]
+
+
+def point_at_home(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """Make every location default to a folder under ``home``."""
+    for variable in ISOLATED_VARIABLES:
+        patch.delenv(variable, raising=False)
+    patch.setenv("MLOPS_HOME", str(home))
+    patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    patch.setenv("BENTOML_DO_NOT_TRACK", "true")
+    patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    patch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty MLOPS_HOME for one test."""
+    home = tmp_path / "mlops"
+    point_at_home(monkeypatch, home)
+    return home
+
+
+@dataclass
+class TrainedHome:
+    """A home where BigMart days were landed, ingested, tuned and promoted once."""
+
+    home: Path
+    instance: dg.DagsterInstance
+    definitions: dg.Definitions
+    days: list[str]
+    outcome: object
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedHome]:
+    """One full BigMart refresh shared by the tests that only read its results."""
+    from mlops_assets.demo import land_generated_days
+    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.specs import load_specs
+
+    home = tmp_path_factory.mktemp("trained") / "mlops"
+    saved = dict(os.environ)
+    with pytest.MonkeyPatch.context() as patch:
+        point_at_home(patch, home)
+        days = land_generated_days("bigmart_sales", days=4, rows=500, seed=3)
+        instance = dg.DagsterInstance.ephemeral()
+        definitions = load_definitions()
+        outcome = refresh(load_specs()["bigmart_sales"], definitions, instance, n_trials=8, seed=3)
+        assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
+        yield TrainedHome(home, instance, definitions, days, outcome)
+    os.environ.clear()
+    os.environ.update(saved)

@@ -1,0 +1,142 @@
+"""Spec validation: a bad spec fails at load with the field named."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_assets.specs import SpecError, load_specs
+from mlops_assets.specs.loader import BUNDLED_SPECS_DIR, load_spec, parse_spec
+
+
+def bigmart() -> dict:
+    return yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+
+
+def test_bundled_specs_load() -> None:
+    specs = load_specs()
+    spec = specs["bigmart_sales"]
+    assert spec.task == "regression"
+    assert spec.primary_metric == "rmse"
+    assert spec.id_names == ["Item_Identifier", "Outlet_Identifier"]
+    assert "Item_Fat_Content" in spec.feature_names
+    assert spec.registered_model_name() == "bigmart_sales"
+    assert spec.registered_model_name("cap") == "bigmart_sales__cap"
+
+
+def _set(data: dict, path: str, value: object) -> dict:
+    data = copy.deepcopy(data)
+    target = data
+    parts = path.split(".")
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    last = parts[-1]
+    if last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("name", "Big Mart", "field `name`"),
+        ("task", "clustering", "field `task`"),
+        ("primary_metric", "accuracy", "does not apply to a regression task"),
+        ("primary_metric", "nonsense", "unknown metric"),
+        ("features.1.categories", None, "closed categorical column needs `categories`"),
+        ("features.0.min", 100, "`min` (100.0) is greater than `max`"),
+        ("features.0.type", "floaty", "field `features.0.type`"),
+        ("models.0.family", "xgboost", "family `xgboost` is not available"),
+        ("models.0.search_space.depth.low", 9, "`low` (9.0) is greater than `high`"),
+        ("split.test_fraction", 1.5, "field `split.hash.test_fraction`"),
+        ("split.by", ["Nope"], "split.by: unknown column `Nope`"),
+        ("group_imputers.0.group_by", "Nope", "group_imputers: unknown column `Nope`"),
+        ("promotion.margin", -0.1, "field `promotion.margin`"),
+        ("features.0.cleaning", [{"rule": "explode"}], "features.0.cleaning.0"),
+        ("partitions.by", "event_date", "`date_column` is required"),
+        ("target.classes", ["a", "b"], "a regression task has no classes"),
+    ],
+)
+def test_invalid_spec_names_the_field(path: str, value: object, expected: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(_set(bigmart(), path, value), "bigmart_sales.yaml")
+    assert expected in str(error.value)
+    assert "bigmart_sales.yaml" in str(error.value)
+
+
+def test_unknown_key_is_rejected() -> None:
+    data = bigmart()
+    data["tunning"] = {}
+    with pytest.raises(SpecError, match="field `tunning`"):
+        parse_spec(data)
+
+
+def test_classification_needs_classes() -> None:
+    data = bigmart()
+    data.update(task="binary", primary_metric="roc_auc", reported_metrics=["accuracy"])
+    data["models"] = [{"family": "logistic_regression"}]
+    with pytest.raises(SpecError, match="target.classes"):
+        parse_spec(data)
+    data["target"] = {"name": "Item_Outlet_Sales", "classes": ["e", "p"], "positive_class": "p"}
+    assert parse_spec(data).is_classification
+
+
+def test_segments_must_name_features() -> None:
+    data = bigmart()
+    data["segments"] = [{"name": "items", "features": ["Item_MRP", "Cap_Shape"]}]
+    with pytest.raises(SpecError, match=r"segments.items: unknown features \['Cap_Shape'\]"):
+        parse_spec(data)
+
+
+def test_invalid_spec_file_fails_definitions_load(tmp_path: Path, monkeypatch) -> None:
+    bad = _set(bigmart(), "name", "second_use_case")
+    bad = _set(bad, "primary_metric", "log_loss")
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("MLOPS_SPECS_DIRS", str(tmp_path))
+    from mlops_assets.definitions import defs
+
+    with pytest.raises(SpecError) as error:
+        defs()
+    assert "broken.yaml" in str(error.value)
+    assert "primary_metric: metric `log_loss` does not apply to a regression task" in str(
+        error.value
+    )
+
+
+def test_duplicate_spec_names_are_an_error(tmp_path: Path) -> None:
+    (tmp_path / "copy.yaml").write_text(yaml.safe_dump(bigmart()))
+    with pytest.raises(SpecError, match="used twice"):
+        load_specs([BUNDLED_SPECS_DIR, tmp_path])
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="expected a mapping"):
+        load_spec(path)
+
+
+def test_forecast_spec_shape_is_expressible() -> None:
+    """The spec model describes the later use cases too (here: M5-style forecasting)."""
+    data = {
+        "name": "m5_sales",
+        "task": "forecast",
+        "target": {"name": "sales", "min": 0},
+        "id_columns": [{"name": "id", "type": "categorical", "closed": False}],
+        "features": [
+            {"name": "date", "type": "date"},
+            {"name": "sell_price", "type": "numeric", "min": 0},
+        ],
+        "primary_metric": "rmsse",
+        "reported_metrics": ["mae", "rmse", "wmape", "tweedie_deviance"],
+        "partitions": {"start_date": "2011-01-29", "by": "event_date", "date_column": "date"},
+        "split": {"method": "time", "test_days": 28},
+        "models": [{"family": "catboost"}, {"family": "ridge"}],
+    }
+    spec = parse_spec(data)
+    assert spec.split.method == "time"

@@ -1,0 +1,92 @@
+"""The local object store and the Parquet IO manager over it."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from mlops_assets.storage.objectstore import LocalObjectStore, StorageError, open_store
+from mlops_assets.storage.resources import ObjectStorage, ParquetIOManager
+from mlops_assets.storage.tables import read_table, stored_partitions, table_key, write_table
+
+
+def test_put_get_list_delete(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put_bytes("uc/2025-01-01/a.csv", b"x")
+    store.put_bytes("uc/2025-01-02/b.csv", b"yy")
+    assert store.get_bytes("uc/2025-01-02/b.csv") == b"yy"
+    assert [o.key for o in store.list("uc/")] == ["uc/2025-01-01/a.csv", "uc/2025-01-02/b.csv"]
+    assert [o.key for o in store.list("uc/", start_after="uc/2025-01-01/a.csv")] == [
+        "uc/2025-01-02/b.csv"
+    ]
+    store.delete("uc/2025-01-01/a.csv")
+    assert not store.exists("uc/2025-01-01/a.csv")
+    with pytest.raises(FileNotFoundError, match="uc/2025-01-01/a.csv"):
+        store.get_bytes("uc/2025-01-01/a.csv")
+
+
+def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put_bytes("t/x.parquet", b"1")
+    store.put_bytes("t/x.parquet", b"2")
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["x.parquet"]
+    assert store.get_bytes("t/x.parquet") == b"2"
+
+
+def test_keys_cannot_escape_the_root(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="escapes"):
+        LocalObjectStore(tmp_path / "root").put_bytes("../outside", b"x")
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path)), LocalObjectStore)
+    assert open_store("s3://bucket/prefix").uri == "s3://bucket/prefix"
+
+
+def test_tables_round_trip_and_partitions(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
+    for day in ["2025-01-02", "2025-01-01"]:
+        write_table(store, table_key(["uc", "clean_data"], day), frame)
+    write_table(store, table_key(["uc", "train_set"]), frame)
+    pd.testing.assert_frame_equal(read_table(store, "uc/clean_data/2025-01-01.parquet"), frame)
+    assert stored_partitions(store, ["uc", "clean_data"]) == ["2025-01-01", "2025-01-02"]
+    assert (tmp_path / "uc" / "train_set.parquet").exists()
+
+
+def test_io_manager_writes_parquet_per_partition(tmp_path: Path) -> None:
+    partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01")
+
+    @dg.asset(key=["uc", "table"], partitions_def=partitions)
+    def table(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        return pd.DataFrame({"day": [context.partition_key]})
+
+    @dg.asset(key=["uc", "everything"], ins={"table": dg.AssetIn(key=["uc", "table"])})
+    def everything(table: pd.DataFrame) -> pd.DataFrame:
+        return table
+
+    io_manager = ParquetIOManager(storage=ObjectStorage(uri=str(tmp_path)))
+    for day in ["2025-01-01", "2025-01-03"]:
+        assert dg.materialize(
+            [table], partition_key=day, resources={"io_manager": io_manager}
+        ).success
+    assert sorted(p.name for p in (tmp_path / "uc" / "table").iterdir()) == [
+        "2025-01-01.parquet",
+        "2025-01-03.parquet",
+    ]
+    result = dg.materialize(
+        [table.to_source_asset(), everything], resources={"io_manager": io_manager}
+    )
+    # Days never materialised (2025-01-02, and every day after) are skipped, not an error.
+    assert sorted(result.output_for_node("uc__everything")["day"]) == ["2025-01-01", "2025-01-03"]
+
+
+def test_io_manager_refuses_to_pickle(tmp_path: Path) -> None:
+    @dg.asset
+    def not_a_table() -> dict:
+        return {"a": 1}
+
+    io_manager = ParquetIOManager(storage=ObjectStorage(uri=str(tmp_path)))
+    with pytest.raises(TypeError, match="stores DataFrames"):
+        dg.materialize([not_a_table], resources={"io_manager": io_manager})

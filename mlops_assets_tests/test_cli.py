@@ -1,0 +1,48 @@
+"""The ``mlops`` commands against a persistent instance under a temporary MLOPS_HOME."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlops_assets.cli import main
+
+
+def test_land_copies_into_the_day_folder(mlops_home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "Train.csv"
+    source.write_text("Item_Identifier,Item_MRP\nFDA15,249.8\n")
+    assert main(["land", "bigmart_sales", str(source), "--date", "2025-03-04"]) == 0
+    landed = mlops_home / "landing" / "bigmart_sales" / "2025-03-04" / "Train.csv"
+    assert landed.read_text() == source.read_text()
+
+
+def test_unknown_use_case_and_bad_date(mlops_home: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown use case 'nope'"):
+        main(["status", "nope"])
+    with pytest.raises(SystemExit):
+        main(["land", "bigmart_sales", str(tmp_path), "--date", "03/04/2025"])
+
+
+def test_refresh_fails_loudly_and_keeps_good_days(mlops_home: Path, tmp_path: Path, capsys) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "Item_Identifier,Item_Weight,Item_Fat_Content,Item_Visibility,Item_Type,Item_MRP,"
+        "Outlet_Identifier,Outlet_Establishment_Year,Outlet_Size,Outlet_Location_Type,"
+        "Outlet_Type,Item_Outlet_Sales\n"
+        "FDA15,9.3,LF,0.016,Dairy,249.8,OUT049,1999,Medium,Tier 1,Supermarket Type1,3735.1\n"
+    )
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"this is not parquet")
+    assert main(["land", "bigmart_sales", str(good), "--date", "2025-03-01"]) == 0
+    assert main(["land", "bigmart_sales", str(broken), "--date", "2025-03-02"]) == 0
+    assert main(["refresh", "bigmart_sales", "--no-train"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.parquet" in err
+    instance = dg.DagsterInstance.get()  # the persistent instance the CLI used
+    assert str(instance.root_directory).startswith(str(mlops_home))
+    runs = instance.get_runs()
+    assert sorted(r.tags["dagster/partition"] for r in runs) == ["2025-03-01", "2025-03-02"]
+    assert (mlops_home / "storage" / "bigmart_sales" / "clean_data" / "2025-03-01.parquet").exists()
+    # The good day is ingested now; a second refresh only retries the broken one.
+    assert main(["refresh", "bigmart_sales", "--no-train"]) == 1
+    assert len(instance.get_runs()) == 3

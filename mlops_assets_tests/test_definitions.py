@@ -1,0 +1,60 @@
+"""The code location loads quickly, without heavy imports, with the expected graph."""
+
+import subprocess
+import sys
+
+import dagster as dg
+
+from mlops_assets.definitions import defs
+
+UC = "bigmart_sales"
+
+
+def key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([UC, name])
+
+
+def test_asset_graph_keys_and_edges() -> None:
+    graph = defs().resolve_asset_graph()
+    expected_parents = {
+        "raw_data": set(),
+        "clean_data": {key("raw_data")},
+        "train_set": {key("clean_data")},
+        "test_set": {key("clean_data")},
+        "tuned_model": {key("train_set")},
+        "champion_model": {key("tuned_model"), key("test_set")},
+    }
+    for name, parents in expected_parents.items():
+        assert key(name) in graph.get_all_asset_keys(), name
+        assert set(graph.get(key(name)).parent_keys) >= parents, name
+    for name in expected_parents:
+        assert graph.get(key(name)).group_name == UC
+
+
+def test_partitions_end_today_and_jobs_exist() -> None:
+    from mlops_assets.partitions import today
+
+    definitions = defs()
+    raw = definitions.resolve_asset_graph().get(key("raw_data"))
+    assert raw.partitions_def.get_last_partition_key() == today().isoformat()
+    assert definitions.resolve_job_def(f"{UC}__ingest").partitions_def is not None
+    assert definitions.resolve_job_def(f"{UC}__retrain")
+    assert definitions.resolve_sensor_def(f"{UC}__landing_sensor")
+
+
+def test_every_asset_has_a_description_and_kinds() -> None:
+    graph = defs().resolve_asset_graph()
+    for asset_key in graph.get_all_asset_keys():
+        node = graph.get(asset_key)
+        assert node.description, asset_key
+        assert node.kinds, asset_key
+
+
+def test_loading_the_location_imports_no_heavy_library() -> None:
+    code = (
+        "import sys; from mlops_assets.definitions import defs; defs(); "
+        "heavy = [m for m in ('sklearn', 'mlflow', 'catboost', 'boto3', 'optuna', 'bentoml') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,109 @@
+"""The whole BigMart graph on a temporary MLOPS_HOME: landed days to a promoted champion."""
+
+import json
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pytest
+
+from mlops_assets.cli import main
+from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
+from mlops_assets.registry.status import use_case_status
+from mlops_assets.specs import load_specs
+
+UC = "bigmart_sales"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_specs()[UC]
+
+
+def test_every_day_is_stored_as_parquet(trained_home) -> None:
+    storage = trained_home.home / "storage" / UC
+    for asset in ("raw_data", "clean_data"):
+        assert sorted(p.stem for p in (storage / asset).glob("*.parquet")) == trained_home.days
+    raw = pd.read_parquet(storage / "raw_data" / f"{trained_home.days[0]}.parquet")
+    assert {"_source_file", "_row_number", "_landed_date", "_ingested_at"} <= set(raw.columns)
+    assert raw["Item_Weight"].dtype == object  # raw keeps values as they arrived
+    clean = pd.read_parquet(storage / "clean_data" / f"{trained_home.days[0]}.parquet")
+    assert set(clean["Item_Fat_Content"].dropna()) == {"Low Fat", "Regular"}
+    assert not (clean["Item_Visibility"] == 0).any()
+    assert (storage / "train_set.parquet").exists() and (storage / "test_set.parquet").exists()
+    assert not list(storage.rglob("*.pkl")) and not list(storage.rglob("*.pickle"))
+
+
+def test_runs_are_recorded_in_the_instance(trained_home) -> None:
+    runs = trained_home.instance.get_runs()
+    assert {r.job_name for r in runs} == {f"{UC}__ingest", f"{UC}__retrain"}
+    assert all(r.is_success for r in runs)
+    assert len(runs) == len(trained_home.days) + 1
+
+
+def test_clean_data_metadata(trained_home) -> None:
+    event = trained_home.instance.get_latest_materialization_event(dg.AssetKey([UC, "clean_data"]))
+    metadata = event.asset_materialization.metadata
+    assert metadata["rows_in"].value == metadata["rows_out"].value == 500
+    assert metadata["nulls"].value["Item_Weight"] > 0
+    assert metadata["remapped_values"].value["Item_Fat_Content"] > 0
+
+
+def test_champion_beats_the_mean_by_thirty_percent(trained_home, spec) -> None:
+    status = use_case_status(spec, MlflowTracking())
+    champion = status[CHAMPION]
+    assert champion is not None and status[CHALLENGER]["version"] == champion["version"]
+    storage = trained_home.home / "storage" / UC
+    train = pd.read_parquet(storage / "train_set.parquet")
+    test = pd.read_parquet(storage / "test_set.parquet")
+    baseline = ((test[spec.target.name] - train[spec.target.name].mean()) ** 2).mean() ** 0.5
+    assert champion["metrics"]["rmse"] <= 0.7 * baseline
+
+
+def test_tuning_is_tracked_in_mlflow(trained_home, spec) -> None:
+    event = trained_home.instance.get_latest_materialization_event(dg.AssetKey([UC, "tuned_model"]))
+    metadata = event.asset_materialization.metadata
+    run = mlflow.MlflowClient(MlflowTracking().uri()).get_run(metadata["mlflow_run_id"].value)
+    assert run.data.tags["dagster.run_id"] == event.run_id
+    assert run.data.tags["data_partitions"].split(",") == trained_home.days
+    children = mlflow.MlflowClient(MlflowTracking().uri()).search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert (
+        len(children)
+        == 8
+        == (
+            metadata["trials_complete"].value
+            + metadata["trials_pruned"].value
+            + metadata["trials_failed"].value
+        )
+    )
+    assert metadata["model_version"].value == "1"
+    assert metadata["model_family"].value in {"catboost", "hist_gradient_boosting", "ridge"}
+    model = mlflow.models.get_model_info(f"models:/{UC}/1")
+    assert model.signature is not None
+    assert "Item_Identifier" in model.signature.inputs.input_names()
+
+
+def test_champion_metadata_explains_the_decision(trained_home) -> None:
+    event = trained_home.instance.get_latest_materialization_event(
+        dg.AssetKey([UC, "champion_model"])
+    )
+    metadata = event.asset_materialization.metadata
+    assert metadata["promoted"].value is True
+    assert "first model" in metadata["reason"].value
+    assert metadata["champion_version"].value == "1"
+
+
+def test_status_json(trained_home, capsys) -> None:
+    assert main(["status", UC, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["champion"]["version"] == "1"
+    assert status["champion"]["metrics"]["rmse"] > 0
+
+
+def test_refresh_with_nothing_new_only_retrains(trained_home, spec) -> None:
+    from mlops_assets.orchestration import refresh
+
+    outcome = refresh(spec, trained_home.definitions, trained_home.instance, train=False)
+    assert outcome.ingested == [] and outcome.success
