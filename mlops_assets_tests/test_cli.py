@@ -29,7 +29,8 @@ def test_refresh_fails_loudly_and_keeps_good_days(mlops_home: Path, tmp_path: Pa
         "Item_Identifier,Item_Weight,Item_Fat_Content,Item_Visibility,Item_Type,Item_MRP,"
         "Outlet_Identifier,Outlet_Establishment_Year,Outlet_Size,Outlet_Location_Type,"
         "Outlet_Type,Item_Outlet_Sales\n"
-        "FDA15,9.3,LF,0.016,Dairy,249.8,OUT049,1999,Medium,Tier 1,Supermarket Type1,3735.1\n"
+        + "FDA15,9.3,LF,0.016,Dairy,249.8,OUT049,1999,Medium,Tier 1,Supermarket Type1,3735.1\n"
+        * 12
     )
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"this is not parquet")

@@ -1,12 +1,16 @@
 """``clean_data`` (row-level rules per day) and the train/test sets built from clean days."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from mlops_assets.features.cleaning import clean_frame, null_counts
+from mlops_assets.features.quality import CLEAN_CHECKS, clean_checks, usable_days, write_verdict
 from mlops_assets.features.splits import data_version, is_test_row, window_partitions
-from mlops_assets.ingest.assets import raw_key
+from mlops_assets.ingest.assets import check_results, check_specs, raw_key
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.resources import ObjectStorage
@@ -29,20 +33,27 @@ def test_key(spec: UseCaseSpec) -> dg.AssetKey:
 
 
 def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
-    """The ``clean_data`` asset of one use case."""
+    """The ``clean_data`` asset of one use case, with blocking type, null and domain checks."""
+    key = clean_key(spec)
 
     @dg.asset(
-        key=clean_key(spec),
+        key=key,
         ins={"raw_data": dg.AssetIn(key=raw_key(spec))},
         group_name=spec.name,
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
+        check_specs=check_specs(key, CLEAN_CHECKS),
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
     )
-    def clean_data(context: dg.AssetExecutionContext, raw_data: pd.DataFrame) -> pd.DataFrame:
+    def clean_data(
+        context: dg.AssetExecutionContext, raw_data: pd.DataFrame, lake: ObjectStorage
+    ) -> Iterator[Any]:
         clean, report = clean_frame(raw_data, spec)
-        context.add_output_metadata(
-            {
+        outcomes = clean_checks(clean, report, spec)
+        write_verdict(lake.store(), spec, context.partition_key, "clean", outcomes, context.run_id)
+        yield dg.Output(
+            clean,
+            metadata={
                 "rows_in": report.rows_in,
                 "rows_out": report.rows_out,
                 "nulls": dg.MetadataValue.json(null_counts(clean)),
@@ -50,9 +61,9 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "remapped_values": dg.MetadataValue.json(report.remapped_values),
                 "missing_columns": dg.MetadataValue.json(report.missing_columns),
                 "unexpected_columns": dg.MetadataValue.json(report.unexpected_columns),
-            }
+            },
         )
-        return clean
+        yield from check_results(key, outcomes)
 
     return clean_data
 
@@ -69,18 +80,23 @@ class SplitConfig(dg.Config):
 
 def load_window(
     lake: ObjectStorage, spec: UseCaseSpec, window_days: int | None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Clean partitions inside the window that exist in storage (days never landed are skipped)."""
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
+    """Clean days inside the window that are stored and passed their checks.
+
+    Days never landed are skipped, not an error; days whose checks failed are returned with the
+    reason, for the metadata.
+    """
     store = lake.store()
     stored = stored_partitions(store, clean_key(spec).path)
-    chosen = window_partitions(stored, window_days)
+    usable, excluded = usable_days(store, spec, stored)
+    chosen = window_partitions(usable, window_days)
     if not chosen:
         raise dg.Failure(
-            description=f"{spec.name}: no clean_data partition is stored in {store.uri}; "
-            "land and ingest a batch first"
+            description=f"{spec.name}: no clean_data partition that passed its checks is stored "
+            f"in {store.uri}; excluded: {excluded or 'none'}"
         )
     frames = [read_table(store, table_key(clean_key(spec).path, day)) for day in chosen]
-    return pd.concat(frames, ignore_index=True), chosen
+    return pd.concat(frames, ignore_index=True), chosen, excluded
 
 
 def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
@@ -105,7 +121,7 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: ObjectStorage):
         window = config.window_days or spec.training_window_days
-        frame, days = load_window(lake, spec, window)
+        frame, days, excluded = load_window(lake, spec, window)
         frame = frame[frame[spec.target.name].notna()].reset_index(drop=True)
         if frame.empty:
             raise dg.Failure(
@@ -125,6 +141,7 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "first_day": days[0],
             "last_day": days[-1],
             "window_days": window or 0,
+            "excluded_days": dg.MetadataValue.json(excluded),
         }
         yield dg.Output(
             train,

@@ -62,3 +62,24 @@ def validate_frame(frame: pd.DataFrame, spec: UseCaseSpec, limit: int = 20) -> l
         if column.name in frame.columns:
             problems.extend(column_problems(frame[column.name], column, limit))
     return problems
+
+
+def domain_violations(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, int]:
+    """Per column, how many present values fall outside the spec's range or closed category set."""
+    counts: dict[str, int] = {}
+    for column in spec.input_columns:
+        if column.name not in frame.columns:
+            continue
+        values = frame[column.name].dropna()
+        bad = pd.Series(False, index=values.index)
+        if column.type in {"numeric", "integer"} and len(values):
+            numbers = values.astype("float64")
+            if column.min is not None:
+                bad |= numbers < column.min
+            if column.max is not None:
+                bad |= numbers > column.max
+        if column.type == "categorical" and column.closed and column.categories:
+            bad |= ~values.isin(column.categories)
+        if int(bad.sum()):
+            counts[column.name] = int(bad.sum())
+    return counts

@@ -1,14 +1,18 @@
 """``raw_data``: a day's landed files, rows kept as they arrived plus ingestion columns."""
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from mlops_assets.features.quality import RAW_CHECKS, raw_checks, write_verdict
 from mlops_assets.ingest.landing import LandingZone, fingerprint
 from mlops_assets.ingest.readers import read_landed_file
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.resources import ObjectStorage
 
 
 def raw_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -36,26 +40,59 @@ def read_day(landing: LandingZone, spec: UseCaseSpec, day: str) -> tuple[pd.Data
     return raw, files
 
 
+def check_results(key: dg.AssetKey, outcomes: list[Any]) -> list[dg.AssetCheckResult]:
+    """Dagster check results for quality outcomes, threshold and numbers in the metadata."""
+    return [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=outcome.name,
+            passed=outcome.passed,
+            description=outcome.summary,
+            metadata={
+                k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                for k, v in outcome.metadata.items()
+            },
+        )
+        for outcome in outcomes
+    ]
+
+
+def check_specs(key: dg.AssetKey, checks: dict[str, str]) -> list[dg.AssetCheckSpec]:
+    """Blocking check specs: a failed check stops the rest of its run."""
+    return [
+        dg.AssetCheckSpec(name, asset=key, description=description, blocking=True)
+        for name, description in checks.items()
+    ]
+
+
 def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
-    """The ``raw_data`` asset of one use case."""
+    """The ``raw_data`` asset of one use case, with its blocking schema and row-count checks."""
+    key = raw_key(spec)
 
     @dg.asset(
-        key=raw_key(spec),
+        key=key,
         group_name=spec.name,
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
+        check_specs=check_specs(key, RAW_CHECKS),
         description=f"{spec.name}: every file landed on the day, rows as they arrived.",
     )
-    def raw_data(context: dg.AssetExecutionContext, landing: LandingZone) -> pd.DataFrame:
-        raw, files = read_day(landing, spec, context.partition_key)
-        context.add_output_metadata(
-            {
+    def raw_data(
+        context: dg.AssetExecutionContext, landing: LandingZone, lake: ObjectStorage
+    ) -> Iterator[Any]:
+        day = context.partition_key
+        raw, files = read_day(landing, spec, day)
+        outcomes = raw_checks(raw, spec)
+        write_verdict(lake.store(), spec, day, "raw", outcomes, context.run_id)
+        yield dg.Output(
+            raw,
+            metadata={
                 "files": dg.MetadataValue.json([f.key for f in files]),
                 "source_fingerprint": fingerprint(files),
                 "num_rows": len(raw),
                 "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
-            }
+            },
         )
-        return raw
+        yield from check_results(key, outcomes)
 
     return raw_data

@@ -278,7 +278,15 @@ class UseCaseSpec(_Strict):
     segments: list[SegmentSpec] = Field(default_factory=list)
     generator: str | None = Field(default=None, description="Name of the synthetic data generator.")
     min_rows_per_batch: int = Field(default=1, ge=0)
-    max_null_fraction: float = Field(default=0.5, ge=0, le=1)
+    max_null_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="Largest share of missing values in a column."
+    )
+    max_invalid_fraction: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest share of unreadable or out-of-domain values in a column.",
+    )
 
     @field_validator("name")
     @classmethod
