@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/uv
 
 install: $(VENV)/.installed
 
-demo: install  ## Generated BigMart days -> ingest -> tune -> promote, on embedded defaults
-	$(BIN)/mlops demo
+demo: install  ## The 30-day BigMart story on embedded defaults (starts from an empty .mlops)
+	$(BIN)/mlops demo --reset
 
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"

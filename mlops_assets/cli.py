@@ -77,6 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from mlops_assets.registry.status import use_case_status
 
     status = use_case_status(_spec(args.use_case), _mlflow())
+    status["bento"] = _bento_tag(_spec(args.use_case), status)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
@@ -88,14 +89,144 @@ def cmd_status(args: argparse.Namespace) -> int:
             continue
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
         print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
+    print(f"  bento: {status['bento'] or 'none'}")
+    return 0
+
+
+def _bento_tag(spec: UseCaseSpec, status: dict[str, Any]) -> str | None:
+    """The champion's bento tag, when it was built (``None`` without a champion)."""
+    if status.get("champion") is None:
+        return None
+    from mlops_assets.serving.bento import current_bento_tag
+
+    return current_bento_tag(spec, _mlflow())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the current champion's bento (built first if missing) with ``bentoml serve``."""
+    from mlops_assets.serving.bento import BentoBuildError
+    from mlops_assets.serving.serve import champion_bento_for_serving, exec_serve
+
+    spec = _spec(args.use_case)
+    try:
+        tag = champion_bento_for_serving(spec, _mlflow(), log=print)
+    except BentoBuildError as error:
+        raise SystemExit(str(error)) from None
+    print(f"serving {tag} on http://{args.host}:{args.port} (POST /predict)", flush=True)
+    exec_serve(tag, args.port, args.host)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Score an unlabeled file with the champion: ids, predictions, model version."""
+    from mlops_assets.serving.batch import BatchScoringError, predict_file
+
+    spec = _spec(args.use_case)
+    try:
+        result = predict_file(
+            spec, _mlflow(), Path(args.file), Path(args.output), skip_invalid=args.skip_invalid
+        )
+    except BatchScoringError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(
+        f"scored {result.rows_scored} of {result.rows_in} rows with {result.model_name} "
+        f"v{result.model_version} -> {result.output}"
+    )
+    for problem in result.problems[:20]:
+        print(f"  skipped: {problem}", file=sys.stderr)
+    return 0
+
+
+def _lake_store() -> Any:
+    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.resources import resources_for_environment
+
+    with initialized_resource(resources_for_environment(), "lake") as lake:
+        return lake.store()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print the promotion ledger: every gate decision, rollback and delete."""
+    from mlops_assets.registry.ledger import read_ledger
+
+    spec = _spec(args.use_case)
+    ledger = read_ledger(_lake_store(), spec)
+    if args.json:
+        print(ledger.to_json(orient="records", indent=2))
+        return 0
+    if ledger.empty:
+        print(f"{spec.name}: no decisions yet")
+        return 0
+    columns = [
+        "at",
+        "action",
+        "champion_version",
+        "challenger_version",
+        "incumbent_version",
+        "challenger_score",
+        "incumbent_score",
+        "trigger",
+        "reason",
+    ]
+    print(ledger[columns].to_string(index=False, max_colwidth=70))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Move the champion back (default: the champion the current one replaced)."""
+    from mlops_assets.registry.management import ManagementError, rollback
+
+    spec = _spec(args.use_case)
+    try:
+        entry = rollback(spec, _mlflow(), _lake_store(), args.to)
+    except ManagementError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(f"{spec.name}: {entry.reason}; serving follows the champion alias")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete a non-champion version and its bento."""
+    from mlops_assets.registry.management import ManagementError, delete_version
+
+    spec = _spec(args.use_case)
+    try:
+        entry = delete_version(spec, _mlflow(), _lake_store(), args.version)
+    except ManagementError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(f"{spec.name}: {entry.reason}")
+    return 0
+
+
+def cmd_toggle(args: argparse.Namespace) -> int:
+    """Pause or resume automatic retraining (the retrain sensor and weekly schedule)."""
+    from mlops_assets.monitoring.toggles import ToggleError, set_retraining
+
+    spec = _spec(args.use_case)
+    try:
+        for line in set_retraining(spec, running=args.command == "resume"):
+            print(line)
+    except ToggleError as error:
+        print(str(error), file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Land generated days for BigMart, refresh, and print the champion against a baseline."""
+    """The BigMart story: simulated days, drift, retraining by policy, the final champion."""
     from mlops_assets.demo import run_demo
 
-    return run_demo(days=args.days, rows=args.rows, n_trials=args.trials, seed=args.seed)
+    return run_demo(
+        days=args.days,
+        rows=args.rows,
+        n_trials=args.trials,
+        seed=args.seed,
+        drift_from=args.drift_from,
+        reset=args.reset,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,11 +251,48 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
+    serve = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
+    serve.add_argument("use_case")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(func=cmd_serve)
+
+    predict = sub.add_parser("predict", help="score an unlabeled file with the champion")
+    predict.add_argument("use_case")
+    predict.add_argument("file", help="CSV (any common dialect) or Parquet, without the target")
+    predict.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    predict.add_argument(
+        "--skip-invalid", action="store_true", help="leave out invalid rows instead of failing"
+    )
+    predict.set_defaults(func=cmd_predict)
+
+    history = sub.add_parser("history", help="the promotion ledger")
+    history.add_argument("use_case")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=cmd_history)
+
+    back = sub.add_parser("rollback", help="move the champion back")
+    back.add_argument("use_case")
+    back.add_argument("--to", help="version to roll back to (default: the previous champion)")
+    back.set_defaults(func=cmd_rollback)
+
+    delete = sub.add_parser("delete", help="delete a non-champion version and its bento")
+    delete.add_argument("use_case")
+    delete.add_argument("--version", required=True)
+    delete.set_defaults(func=cmd_delete)
+
+    for name, text in (("pause", "pause automatic retraining"), ("resume", "resume it")):
+        toggle = sub.add_parser(name, help=text)
+        toggle.add_argument("use_case")
+        toggle.set_defaults(func=cmd_toggle)
+
     demo = sub.add_parser("demo", help="the end-to-end demo on generated data")
-    demo.add_argument("--days", type=int, default=7)
-    demo.add_argument("--rows", type=int, default=600, help="rows per day")
-    demo.add_argument("--trials", type=int, default=None)
+    demo.add_argument("--days", type=int, default=30, help="simulated days")
+    demo.add_argument("--rows", type=int, default=400, help="rows per day")
+    demo.add_argument("--trials", type=int, default=8, help="Optuna trials per retrain")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--drift-from", type=int, default=20, help="first drifted day")
+    demo.add_argument("--reset", action="store_true", help="empty MLOPS_HOME first")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,35 +54,220 @@ def baseline_rmse(use_case: str) -> tuple[float, int]:
     return float(np.sqrt(np.mean(error**2))), len(test)
 
 
-def run_demo(days: int = 7, rows: int = 600, n_trials: int | None = None, seed: int = 7) -> int:
-    """Land, refresh, report. Returns a process exit code."""
-    from mlops_assets.orchestration import refresh
+@dataclass
+class DayRow:
+    """One line of the demo's day-by-day table."""
+
+    day: str
+    rows: int
+    rmse: float | None
+    max_psi: float | None
+    retrained: str
+    promoted: str
+
+
+@dataclass
+class Story:
+    """What the simulated days did."""
+
+    rows: list[DayRow] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def _metadata(instance: Any, key: Any, partition: str | None = None, run_id: str | None = None):
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
+        limit=5,
+    ).records
+    for record in records:
+        if run_id is None or record.run_id == run_id:
+            return {
+                k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()
+            }
+    return {}
+
+
+def evaluate_sensor(definitions: Any, instance: Any, name: str, cursor: str | None):
+    """One tick of a sensor, as the daemon would evaluate it: its run requests and new cursor."""
+    import dagster as dg
+
+    from mlops_assets.orchestration import initialized_resource
+
+    with initialized_resource(definitions.resources or {}, "landing") as landing:
+        with dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            definitions=definitions,
+            resources={"landing": landing},
+        ) as context:
+            data = definitions.resolve_sensor_def(name).evaluate_tick(context)
+    return data.run_requests or [], data.cursor or cursor
+
+
+def simulate_days(
+    use_case: str = "bigmart_sales",
+    days: int = 30,
+    rows: int = 400,
+    drift_from: int = 20,
+    n_trials: int | None = 8,
+    seed: int = 7,
+    end: dt.date | None = None,
+    log: Any = print,
+) -> Story:
+    """Simulate ``days`` days: land a batch a day (drifted from ``drift_from``), let the landing
+    sensor ingest it, and let the retraining policy retrain and promote.
+    """
+    from mlops_assets.features.assets import clean_key
+    from mlops_assets.ingest.simulate import SimulateConfig, land_generated
+    from mlops_assets.monitoring.assets import drift_key, performance_key
+    from mlops_assets.orchestration import (
+        execute,
+        initialized_resource,
+        instance,
+        load_definitions,
+        retrain_run_config,
+    )
+    from mlops_assets.partitions import today
+    from mlops_assets.registry.assets import champion_key
+    from mlops_assets.registry.ledger import AS_OF_TAG
+    from mlops_assets.use_case import ingest_job_name, retrain_job_name
+
+    spec = load_specs()[use_case]
+    definitions = load_definitions()
+    dagster_instance = instance()
+    first = (end or today()) - dt.timedelta(days=days - 1)
+    landing_cursor = retrain_cursor = None
+    story = Story()
+    for number in range(1, days + 1):
+        day = (first + dt.timedelta(days=number - 1)).isoformat()
+        drifted = number >= drift_from
+        config = SimulateConfig(
+            day=day,
+            rows=rows,
+            seed=seed,
+            shift_features=DEMO_DRIFT_FEATURES if drifted else {},
+            target_scale=DEMO_TARGET_SCALE if drifted else 1.0,
+        )
+        with initialized_resource(definitions.resources or {}, "landing") as landing:
+            land_generated(landing, spec, config)
+        requests, landing_cursor = evaluate_sensor(
+            definitions, dagster_instance, f"{use_case}__landing_sensor", landing_cursor
+        )
+        for request in requests:
+            run = execute(
+                definitions,
+                ingest_job_name(spec),
+                dagster_instance,
+                partition_key=request.partition_key,
+                tags={**request.tags, AS_OF_TAG: f"{day}T12:00:00+00:00"},
+            )
+            if not run.success:
+                story.failures.append(f"{day} ingest: {run.errors}")
+        retrained = promoted = ""
+        requests, retrain_cursor = evaluate_sensor(
+            definitions, dagster_instance, f"{use_case}__retrain_sensor", retrain_cursor
+        )
+        for request in requests:
+            run = execute(
+                definitions,
+                retrain_job_name(spec),
+                dagster_instance,
+                run_config=retrain_run_config(spec, n_trials, seed),
+                tags={**request.tags, AS_OF_TAG: f"{day}T23:59:59+00:00"},
+            )
+            retrained = request.tags.get("mlops/trigger", "yes").removeprefix("policy: ")
+            if not run.success:
+                story.failures.append(f"{day} retrain: {run.errors}")
+                continue
+            gate = _metadata(dagster_instance, champion_key(spec), run_id=run.run_id)
+            promoted = f"v{gate['champion_version']}" if gate.get("promoted") else "no"
+        perf = _metadata(dagster_instance, performance_key(spec), day)
+        drift = _metadata(dagster_instance, drift_key(spec), day)
+        clean = _metadata(dagster_instance, clean_key(spec), day)
+        row = DayRow(
+            day=day,
+            rows=int(clean.get("rows_out", 0)),
+            rmse=perf.get(spec.primary_metric),
+            max_psi=drift.get("max_psi"),
+            retrained=retrained,
+            promoted=promoted,
+        )
+        story.rows.append(row)
+        log(format_row(number, row, drifted))
+    return story
+
+
+DEMO_DRIFT_FEATURES = {"Item_MRP": 1.0, "Item_Visibility": 1.5}
+DEMO_TARGET_SCALE = 1.3
+HEADER = (
+    f"{'day':>3} {'date':<10} {'rows':>5} {'RMSE':>8} {'max PSI':>8}  {'retrained':<24} promoted"
+)
+
+
+def format_row(number: int, row: DayRow, drifted: bool) -> str:
+    """One line of the day-by-day table."""
+    rmse = f"{row.rmse:8.1f}" if row.rmse is not None else f"{'-':>8}"
+    psi = f"{row.max_psi:8.3f}" if row.max_psi is not None else f"{'-':>8}"
+    mark = "*" if drifted else " "
+    return (
+        f"{number:>3}{mark}{row.day:<10} {row.rows:>5} {rmse} {psi}  {row.retrained or '-':<24} "
+        f"{row.promoted or '-'}"
+    )
+
+
+def reset_home() -> None:
+    """Empty ``MLOPS_HOME`` so the demo's story starts from nothing (and is reproducible)."""
+    import shutil
+
+    home = settings.mlops_home()
+    if home.exists():
+        shutil.rmtree(home)
+
+
+def run_demo(
+    days: int = 30,
+    rows: int = 400,
+    n_trials: int | None = 8,
+    seed: int = 7,
+    drift_from: int = 20,
+    reset: bool = False,
+) -> int:
+    """The 30-day BigMart story; returns a process exit code."""
+    import time
+
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.registry.status import use_case_status
 
-    use_case = "bigmart_sales"
-    spec = load_specs()[use_case]
+    if reset:
+        reset_home()
+    started = time.monotonic()
     print(f"MLOPS_HOME={settings.mlops_home()}")
-    landed = land_generated_days(use_case, days, rows, seed)
-    print(f"landed {len(landed)} generated days of {rows} rows: {landed[0]} .. {landed[-1]}")
-    outcome = refresh(spec, n_trials=n_trials, seed=seed, log=print)
-    if not outcome.success:
-        for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
-            for error in run.errors:
-                print(f"FAILED {run.job}: {error}")
-        return 1
+    print(
+        f"{days} simulated days of BigMart batches ({rows} rows a day); drift (*) from day "
+        f"{drift_from}: Item_MRP and Item_Visibility shifted, sales x{DEMO_TARGET_SCALE}"
+    )
+    print(HEADER)
+    story = simulate_days(days=days, rows=rows, drift_from=drift_from, n_trials=n_trials, seed=seed)
+    for failure in story.failures:
+        print(f"FAILED {failure}")
+    spec = load_specs()["bigmart_sales"]
     status = use_case_status(spec, MlflowTracking())
     champion = status["champion"]
     if champion is None:
         print("no champion in the registry")
         return 1
-    rmse = champion["metrics"]["rmse"]
-    baseline, test_rows = baseline_rmse(use_case)
+    baseline, test_rows = baseline_rmse("bigmart_sales")
+    rmse = champion["metrics"][spec.primary_metric]
     print()
     print(f"champion: {status['model_name']} v{champion['version']} (run {champion['run_id']})")
     print(
-        f"test RMSE {rmse:.2f} on {test_rows} rows; predict-the-mean baseline {baseline:.2f} "
+        f"test RMSE {rmse:.1f} on {test_rows} rows; predict-the-mean baseline {baseline:.1f} "
         f"({1 - rmse / baseline:.0%} lower)"
     )
-    print("see it in the UI: make dev  (then open http://127.0.0.1:3000)")
-    return 0
+    print(
+        f"done in {time.monotonic() - started:.0f}s. History: mlops history bigmart_sales; "
+        "UI: make dev (http://127.0.0.1:3000)"
+    )
+    return 1 if story.failures else 0

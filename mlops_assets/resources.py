@@ -13,6 +13,7 @@ import dagster as dg
 
 from mlops_assets import settings
 from mlops_assets.ingest.landing import LandingZone
+from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.registry.mlflow_resource import MlflowTracking
 from mlops_assets.storage.resources import ObjectStorage, ParquetIOManager
 from mlops_assets.training.assets import OptunaStorage
@@ -44,4 +45,5 @@ def resources_for_environment() -> dict[str, Any]:
         "landing": LandingZone(storage=object_storage(settings.landing_uri())),
         "mlflow": MlflowTracking(),
         "optuna_storage": OptunaStorage(),
+        "retrain_lock": RetrainLock(),
     }

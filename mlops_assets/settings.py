@@ -42,6 +42,45 @@ def optuna_storage_uri() -> str:
     return os.environ.get("MLOPS_OPTUNA_STORAGE") or f"sqlite:///{mlops_home() / 'optuna.db'}"
 
 
+def optuna_workers() -> int:
+    """Worker processes sharing an Optuna study (``MLOPS_OPTUNA_WORKERS``, default 1).
+
+    More than one needs a server database (PostgreSQL); with SQLite tuning runs one worker.
+    """
+    value = os.environ.get("MLOPS_OPTUNA_WORKERS") or "1"
+    try:
+        workers = int(value)
+    except ValueError:
+        raise ValueError(f"MLOPS_OPTUNA_WORKERS must be a whole number, got {value!r}") from None
+    if workers < 1:
+        raise ValueError(f"MLOPS_OPTUNA_WORKERS must be at least 1, got {workers}")
+    return workers
+
+
+def is_postgres(url: str | None) -> bool:
+    """Whether a SQLAlchemy URL points at PostgreSQL."""
+    return bool(url) and str(url).startswith(("postgresql://", "postgresql+", "postgres://"))
+
+
+def lock_url() -> str | None:
+    """PostgreSQL database holding the retrain locks (advisory locks), or ``None``.
+
+    ``MLOPS_LOCK_URL`` if set; else Optuna's database when it is PostgreSQL (every process of a
+    deployment reaches it already); else ``None``: a file lock under :func:`lock_dir`, which
+    only excludes processes that share that folder.
+    """
+    explicit = os.environ.get("MLOPS_LOCK_URL")
+    if explicit:
+        return explicit
+    optuna = optuna_storage_uri()
+    return optuna if is_postgres(optuna) else None
+
+
+def lock_dir() -> Path:
+    """Folder of the file locks used without a PostgreSQL lock database."""
+    return mlops_home() / "locks"
+
+
 def bentoml_home() -> Path:
     """The BentoML store holding imported models and built bentos."""
     return Path(os.environ.get("BENTOML_HOME") or mlops_home() / "bentoml").resolve()

@@ -13,19 +13,23 @@ import dagster as dg
 from mlops_assets.features.assets import build_clean_data, build_splits
 from mlops_assets.ingest.assets import build_raw_data
 from mlops_assets.ingest.sensors import build_landing_sensor
+from mlops_assets.ingest.simulate import build_simulation
+from mlops_assets.monitoring.assets import build_monitoring
+from mlops_assets.monitoring.policy import build_retrain_sensor, build_weekly_schedule
 from mlops_assets.partitions import daily_partitions
-from mlops_assets.registry.assets import build_champion_model
+from mlops_assets.registry.assets import build_champion_model, build_promotion_ledger
+from mlops_assets.serving.assets import build_champion_bento
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.assets import build_tuned_model
 
 
 def ingest_job_name(spec: UseCaseSpec) -> str:
-    """Daily job: a day's raw and clean data."""
+    """Daily job: a day's raw and clean data, its checks and its monitoring."""
     return f"{spec.name}__ingest"
 
 
 def retrain_job_name(spec: UseCaseSpec) -> str:
-    """Retraining job: splits, tuning and the promotion gate."""
+    """Retraining job: splits, tuning, the promotion gate, the ledger and the bento."""
     return f"{spec.name}__retrain"
 
 
@@ -34,7 +38,7 @@ class UseCaseDefs:
     """What one spec contributes to the code location."""
 
     assets: list[dg.AssetsDefinition]
-    jobs: list[dg.UnresolvedAssetJobDefinition]
+    jobs: list[dg.UnresolvedAssetJobDefinition | dg.JobDefinition]
     sensors: list[dg.SensorDefinition]
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
     asset_checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
@@ -47,21 +51,34 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     splits = build_splits(spec)
     tuned = build_tuned_model(spec)
     champion = build_champion_model(spec)
+    ledger = build_promotion_ledger(spec)
+    bento = build_champion_bento(spec)
+    monitoring = build_monitoring(spec)
     ingest_job = dg.define_asset_job(
         ingest_job_name(spec),
-        selection=dg.AssetSelection.assets(raw, clean),
+        selection=dg.AssetSelection.assets(raw, clean, monitoring),
         partitions_def=daily_partitions(spec),
         executor_def=dg.in_process_executor,
-        description=f"{spec.name}: ingest and clean one landing day.",
+        description=f"{spec.name}: ingest, check, clean and monitor one landing day.",
     )
     retrain_job = dg.define_asset_job(
         retrain_job_name(spec),
-        selection=dg.AssetSelection.assets(splits, tuned, champion),
+        selection=dg.AssetSelection.assets(splits, tuned, champion, ledger, bento),
         executor_def=dg.in_process_executor,
         description=f"{spec.name}: rebuild the splits, tune a challenger and apply the gate.",
     )
+    jobs: list = [ingest_job, retrain_job]
+    schedules = [build_weekly_schedule(spec, retrain_job.name)]
+    if spec.generator:
+        simulate_job, simulate_schedule = build_simulation(spec)
+        jobs.append(simulate_job)
+        schedules.append(simulate_schedule)
     return UseCaseDefs(
-        assets=[raw, clean, splits, tuned, champion],
-        jobs=[ingest_job, retrain_job],
-        sensors=[build_landing_sensor(spec, ingest_job.name)],
+        assets=[raw, clean, splits, tuned, champion, ledger, bento, monitoring],
+        jobs=jobs,
+        sensors=[
+            build_landing_sensor(spec, ingest_job.name),
+            build_retrain_sensor(spec, retrain_job.name),
+        ],
+        schedules=schedules,
     )

@@ -12,8 +12,9 @@ from mlops_assets.features.quality import CLEAN_CHECKS, clean_checks, usable_day
 from mlops_assets.features.splits import data_version, is_test_row, window_partitions
 from mlops_assets.ingest.assets import check_results, check_specs, raw_key
 from mlops_assets.partitions import daily_partitions
+from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 from mlops_assets.storage.tables import read_table, stored_partitions, table_key
 
 
@@ -43,6 +44,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
         check_specs=check_specs(key, CLEAN_CHECKS),
+        retry_policy=STORAGE_RETRY_POLICY,
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
     )
     def clean_data(
@@ -93,7 +95,8 @@ def load_window(
     if not chosen:
         raise dg.Failure(
             description=f"{spec.name}: no clean_data partition that passed its checks is stored "
-            f"in {store.uri}; excluded: {excluded or 'none'}"
+            f"in {store.uri}; excluded: {excluded or 'none'}",
+            allow_retries=False,
         )
     frames = [read_table(store, table_key(clean_key(spec).path, day)) for day in chosen]
     return pd.concat(frames, ignore_index=True), chosen, excluded
@@ -118,14 +121,22 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
         deps=[clean_key(spec)],
         group_name=spec.name,
         name=f"{spec.name}__splits",
+        retry_policy=STORAGE_RETRY_POLICY,
     )
-    def splits(context: dg.AssetExecutionContext, config: SplitConfig, lake: ObjectStorage):
+    def splits(
+        context: dg.AssetExecutionContext,
+        config: SplitConfig,
+        lake: ObjectStorage,
+        retrain_lock: RetrainLock,
+    ):
+        retrain_lock.acquire(spec.name)  # first retrain step: the run holds it until it ends
         window = config.window_days or spec.training_window_days
         frame, days, excluded = load_window(lake, spec, window)
         frame = frame[frame[spec.target.name].notna()].reset_index(drop=True)
         if frame.empty:
             raise dg.Failure(
-                description=f"{spec.name}: no labelled rows in days {days[0]}..{days[-1]}"
+                description=f"{spec.name}: no labelled rows in days {days[0]}..{days[-1]}",
+                allow_retries=False,
             )
         test_mask = is_test_row(frame, spec)
         train, test = (
@@ -134,7 +145,8 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
         )
         if train.empty or test.empty:
             raise dg.Failure(
-                description=f"{spec.name}: split left {len(train)} train and {len(test)} test rows"
+                description=f"{spec.name}: split left {len(train)} train and {len(test)} test rows",
+                allow_retries=False,
             )
         common = {
             "partitions": dg.MetadataValue.json(days),

@@ -9,10 +9,10 @@ import pandas as pd
 
 from mlops_assets.features.quality import RAW_CHECKS, raw_checks, write_verdict
 from mlops_assets.ingest.landing import LandingZone, fingerprint
-from mlops_assets.ingest.readers import read_landed_file
+from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 
 
 def raw_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -27,10 +27,14 @@ def read_day(landing: LandingZone, spec: UseCaseSpec, day: str) -> tuple[pd.Data
         raise dg.Failure(
             description=f"{spec.name}: no files landed for {day} in "
             f"{landing.store().describe(f'{spec.name}/{day}/')}",
+            allow_retries=False,
         )
     frames = []
     for info in files:
-        frame = read_landed_file(info.key, landing.store().get_bytes(info.key))
+        try:
+            frame = read_landed_file(info.key, landing.store().get_bytes(info.key))
+        except UnreadableFileError as error:  # the file is broken: retrying cannot help
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         frame["_source_file"] = info.key
         frame["_row_number"] = range(1, len(frame) + 1)
         frames.append(frame)
@@ -75,6 +79,7 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
         check_specs=check_specs(key, RAW_CHECKS),
+        retry_policy=STORAGE_RETRY_POLICY,
         description=f"{spec.name}: every file landed on the day, rows as they arrived.",
     )
     def raw_data(

@@ -38,10 +38,16 @@ class LandingZone(dg.ConfigurableResource):
         """The underlying object store."""
         return self.storage.store()
 
-    def files_by_day(
-        self, use_case: str, start_after: str | None = None
-    ) -> dict[str, list[ObjectInfo]]:
-        """Readable files per landing day (``YYYY-MM-DD``) of a use case."""
+    def files_by_day(self, use_case: str, since: str | None = None) -> dict[str, list[ObjectInfo]]:
+        """Readable files per landing day (``YYYY-MM-DD``) of a use case.
+
+        Args:
+            use_case: The use case whose folder is listed.
+            since: First day to list (``YYYY-MM-DD``); older days are not listed at all (one
+                listing that starts after ``<use_case>/<since>/``, the way S3's ``StartAfter``
+                does). ``None`` lists every day.
+        """
+        start_after = f"{use_case}/{since}/" if since else None
         days: dict[str, list[ObjectInfo]] = defaultdict(list)
         for info in self.store().list(f"{use_case}/", start_after=start_after):
             parts = info.key.split("/")

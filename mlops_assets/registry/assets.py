@@ -6,9 +6,12 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.features.assets import test_key
+from mlops_assets.registry.ledger import LedgerEntry, append_entry, as_of, read_ledger
+from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.resources import ObjectStorage
 from mlops_assets.training.assets import tuned_key
 
 
@@ -58,6 +61,82 @@ def promote(mlflow: MlflowTracking, spec: UseCaseSpec, decision: Decision) -> No
         )
 
 
+def training_days(mlflow: MlflowTracking, run_id: str | None) -> list[str]:
+    """The data partitions a registered version was trained on (its MLflow run's tag)."""
+    if not run_id:
+        return []
+    tags = mlflow.client().get_run(run_id).data.tags
+    return sorted(filter(None, tags.get("data_partitions", "").split(",")))
+
+
+def ledger_entry(
+    spec: UseCaseSpec,
+    decision: Decision,
+    context: dg.AssetExecutionContext,
+    challenger_days: list[str],
+) -> LedgerEntry:
+    """The ledger's record of a gate decision, with what triggered the run."""
+    return LedgerEntry(
+        challenger_train_first_day=challenger_days[0] if challenger_days else None,
+        challenger_train_last_day=challenger_days[-1] if challenger_days else None,
+        action="promotion_gate",
+        model_name=spec.registered_model_name(),
+        champion_version=decision.challenger_version
+        if decision.promote
+        else decision.incumbent_version,
+        reason=decision.reason,
+        promoted=decision.promote,
+        challenger_version=decision.challenger_version,
+        incumbent_version=decision.incumbent_version,
+        metric=decision.metric,
+        challenger_score=decision.challenger_score,
+        incumbent_score=decision.incumbent_score,
+        margin=decision.margin,
+        improvement=decision.improvement,
+        trigger=context.run.tags.get("mlops/trigger", "manual"),
+        dagster_run_id=context.run_id,
+        at=as_of(context.run.tags),
+    )
+
+
+def ledger_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the promotion ledger."""
+    return dg.AssetKey([spec.name, "promotion_ledger"])
+
+
+def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    """The ``promotion_ledger`` asset: the append-only decision table, published."""
+
+    @dg.asset(
+        key=ledger_key(spec),
+        deps=[champion_key(spec)],
+        group_name=spec.name,
+        kinds={"pandas", "parquet"},
+        description=f"{spec.name}: every promotion decision, rollback and delete, oldest first.",
+    )
+    def promotion_ledger(context: dg.AssetExecutionContext, lake: ObjectStorage) -> pd.DataFrame:
+        ledger = read_ledger(lake.store(), spec)
+        last = ledger.iloc[-1] if len(ledger) else None
+        context.add_output_metadata(
+            {
+                "entries": len(ledger),
+                "promotions": int(ledger["promoted"].astype(bool).sum()) if len(ledger) else 0,
+                "champion_version": str(last["champion_version"]) if last is not None else "",
+                "last_reason": str(last["reason"]) if last is not None else "",
+                "preview": dg.MetadataValue.md(
+                    ledger.tail(10)[
+                        ["at", "action", "champion_version", "challenger_version", "reason"]
+                    ].to_markdown(index=False)
+                    if len(ledger)
+                    else "(empty)"
+                ),
+            }
+        )
+        return ledger
+
+    return promotion_ledger
+
+
 def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     """The ``champion_model`` asset of one use case."""
 
@@ -70,8 +149,13 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         description=f"{spec.name}: the registry's champion after the promotion gate.",
     )
     def champion_model(
-        context: dg.AssetExecutionContext, test_set: pd.DataFrame, mlflow: MlflowTracking
+        context: dg.AssetExecutionContext,
+        test_set: pd.DataFrame,
+        mlflow: MlflowTracking,
+        lake: ObjectStorage,
+        retrain_lock: RetrainLock,
     ) -> dg.MaterializeResult:
+        retrain_lock.acquire(spec.name)  # held by the run already; re-checked before the gate
         name = spec.registered_model_name()
         challenger = mlflow.alias_version(name, CHALLENGER)
         if challenger is None:
@@ -97,6 +181,8 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         context.log.info(f"promotion decision for {name}: {decision.reason}")
         if decision.promote:
             promote(mlflow, spec, decision)
+        days = training_days(mlflow, challenger.run_id)
+        append_entry(lake.store(), spec, ledger_entry(spec, decision, context, days))
         champion_version = (
             decision.challenger_version if decision.promote else decision.incumbent_version
         )

@@ -101,15 +101,10 @@ class MlflowTracking(dg.ConfigurableResource):
             raise
 
     def load_pipeline(self, model_name: str, version: str) -> Any:
-        """The registered scikit-learn pipeline of one version."""
-        import mlflow.sklearn
+        """The registered scikit-learn pipeline of one version (through the local cache)."""
+        from mlops_assets.registry.model_cache import load_version
 
-        mlflow_uri = f"models:/{model_name}/{version}"
-        import mlflow
-
-        mlflow.set_registry_uri(self.uri())
-        mlflow.set_tracking_uri(self.uri())
-        return mlflow.sklearn.load_model(mlflow_uri)
+        return load_version(self, model_name, version)
 
 
 def _not_found(error: Exception) -> bool:

@@ -50,8 +50,10 @@ class RequestProblem:
         }
 
 
-def problem(row: int, column: ColumnSpec | str | None, message: str, order: int = 0) -> RequestProblem:
-    """A problem of one record's field (``column``), one record (``None``) or the request (row -1)."""
+def problem(
+    row: int, column: ColumnSpec | str | None, message: str, order: int = 0
+) -> RequestProblem:
+    """A problem of a record's field (``column``), a record (``None``) or the request (row -1)."""
     if row < 0:
         return RequestProblem(row, order, "records", message)
     name = column.name if isinstance(column, ColumnSpec) else column
@@ -131,9 +133,7 @@ def structure_problems(
     if not records:
         return [problem(-1, None, "is empty; send at least one record")]
     if len(records) > max_records:
-        return [
-            problem(-1, None, f"has {len(records)} records; at most {max_records} per request")
-        ]
+        return [problem(-1, None, f"has {len(records)} records; at most {max_records} per request")]
     expected = [c.name for c in spec.input_columns]
     if all(type(r) is dict and len(r) == len(expected) for r in records):
         if set().union(*records) == set(expected):
@@ -152,9 +152,7 @@ def _record_field_problems(
         else:
             for order, name in enumerate(expected):
                 if name not in record:
-                    found.append(
-                        problem(row, name, "is missing (send null when unknown)", order)
-                    )
+                    found.append(problem(row, name, "is missing (send null when unknown)", order))
             for name in record:
                 if name not in wanted:
                     found.append(
@@ -267,7 +265,7 @@ def _date_problems(values: list[Any], column: ColumnSpec, order: int) -> list[Re
 
 
 def raw_frame(columns: Mapping[str, list[Any]]) -> pd.DataFrame:
-    """The records as a frame for ``clean_frame``, each row numbered (the number survives cleaning)."""
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in columns.items()})
+    """The records as a frame for ``clean_frame``, rows numbered (the number survives cleaning)."""
+    frame = pd.DataFrame({name: pd.Series(vals, dtype=object) for name, vals in columns.items()})
     frame[ROW_NUMBER] = range(len(frame))
     return frame

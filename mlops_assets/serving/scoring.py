@@ -68,6 +68,7 @@ class ScoredBatch:
     predictions: np.ndarray
     model_name: str
     model_version: str
+    probabilities: np.ndarray | None = None
     scored_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -161,18 +162,26 @@ class Scorer:
         problems = list(typed)
         if report.rows_out < report.rows_in:
             dropped = sorted(set(range(len(frame))) - set(cleaned.index.tolist()))
-            problems.extend(
-                problem(row, None, "has no usable value (every field is missing or invalid)")
-                for row in dropped
-            )
-        seen = {(p.row, p.location) for p in problems}
+            problems.extend(self._dropped_row_problems(frame, dropped))
+        problems.extend(self._unexplained_nulls(frame, cleaned, report.invalid_values, problems))
+        seen = {p.location for p in problems}
         order = {c.name: i for i, c in enumerate(self.spec.input_columns)}
         for found in validate_frame(cleaned, self.spec, limit=max(len(cleaned), 1)):
             moved = problem(found.row, found.field, found.message, order.get(found.field, 0))
-            if (moved.row, moved.location) not in seen:
+            if moved.location not in seen:
                 problems.append(moved)
-        problems.extend(self._unexplained_nulls(frame, cleaned, report.invalid_values, problems))
         return cleaned, problems
+
+    def _dropped_row_problems(self, raw: pd.DataFrame, rows: list[int]) -> list[RequestProblem]:
+        """Why cleaning dropped rows: a required id is missing, or nothing in them is usable."""
+        found: list[RequestProblem] = []
+        required = [c for c in self.spec.id_columns if not c.nullable and c.name in raw.columns]
+        for row in rows:
+            missing = [c for c in required if _blank(raw[c.name].iloc[row])]
+            found.extend(problem(row, c, "is required") for c in missing)
+            if not missing:
+                found.append(problem(row, None, "has no usable value (all missing or invalid)"))
+        return found
 
     def _unexplained_nulls(
         self,
@@ -194,7 +203,10 @@ class Scorer:
             if not count or name not in raw.columns:
                 continue
             sentinels = {
-                str(v) for rule in column.cleaning if isinstance(rule, NullIfRule) for v in rule.values
+                str(value)
+                for rule in column.cleaning
+                if isinstance(rule, NullIfRule)
+                for value in rule.values
             }
             before = raw.set_index(ROW_NUMBER)[name].reindex(cleaned.index)
             lost = before.notna() & cleaned[name].isna()
@@ -203,7 +215,8 @@ class Scorer:
                 location = f"records[{row}].{name}"
                 if location in counted or str(value).strip() in sentinels or not str(value).strip():
                     continue
-                found.append(problem(int(row), column, f"cannot be read: {value!r}"))
+                order = self.spec.input_columns.index(column)
+                found.append(problem(int(row), column, f"cannot be read: {value!r}", order))
         return found
 
     def _predict(self, cleaned: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
@@ -242,6 +255,7 @@ class Scorer:
                     predictions=predictions,
                     model_name=self.model_name,
                     model_version=self.model_version,
+                    probabilities=probabilities,
                 )
             )
         return outcomes
@@ -253,6 +267,12 @@ class Scorer:
             return None
         classes = list(self.spec.target.classes or [])
         return [dict(zip(classes, row, strict=True)) for row in probabilities[part].tolist()]
+
+
+def _blank(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    return isinstance(value, str) and not value.strip()
 
 
 def _renumber(found: RequestProblem, row: int) -> RequestProblem:

@@ -242,6 +242,12 @@ class RetrainingSpec(_Strict):
     )
     max_psi: float = Field(default=0.2, gt=0, description="Y: a feature's PSI above this.")
     weekly_schedule: str = Field(default="0 3 * * 1", description="Cron of the weekly retrain.")
+    cooldown_days: int = Field(
+        default=3,
+        ge=0,
+        description="Days after the last training window during which drift and degradation do "
+        "not trigger again (the new model needs days to be judged).",
+    )
 
 
 class SegmentSpec(_Strict):

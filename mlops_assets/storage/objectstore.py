@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,17 +96,37 @@ class LocalObjectStore(ObjectStore):
     @override
     def list(self, prefix: str = "", start_after: str | None = None) -> list[ObjectInfo]:
         base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
-        if not base.exists():
+        if not base.is_dir():
             return []
         found = []
-        for path in base.rglob("*"):
-            if not path.is_file() or path.name.startswith("."):
-                continue
+        for path in self._walk(base, start_after):
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix) and (start_after is None or key > start_after):
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted while listing
+                    continue
                 found.append(ObjectInfo(key, stat.st_size, str(stat.st_mtime_ns)))
         return sorted(found, key=lambda info: info.key)
+
+    def _walk(self, folder: Path, start_after: str | None) -> Iterator[Path]:
+        """Visible files below ``folder``, skipping folders whose keys all sort before a key.
+
+        Every key in folder ``d`` starts with ``d/``; if ``d/`` sorts before ``start_after``
+        and is not a prefix of it, so does every key below it (S3's ``StartAfter`` semantics),
+        so listing recent landing days does not walk the old ones.
+        """
+        for entry in os.scandir(folder):
+            path = Path(entry.path)
+            if entry.is_dir():
+                folder_key = path.relative_to(self.root).as_posix() + "/"
+                if start_after and folder_key < start_after and not start_after.startswith(
+                    folder_key
+                ):
+                    continue
+                yield from self._walk(path, start_after)
+            elif entry.is_file() and not entry.name.startswith("."):  # temporary writes
+                yield path
 
     @override
     def exists(self, key: str) -> bool:
@@ -217,6 +238,8 @@ class S3ObjectStore(ObjectStore):
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return False
+            raise self._fail("check", key, error) from error
+        except Exception as error:  # unreachable endpoint, timeouts: name the store and key
             raise self._fail("check", key, error) from error
 
     @override

@@ -13,6 +13,13 @@ from typing_extensions import override
 from mlops_assets.storage.objectstore import ObjectStore, open_store
 from mlops_assets.storage.tables import read_table, table_key, write_table
 
+STORAGE_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=4, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+"""Retries of the steps that read and write object storage, 1, 3, 7 and 15 s (each +-1 s) after
+a failure: an outage of up to about 25 s (a restarting MinIO, a network blip) does not fail the
+run. Failures that a retry cannot fix are raised as ``dg.Failure(allow_retries=False)``."""
+
 
 class ObjectStorage(dg.ConfigurableResource):
     """A local folder or an ``s3://bucket/prefix``; credentials only from the environment."""

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from mlops_assets import settings
 from mlops_assets.features.assets import train_key
+from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.registry.mlflow_resource import CHALLENGER, MlflowTracking
 from mlops_assets.specs.model import UseCaseSpec
 
@@ -25,6 +26,12 @@ class TuneConfig(dg.Config):
     timeout_s: float | None = Field(default=None, description="Stop starting trials after this.")
     cv_folds: int | None = Field(default=None, description="Cross-validation folds per trial.")
     seed: int | None = Field(default=None, description="Seed of the sampler, folds and models.")
+    n_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes sharing the study (needs PostgreSQL study storage; "
+        "SQLite runs 1); default MLOPS_OPTUNA_WORKERS or 1.",
+    )
 
 
 class OptunaStorage(dg.ConfigurableResource):
@@ -64,16 +71,21 @@ def _budget(spec: UseCaseSpec, config: TuneConfig) -> Any:
         seed=config.seed if config.seed is not None else tuning.seed,
         pruner_startup_trials=tuning.pruner_startup_trials,
         early_stopping_rounds=tuning.early_stopping_rounds,
+        n_workers=config.n_workers or settings.optuna_workers(),
     )
 
 
 def log_trial(
     trial: Any, family: str, params: dict[str, Any], metrics: dict[str, float], state: str
 ):
-    """Record one Optuna trial as a nested MLflow run."""
+    """Record one Optuna trial as a nested MLflow run (in a worker: under the tuning run)."""
     import mlflow
 
-    with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+    from mlops_assets.training.tuning import trial_parent_run_id
+
+    with mlflow.start_run(
+        run_name=f"trial-{trial.number}", nested=True, parent_run_id=trial_parent_run_id()
+    ):
         mlflow.set_tags(
             {"optuna.trial": str(trial.number), "optuna.state": state, "family": family}
         )
@@ -126,10 +138,12 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         train_set: pd.DataFrame,
         mlflow: MlflowTracking,
         optuna_storage: OptunaStorage,
+        retrain_lock: RetrainLock,
     ) -> dg.MaterializeResult:
         from mlops_assets.features.splits import data_version
         from mlops_assets.training.tuning import run_study
 
+        retrain_lock.acquire(spec.name)  # held by the run already; re-checked here
         budget = _budget(spec, config)
         version_of_data = data_version(train_set)
         partitions = sorted(train_set["_landed_date"].astype(str).unique())

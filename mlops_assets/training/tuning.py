@@ -3,11 +3,21 @@
 The objective is the cross-validated primary metric; each fold reports its running mean so the
 median pruner can stop a trial that is already worse than the others, and CatBoost stops
 early inside each fold. Every trial is a nested MLflow run under the tuning run.
+
+Parallel workers: with ``n_workers > 1`` and a server database (PostgreSQL), that many worker
+processes (spawned, so no state is shared but the study) load the same study and take trials
+from one shared budget until it is spent; each worker logs its trials to MLflow itself, nested
+under the tuning run (tag ``mlflow.parentRunId``). The parent process reports progress from the
+study and raises if a worker fails. SQLite and in-memory studies run one worker: SQLite locks
+the whole database per write, so workers would mostly wait for each other.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +42,7 @@ class TuningBudget:
     seed: int
     pruner_startup_trials: int
     early_stopping_rounds: int
+    n_workers: int = 1
 
 
 @dataclass
@@ -47,6 +58,60 @@ class TuningResult:
     trials_failed: int
     study_name: str
     trial_scores: list[float] = field(default_factory=list)
+
+
+CATCH = (ValueError, ArithmeticError)
+"""Trial errors recorded as failed trials; any other error stops the search."""
+WORKER_START_TIMEOUT_S = 300.0
+"""How long workers wait for each other to start (imports) before searching anyway."""
+POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class TrialTracking:
+    """Where a worker process logs its trials: the MLflow run they nest under."""
+
+    tracking_uri: str
+    registry_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+_worker_tracking: TrialTracking | None = None
+
+
+def trial_parent_run_id() -> str | None:
+    """The MLflow run a trial nests under in a worker process (``None``: the active run)."""
+    return _worker_tracking.parent_run_id if _worker_tracking is not None else None
+
+
+def active_tracking() -> TrialTracking | None:
+    """This process's active MLflow run, for workers to nest their trials under."""
+    mlflow = sys.modules.get("mlflow")  # not imported: no run can be active
+    run = mlflow.active_run() if mlflow is not None else None
+    if run is None:
+        return None
+    return TrialTracking(
+        tracking_uri=mlflow.get_tracking_uri(),
+        registry_uri=mlflow.get_registry_uri(),
+        experiment_id=run.info.experiment_id,
+        parent_run_id=run.info.run_id,
+    )
+
+
+def worker_count(
+    requested: int, storage_url: str | None, remaining: int, log: Callable[[str], None]
+) -> int:
+    """Worker processes to start: at most one per remaining trial; one without a server DB."""
+    if requested <= 1 or remaining <= 1:
+        return 1
+    if not storage_url or storage_url.startswith("sqlite"):
+        log(
+            f"n_workers={requested} needs a server database for the study (PostgreSQL); "
+            f"running 1 worker on {'SQLite' if storage_url else 'in-memory storage'}"
+        )
+        return 1
+    return min(requested, remaining)
 
 
 def suggest(trial: Any, name: str, space: ParamSpec) -> Any:
@@ -89,6 +154,7 @@ def make_objective(
     splits = cv_folds(spec, X, y, budget.cv_folds, budget.seed)
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("pid", os.getpid())
         family = trial.suggest_categorical("family", list(families))
         params = suggest_params(trial, families[family])
         fold_scores: list[float] = []
@@ -161,9 +227,7 @@ def run_study(
         load_if_exists=True,
         direction=direction(spec.primary_metric),
         sampler=optuna.samplers.TPESampler(seed=budget.seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=budget.pruner_startup_trials, n_warmup_steps=0
-        ),
+        pruner=_pruner(budget),
     )
     done_before = _count(study, optuna.trial.TrialState.COMPLETE)
     remaining = max(0, budget.n_trials - done_before)
@@ -183,14 +247,18 @@ def run_study(
             f"({time.monotonic() - started:.0f}s)"
         )
 
-    objective = make_objective(spec, X, y, budget, on_trial)
-    if remaining:
+    workers = worker_count(budget.n_workers, storage_url, remaining, log)
+    if remaining and workers > 1:
+        log(f"searching with {workers} worker processes sharing study {study_name}")
+        job = WorkerJob(spec, X, y, budget, str(storage_url), study_name, on_trial, remaining)
+        optimize_in_workers(study, job, workers, progress)
+    elif remaining:
         study.optimize(
-            objective,
+            make_objective(spec, X, y, budget, on_trial),
             n_trials=remaining,
             timeout=budget.timeout_s,
             callbacks=[progress],
-            catch=(ValueError, ArithmeticError),
+            catch=CATCH,
         )
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
@@ -222,3 +290,159 @@ def run_study(
 
 def _count(study: Any, state: Any) -> int:
     return sum(1 for t in study.trials if t.state == state)
+
+
+def _pruner(budget: TuningBudget) -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=budget.pruner_startup_trials, n_warmup_steps=0
+    )
+
+
+@dataclass
+class WorkerJob:
+    """Everything a worker process needs; pickled to it, so ``on_trial`` must be importable."""
+
+    spec: UseCaseSpec
+    X: pd.DataFrame  # noqa: N815
+    y: pd.Series
+    budget: TuningBudget
+    storage_url: str
+    study_name: str
+    on_trial: Callable[[Any, str, dict[str, Any], dict[str, float], str], None]
+    n_trials: int
+    tracking: TrialTracking | None = None
+    deadline: float | None = None
+    index: int = 0
+
+
+def optimize_in_workers(
+    study: Any,
+    job: WorkerJob,
+    workers: int,
+    progress: Callable[[Any, Any], None],
+) -> None:
+    """Run ``job.n_trials`` trials of ``study`` in ``workers`` spawned processes.
+
+    Workers start their search together (a barrier, so a fast-importing one does not take every
+    trial) and reserve trials from a shared counter, so exactly ``n_trials`` are started. The
+    parent reports each finished trial through ``progress``; if a worker fails, the others are
+    stopped and the error is raised here.
+
+    Raises:
+        RuntimeError: A worker failed (its error and process id in the message).
+    """
+    import dataclasses
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    import optuna
+
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(workers)
+    reserved = context.Value("i", 0)
+    errors = context.Queue()
+    deadline = time.time() + job.budget.timeout_s if job.budget.timeout_s else None
+    shared = dataclasses.replace(job, tracking=active_tracking(), deadline=deadline)
+    processes = [
+        context.Process(
+            target=_work,
+            args=(dataclasses.replace(shared, index=index), start, reserved, errors),
+            name=f"optuna-worker-{index}",
+        )
+        for index in range(workers)
+    ]
+    finished = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.FAIL,
+    )
+    reported = {t.number for t in study.get_trials(deepcopy=False, states=finished)}
+
+    def report() -> None:
+        for trial in study.get_trials(deepcopy=False, states=finished):
+            if trial.number not in reported:
+                reported.add(trial.number)
+                progress(study, trial)
+
+    try:
+        for process in processes:
+            process.start()
+        while True:
+            alive = [p for p in processes if p.exitcode is None]
+            failed = [p for p in processes if p.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(_worker_failure(job.study_name, failed, errors))
+            if not alive:
+                break
+            wait([p.sentinel for p in alive], timeout=POLL_S)
+            report()
+        report()
+    finally:
+        for process in processes:
+            if process.exitcode is None:
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.exitcode is None:
+                process.kill()
+                process.join(timeout=5)
+        errors.close()
+
+
+def _worker_failure(study_name: str, failed: list[Any], errors: Any) -> str:
+    """The message for failed workers: each one's error as it reported it."""
+    import queue
+
+    reports: dict[int, str] = {}
+    try:
+        while True:
+            index, pid, summary = errors.get(timeout=0.5)
+            reports[pid] = f"worker {index} (pid {pid}): {summary}"
+    except queue.Empty:
+        pass
+    lines = [
+        reports.get(p.pid, f"{p.name} (pid {p.pid}) exited with code {p.exitcode}")
+        for p in failed
+    ]
+    return f"Optuna worker failed in study {study_name}: " + "; ".join(lines)
+
+
+def _work(job: WorkerJob, start: Any, reserved: Any, errors: Any) -> None:
+    """A worker process: load the study, wait for the others, take trials until none are left."""
+    global _worker_tracking
+    import threading
+
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if job.tracking is not None:
+            import mlflow
+
+            mlflow.set_tracking_uri(job.tracking.tracking_uri)
+            mlflow.set_registry_uri(job.tracking.registry_uri)
+            mlflow.set_experiment(experiment_id=job.tracking.experiment_id)
+            _worker_tracking = job.tracking
+        study = optuna.load_study(
+            study_name=job.study_name,
+            storage=job.storage_url,
+            sampler=optuna.samplers.TPESampler(seed=job.budget.seed + job.index),
+            pruner=_pruner(job.budget),
+        )
+        objective = make_objective(job.spec, job.X, job.y, job.budget, job.on_trial)
+        try:
+            start.wait(timeout=WORKER_START_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            pass  # another worker did not start; the parent stops everything if it failed
+        while job.deadline is None or time.time() < job.deadline:
+            with reserved.get_lock():
+                if reserved.value >= job.n_trials:
+                    break
+                reserved.value += 1
+            study.optimize(objective, n_trials=1, catch=CATCH)
+    except BaseException as error:
+        summary = f"{type(error).__name__}: {error}"
+        errors.put((job.index, os.getpid(), f"{summary}\n{traceback.format_exc()}"))
+        raise SystemExit(1) from None

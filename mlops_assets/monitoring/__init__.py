@@ -1,0 +1,1 @@
+"""Monitoring (error metrics and drift per day) and the retraining policy built on them."""

@@ -1,0 +1,244 @@
+"""``model_performance[day]`` and ``data_drift[day]``: how the champion of each day fared.
+
+Both are computed in one step per day (the champion is loaded once) and emit numeric metadata,
+so the Dagster UI plots them over partitions. The champion of a day is read from the promotion
+ledger, and its error is reported only on days outside its training window (out of sample).
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from mlops_assets.features.assets import clean_key, train_key
+from mlops_assets.metrics import HIGHER_IS_BETTER
+from mlops_assets.partitions import daily_partitions
+from mlops_assets.registry.ledger import champion_on, read_ledger, training_window
+from mlops_assets.registry.mlflow_resource import MlflowTracking
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectStore
+from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.tables import read_table, table_key
+
+REFERENCE_SAMPLE = 5000
+
+
+def performance_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the daily model performance."""
+    return dg.AssetKey([spec.name, "model_performance"])
+
+
+def drift_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the daily data drift."""
+    return dg.AssetKey([spec.name, "data_drift"])
+
+
+def reference_score(ledger: pd.DataFrame, version: str, metric: str) -> float | None:
+    """The version's primary metric on the test set when the gate last scored it."""
+    as_challenger = ledger[
+        (ledger["action"] == "promotion_gate")
+        & (ledger["challenger_version"].astype(str) == version)
+    ]
+    if as_challenger.empty or as_challenger.iloc[-1]["metric"] != metric:
+        return None
+    return float(as_challenger.iloc[-1]["challenger_score"])
+
+
+def degradation(metric: str, observed: float, reference: float) -> float:
+    """How much worse the observed metric is than the reference, as a share (positive = worse)."""
+    if reference == 0:
+        return 0.0
+    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
+    return sign * (observed - reference) / abs(reference)
+
+
+def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
+    """What the service answered on ``day`` (its prediction log), possibly empty."""
+    keys = [
+        info.key
+        for info in store.list(f"{spec.name}/prediction_log/{day}/")
+        if info.key.endswith(".parquet")
+    ]
+    return (
+        pd.concat([read_table(store, k) for k in keys], ignore_index=True)
+        if keys
+        else (pd.DataFrame())
+    )
+
+
+def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFrame) -> dict:
+    """Metrics of the served predictions joined to the day's labels by the id columns."""
+    from mlops_assets.training.evaluation import score_predictions
+
+    ids = spec.id_names
+    if served.empty or not ids or not set(ids) <= set(served.columns):
+        return {"served_rows": 0}
+    last = served.drop_duplicates(subset=ids, keep="last")
+    joined = labelled.merge(last, on=ids, how="inner", suffixes=("", "_served"))
+    if joined.empty:
+        return {"served_rows": 0}
+    proba = None
+    if spec.is_classification:
+        proba = joined[[f"proba_{c}" for c in spec.target.classes or []]].to_numpy()
+    scores = score_predictions(
+        spec, joined[spec.target.name], joined["prediction"].to_numpy(), proba
+    )
+    return {"served_rows": len(joined), **{f"served_{k}": v for k, v in scores.items()}}
+
+
+def performance_metadata(
+    spec: UseCaseSpec,
+    pipeline: Any,
+    clean: pd.DataFrame,
+    day: str,
+    version: str,
+    ledger: pd.DataFrame,
+    store: ObjectStore,
+) -> dict[str, Any]:
+    """Metrics of the day's champion on the day's labels, when the day is out of sample."""
+    from mlops_assets.training.evaluation import evaluate, labelled
+
+    metadata: dict[str, Any] = {"champion_version": version}
+    window = training_window(ledger, version)
+    if window is not None:
+        metadata["train_window"] = f"{window[0]}..{window[1]}"
+    rows = labelled(clean, spec)
+    metadata["labelled_rows"] = len(rows)
+    if window is not None and window[0] <= day <= window[1]:
+        metadata["status"] = "in the champion's training window: not scored"
+        return metadata
+    if rows.empty:
+        metadata["status"] = "no labels for this day"
+        return metadata
+    scores = evaluate(spec, pipeline, rows)
+    metadata.update(scores)
+    metadata["status"] = "scored out of sample"
+    reference = reference_score(ledger, version, spec.primary_metric)
+    if reference is not None:
+        metadata[f"reference_{spec.primary_metric}"] = reference
+        metadata["degradation"] = degradation(
+            spec.primary_metric, scores[spec.primary_metric], reference
+        )
+    metadata.update(served_metrics(spec, served_predictions(store, spec, day), rows))
+    return metadata
+
+
+def drift_metadata(
+    spec: UseCaseSpec,
+    pipeline: Any,
+    clean: pd.DataFrame,
+    reference: pd.DataFrame,
+    day: str,
+    store: ObjectStore,
+) -> dict[str, Any]:
+    """Per-feature PSI (and KS for numerics) and prediction drift against the training data."""
+    from mlops_assets.features.pipeline import model_input
+    from mlops_assets.monitoring.drift import column_drift, drift_report_html
+    from mlops_assets.training.families import predict_frame
+
+    drifts = [
+        column_drift(c.name, c.type, reference[c.name], clean[c.name])
+        for c in spec.features
+        if c.type != "date" and c.name in clean.columns and c.name in reference.columns
+    ]
+    sample = reference.sample(min(len(reference), REFERENCE_SAMPLE), random_state=0)
+    ref_pred, _ = predict_frame(pipeline, model_input(sample, spec), spec)
+    cur_pred, _ = predict_frame(pipeline, model_input(clean, spec), spec)
+    prediction = column_drift(
+        "prediction",
+        "categorical" if spec.is_classification else "numeric",
+        pd.Series(ref_pred),
+        pd.Series(cur_pred),
+    )
+    worst = max(drifts, key=lambda d: d.psi)
+    threshold = spec.retraining.max_psi
+    report_key = f"{spec.name}/reports/data_drift/{day}.html"
+    store.put_bytes(
+        report_key,
+        drift_report_html(
+            f"{spec.name} data drift {day}", [*drifts, prediction], threshold
+        ).encode(),
+    )
+    metadata: dict[str, Any] = {
+        "max_psi": worst.psi,
+        "max_psi_feature": worst.column,
+        "drifted_features": dg.MetadataValue.json(
+            sorted(d.column for d in drifts if d.psi > threshold)
+        ),
+        "psi_threshold": threshold,
+        "prediction_psi": prediction.psi,
+        "rows": len(clean),
+        "reference_rows": len(reference),
+        "report": dg.MetadataValue.path(store.describe(report_key)),
+    }
+    for d in drifts:
+        metadata[f"psi_{d.column}"] = d.psi
+        if d.ks_statistic is not None:
+            metadata[f"ks_{d.column}"] = d.ks_statistic
+    if ref_pred.dtype.kind == "f":
+        metadata["prediction_mean"] = float(np.mean(cur_pred))
+    return metadata
+
+
+def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    """``model_performance`` and ``data_drift`` of one use case, one step per day."""
+    partitions = daily_partitions(spec)
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                performance_key(spec),
+                deps=[clean_key(spec)],
+                partitions_def=partitions,
+                group_name=spec.name,
+                kinds={"pandas"},
+                description=f"{spec.name}: the day's champion's error on the day's labels "
+                "(out of sample only), and of the predictions it served.",
+            ),
+            dg.AssetSpec(
+                drift_key(spec),
+                deps=[clean_key(spec), train_key(spec)],
+                partitions_def=partitions,
+                group_name=spec.name,
+                kinds={"pandas", "scipy"},
+                description=f"{spec.name}: per-feature PSI/KS and prediction drift against the "
+                "training data, with an HTML report.",
+            ),
+        ],
+        name=f"{spec.name}__monitoring",
+        partitions_def=partitions,
+    )
+    def monitoring(
+        context: dg.AssetExecutionContext, lake: ObjectStorage, mlflow: MlflowTracking
+    ) -> Iterator[dg.MaterializeResult]:
+        from mlops_assets.registry.model_cache import load_version
+
+        day = context.partition_key
+        store = lake.store()
+        clean = read_table(store, table_key(clean_key(spec).path, day))
+        ledger = read_ledger(store, spec)
+        version = champion_on(ledger, day)
+        if version is None:
+            for key in (performance_key(spec), drift_key(spec)):
+                yield dg.MaterializeResult(asset_key=key, metadata={"status": "no champion yet"})
+            return
+        pipeline = load_version(mlflow, spec.registered_model_name(), version)
+        yield dg.MaterializeResult(
+            asset_key=performance_key(spec),
+            metadata=performance_metadata(spec, pipeline, clean, day, version, ledger, store),
+        )
+        reference_key = table_key(train_key(spec).path)
+        if not store.exists(reference_key):
+            yield dg.MaterializeResult(
+                asset_key=drift_key(spec), metadata={"status": "no training reference yet"}
+            )
+            return
+        reference = read_table(store, reference_key)
+        yield dg.MaterializeResult(
+            asset_key=drift_key(spec),
+            metadata=drift_metadata(spec, pipeline, clean, reference, day, store),
+        )
+
+    return monitoring

@@ -1,0 +1,239 @@
+"""The champion in BentoML's store: one imported model and one bento per MLflow model version.
+
+Tags are derived from the MLflow version and run (``bigmart_sales:v3-1a2b3c4d`` for the model,
+``bigmart_sales_service:v3-1a2b3c4d`` for the bento), so a version is imported and built once and
+a rollback finds its bento still in the store. Model and bento carry the MLflow model name,
+version and run id as labels; the model's metadata adds the run's data partitions and the Dagster
+run that trained it, so a served answer can be traced to the data behind it.
+
+bentoml and mlflow are imported inside the functions: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_assets import settings
+from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+from mlops_assets.specs.model import UseCaseSpec
+
+BENTO_SOURCE_ENV = "MLOPS_BENTO_SOURCE"
+RUN_TAGS_KEPT = ("data_version", "data_partitions", "dagster.run_id", "optuna.study")
+
+
+class BentoBuildError(RuntimeError):
+    """The champion could not be imported or built; the message says which step and why."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered MLflow model version."""
+
+    model_name: str
+    version: str
+    run_id: str
+
+    @property
+    def tag_version(self) -> str:
+        """The BentoML version string of this MLflow version (``v3-1a2b3c4d``)."""
+        return f"v{self.version}-{self.run_id[:8]}"
+
+    def labels(self, use_case: str) -> dict[str, str]:
+        """Lineage labels put on the BentoML model and on the bento."""
+        return {
+            "use_case": use_case,
+            "mlflow_model_name": self.model_name,
+            "mlflow_model_version": self.version,
+            "mlflow_run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True)
+class BentoBuild:
+    """What :func:`ensure_champion_bento` found or built."""
+
+    bento_tag: str
+    model_tag: str
+    model: ModelRef
+    bento_bytes: int
+    model_bytes: int
+    seconds: float
+    built: bool
+
+
+def bento_source_dir() -> Path:
+    """Service source and build file: ``bento/`` in the repository, or ``MLOPS_BENTO_SOURCE``."""
+    return Path(os.environ.get(BENTO_SOURCE_ENV) or settings.REPO_ROOT / "bento").resolve()
+
+
+def bento_name(spec: UseCaseSpec) -> str:
+    """Name of a use case's bentos."""
+    return f"{spec.name}_service"
+
+
+def model_tag(spec: UseCaseSpec, ref: ModelRef) -> str:
+    """BentoML model tag of an MLflow version."""
+    return f"{spec.name}:{ref.tag_version}"
+
+
+def bento_tag(spec: UseCaseSpec, ref: ModelRef) -> str:
+    """Bento tag of an MLflow version."""
+    return f"{bento_name(spec)}:{ref.tag_version}"
+
+
+_store_home: Path | None = None
+
+
+def bentoml_api() -> Any:
+    """The ``bentoml`` module with its stores under :func:`settings.bentoml_home`.
+
+    BentoML resolves its home once per process. Pointing its store providers at the home in
+    force on every call keeps a long-lived process (a Dagster worker, a test session switching
+    ``MLOPS_HOME``) on the right store without touching ``os.environ``.
+    """
+    global _store_home
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    import bentoml
+
+    home = settings.bentoml_home()
+    if home != _store_home:
+        _point_stores_at(home)
+        _store_home = home
+    return bentoml
+
+
+def _point_stores_at(home: Path) -> None:
+    from bentoml._internal.bento import BentoStore
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    folders = {name: home / name for name in ("bentos", "models", "envs", "tmp")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    container = BentoMLContainer
+    container.bentoml_home.set(str(home))
+    container.bento_store_dir.set(str(folders["bentos"]))
+    container.model_store_dir.set(str(folders["models"]))
+    container.env_store_dir.set(str(folders["envs"]))
+    container.tmp_bento_store_dir.set(str(folders["tmp"]))
+    container.bento_store.set(BentoStore(str(folders["bentos"])))
+    container.model_store.set(ModelStore(str(folders["models"])))
+    container.tmp_bento_store.set(BentoStore(str(folders["tmp"])))
+
+
+def champion_ref(spec: UseCaseSpec, mlflow: MlflowTracking) -> ModelRef | None:
+    """The version the ``champion`` alias points at, or ``None``."""
+    name = spec.registered_model_name()
+    version = mlflow.alias_version(name, CHAMPION)
+    if version is None:
+        return None
+    return ModelRef(name, str(version.version), str(version.run_id or "norun"))
+
+
+def find_bento(spec: UseCaseSpec, ref: ModelRef) -> Any | None:
+    """The stored bento of a model version, or ``None``."""
+    bentoml = bentoml_api()
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.bentos.get(bento_tag(spec, ref))
+    except NotFound:
+        return None
+
+
+def current_bento_tag(spec: UseCaseSpec, mlflow: MlflowTracking) -> str | None:
+    """Tag of the champion's bento when it has been built, else ``None``."""
+    ref = champion_ref(spec, mlflow)
+    if ref is None:
+        return None
+    bento = find_bento(spec, ref)
+    return str(bento.tag) if bento is not None else None
+
+
+def import_model(spec: UseCaseSpec, mlflow: MlflowTracking, ref: ModelRef) -> tuple[Any, bool]:
+    """The version's pipeline in the BentoML store (native scikit-learn flavour); True if new.
+
+    The native flavour loads with joblib alone: the service starts without importing mlflow.
+    """
+    bentoml = bentoml_api()
+    from bentoml.exceptions import NotFound
+
+    tag = model_tag(spec, ref)
+    try:
+        return bentoml.models.get(tag), False
+    except NotFound:
+        pass
+    pipeline = mlflow.load_pipeline(ref.model_name, ref.version)
+    run_tags = _run_tags(mlflow, ref.run_id)
+    metadata = {
+        "mlflow_tracking_uri": mlflow.uri(),
+        **{key.replace(".", "_"): run_tags[key] for key in RUN_TAGS_KEPT if key in run_tags},
+    }
+    model = bentoml.sklearn.save_model(
+        tag,
+        pipeline,
+        labels=ref.labels(spec.name),
+        metadata=metadata,
+        signatures={"predict": {"batchable": False}},
+    )
+    return model, True
+
+
+def _run_tags(mlflow: MlflowTracking, run_id: str) -> dict[str, str]:
+    try:
+        return dict(mlflow.client().get_run(run_id).data.tags)
+    except Exception:  # a run deleted from tracking must not block serving its registered model
+        return {}
+
+
+def build_bento(spec: UseCaseSpec, ref: ModelRef, model: Any) -> tuple[Any, bool]:
+    """The version's bento, built from :func:`bento_source_dir` unless stored; True if new."""
+    bentoml = bentoml_api()
+    existing = find_bento(spec, ref)
+    if existing is not None:
+        return existing, False
+    source = bento_source_dir()
+    bentofile = source / "bentofile.yaml"
+    if not bentofile.is_file():
+        raise BentoBuildError(f"{spec.name}: no bento build file at {bentofile}")
+    bento = bentoml.bentos.build_bentofile(
+        str(bentofile),
+        build_ctx=str(source),
+        name=bento_name(spec),
+        version=ref.tag_version,
+        labels={**ref.labels(spec.name), "model_tag": str(model.tag)},
+        args={"use_case": spec.name, "model_tag": str(model.tag)},
+        reload=True,
+    )
+    return bento, True
+
+
+def ensure_champion_bento(spec: UseCaseSpec, mlflow: MlflowTracking) -> BentoBuild:
+    """The champion imported and built (once per version); reused when already in the store."""
+    ref = champion_ref(spec, mlflow)
+    if ref is None:
+        raise BentoBuildError(
+            f"{spec.name}: no version of {spec.registered_model_name()} carries the "
+            f"`{CHAMPION}` alias; nothing to serve"
+        )
+    started = time.perf_counter()
+    model, imported = import_model(spec, mlflow, ref)
+    bento, built = build_bento(spec, ref, model)
+    return BentoBuild(
+        bento_tag=str(bento.tag),
+        model_tag=str(model.tag),
+        model=ref,
+        bento_bytes=folder_size(Path(bento.path)),
+        model_bytes=folder_size(Path(model.path)),
+        seconds=time.perf_counter() - started,
+        built=imported or built,
+    )
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of every file below a folder."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -1,0 +1,188 @@
+"""The prediction log: every answered record, its prediction, model version and request id.
+
+Written off the response path: the service hands each scored batch to :meth:`PredictionLog.append`
+(a queue put), and a background thread writes the queued rows as one Parquet object every few
+seconds under ``<storage>/<use_case>/prediction_log/<YYYY-MM-DD>/``, local folder or ``s3://``
+alike. :meth:`PredictionLog.close` writes what is left; the service calls it on shutdown (SIGTERM),
+so an answered request is never missing from the log.
+
+Monitoring reads the log back with :func:`read_prediction_log`. The columns are the spec's id and
+feature columns as the model saw them (cleaned, before imputation), with stable types in every
+file, plus ``request_id``, ``record`` (position in its request), ``logged_at``, ``model_name``,
+``model_version`` and ``prediction`` (``proba_<class>`` columns for classifiers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.serving.scoring import ScoredBatch
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectStore
+from mlops_assets.storage.tables import read_table, write_table
+
+logger = logging.getLogger(__name__)
+
+LOG_FOLDER = "prediction_log"
+_STOP = object()
+
+
+def log_prefix(use_case: str) -> str:
+    """Key prefix of a use case's prediction log in the storage."""
+    return f"{use_case}/{LOG_FOLDER}/"
+
+
+def log_frame(batches: Sequence[ScoredBatch], spec: UseCaseSpec) -> pd.DataFrame:
+    """Rows of scored batches with the log's fixed column types."""
+    parts = [_batch_frame(batch, spec) for batch in batches]
+    return pd.concat(parts, ignore_index=True) if parts else _batch_frame(None, spec)
+
+
+def _batch_frame(batch: ScoredBatch | None, spec: UseCaseSpec) -> pd.DataFrame:
+    counts = batch.row_counts if batch else []
+    n = int(sum(counts))
+    columns: dict[str, object] = {
+        "request_id": pd.array(
+            np.repeat(batch.request_ids, counts) if batch else [], dtype="string"
+        ),
+        "record": np.concatenate([np.arange(c) for c in counts]) if counts else np.array([], int),
+        "logged_at": pd.Series([batch.scored_at] * n if batch else [], dtype="datetime64[us, UTC]"),
+        "model_name": pd.array([batch.model_name] * n if batch else [], dtype="string"),
+        "model_version": pd.array([batch.model_version] * n if batch else [], dtype="string"),
+    }
+    cleaned = batch.cleaned if batch else pd.DataFrame()
+    for column in spec.input_columns:
+        values = cleaned[column.name] if column.name in cleaned else pd.Series([None] * n)
+        columns[column.name] = _typed(values.reset_index(drop=True), column.type)
+    if spec.is_classification:
+        columns["prediction"] = pd.array(batch.predictions if batch else [], dtype="string")
+        probabilities = batch.probabilities if batch is not None else None
+        for index, name in enumerate(spec.target.classes or []):
+            columns[f"proba_{name}"] = (
+                probabilities[:, index] if probabilities is not None else np.array([], float)
+            )
+    else:
+        columns["prediction"] = np.asarray(batch.predictions if batch else [], dtype="float64")
+    return pd.DataFrame(columns)
+
+
+def _typed(values: pd.Series, kind: str) -> pd.Series | pd.api.extensions.ExtensionArray:
+    if kind == "numeric":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if kind == "integer":
+        return pd.to_numeric(values, errors="coerce").astype("Int64")
+    if kind == "date":
+        return pd.to_datetime(values, errors="coerce")
+    return values.astype(object).where(values.notna(), None).astype("string")
+
+
+class PredictionLog:
+    """Appends scored batches to Parquet objects from a background thread.
+
+    Args:
+        store: Where the log is written (the lake: folder or ``s3://``).
+        spec: The use case (fixes the column types).
+        flush_interval_s: Seconds between writes while rows are queued.
+        max_rows: Queued rows that trigger a write before the interval.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        spec: UseCaseSpec,
+        flush_interval_s: float = 5.0,
+        max_rows: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.flush_interval_s = flush_interval_s
+        self.max_rows = max_rows
+        self.rows_written = 0
+        self.files_written = 0
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._sequence = itertools.count()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, batch: ScoredBatch) -> None:
+        """Queue a scored batch (O(1): the response does not wait for storage)."""
+        if self._closed.is_set():
+            raise RuntimeError("the prediction log is closed")
+        self._queue.put(batch)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write everything queued and stop the thread; safe to call more than once."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.error("prediction log: still writing after %.0f s at shutdown", timeout)
+
+    def _run(self) -> None:
+        pending: list[ScoredBatch] = []
+        deadline = time.monotonic() + self.flush_interval_s
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, ScoredBatch):
+                pending.append(item)
+            due = time.monotonic() >= deadline
+            if pending and (stopping or due or _rows(pending) >= self.max_rows):
+                pending = self._write(pending, final=stopping)
+            if due or not pending:
+                deadline = time.monotonic() + self.flush_interval_s
+
+    def _write(self, pending: list[ScoredBatch], final: bool) -> list[ScoredBatch]:
+        """Write the queued batches as one object; on failure keep them for the next try."""
+        frame = log_frame(pending, self.spec)
+        key = self._key(pending[0].scored_at)
+        try:
+            write_table(self.store, key, frame)
+        except Exception:
+            level = logging.ERROR if final else logging.WARNING
+            logger.log(
+                level,
+                "prediction log: could not write %d rows to %s%s",
+                len(frame),
+                self.store.describe(key),
+                " (lost at shutdown)" if final else "; retrying at the next flush",
+                exc_info=True,
+            )
+            return [] if final else pending
+        self.rows_written += len(frame)
+        self.files_written += 1
+        return []
+
+    def _key(self, first: dt.datetime) -> str:
+        stamp = first.strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{stamp}-{os.getpid()}-{next(self._sequence):06d}.parquet"
+        return f"{log_prefix(self.spec.name)}{first.date().isoformat()}/{name}"
+
+
+def _rows(batches: Sequence[ScoredBatch]) -> int:
+    return sum(sum(batch.row_counts) for batch in batches)
+
+
+def read_prediction_log(store: ObjectStore, use_case: str) -> pd.DataFrame:
+    """Every logged row of a use case, oldest file first (empty frame when nothing is logged)."""
+    keys = [info.key for info in store.list(log_prefix(use_case)) if info.key.endswith(".parquet")]
+    frames = [read_table(store, key) for key in keys]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
