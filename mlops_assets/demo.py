@@ -116,8 +116,11 @@ def simulate_days(
     end: dt.date | None = None,
     log: Any = print,
 ) -> Story:
-    """Simulate ``days`` days: land a batch a day (drifted from ``drift_from``), let the landing
-    sensor ingest it, and let the retraining policy retrain and promote.
+    """Simulate ``days`` days of the platform's life.
+
+    Each day a batch lands (drifted from day ``drift_from``), the landing sensor's run request
+    ingests it, and the retraining policy's sensor decides whether to retrain and promote, as
+    the daemon would. Runs carry the simulated day as ``mlops/as_of``.
     """
     from mlops_assets.features.assets import clean_key
     from mlops_assets.ingest.simulate import SimulateConfig, land_generated

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -27,16 +28,28 @@ class ToggleError(RuntimeError):
     """Dagster refused to change an instigator; the message carries its output."""
 
 
-def set_retraining(spec: UseCaseSpec, running: bool) -> list[str]:
-    """Start or stop the retrain sensor and weekly schedule; returns what was changed."""
+LOCATION_NAME = "mlops_assets"
+
+
+def workspace_file() -> Path:
+    """A workspace naming the location as every deployment does (state is keyed by that name)."""
     from mlops_assets.settings import ensure_dagster_home
 
-    ensure_dagster_home()
+    path = ensure_dagster_home() / "mlops-cli-workspace.yaml"
+    path.write_text(
+        "load_from:\n  - python_module:\n      module_name: mlops_assets.definitions\n"
+        f"      location_name: {LOCATION_NAME}\n"
+    )
+    return path
+
+
+def set_retraining(spec: UseCaseSpec, running: bool) -> list[str]:
+    """Start or stop the retrain sensor and weekly schedule; returns what was changed."""
+    workspace = workspace_file()
     action = "start" if running else "stop"
     changed = []
     for kind, name in retraining_instigators(spec):
-        command = [sys.executable, "-m", "dagster", kind, action, name]
-        command += ["-m", "mlops_assets.definitions"]
+        command = [sys.executable, "-m", "dagster", kind, action, name, "-w", str(workspace)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 and "already" not in (result.stdout + result.stderr):
             raise ToggleError(f"dagster {kind} {action} {name} failed:\n{result.stderr[-2000:]}")

@@ -1,0 +1,125 @@
+"""Each condition of the retraining policy, firing and not firing."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from mlops_assets.features.assets import clean_key, train_key
+from mlops_assets.monitoring.assets import drift_key, performance_key
+from mlops_assets.monitoring.policy import build_retrain_sensor, policy_evidence
+from mlops_assets.resources import resources_for_environment
+from mlops_assets.specs import load_specs
+from mlops_assets.use_case import build_use_case
+
+UC = "bigmart_sales"
+
+
+@pytest.fixture
+def spec():
+    return load_specs()[UC]
+
+
+def report(instance, key, partition=None, **metadata) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
+    )
+
+
+def trained_through(instance, spec, last_day: str) -> None:
+    report(instance, train_key(spec), last_day=last_day)
+
+
+def clean_days(instance, spec, days: list[str]) -> None:
+    for day in days:
+        report(instance, clean_key(spec), partition=day, rows_out=10)
+
+
+def kinds(instance, spec) -> list[str]:
+    return [e.kind for e in policy_evidence(instance, spec)]
+
+
+def test_nothing_fires_on_a_quiet_day(spec) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    clean_days(instance, spec, ["2025-01-09", "2025-01-10", "2025-01-11"])
+    report(instance, performance_key(spec), "2025-01-15", degradation=0.02)
+    report(instance, drift_key(spec), "2025-01-15", max_psi=0.05, max_psi_feature="Item_MRP")
+    assert kinds(instance, spec) == []
+
+
+def test_k_new_partitions(spec) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    k = spec.retraining.new_partitions
+    days = [f"2025-01-{11 + i:02d}" for i in range(k)]
+    clean_days(instance, spec, days[:-1])
+    assert "new_partitions" not in kinds(instance, spec)
+    clean_days(instance, spec, days[-1:])
+    evidence = policy_evidence(instance, spec)
+    assert [e.kind for e in evidence] == ["new_partitions"]
+    assert f"{k} new partitions since 2025-01-10 (K={k})" == evidence[0].reason
+
+
+def test_first_training_needs_k_days(spec) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    clean_days(instance, spec, [f"2025-01-{d:02d}" for d in range(1, 8)])
+    assert policy_evidence(instance, spec)[0].reason.endswith("and no model trained yet (K=7)")
+
+
+@pytest.mark.parametrize(("worse", "fires"), [(0.05, False), (0.15, True)])
+def test_metric_degradation(spec, worse: float, fires: bool) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    report(instance, performance_key(spec), "2025-01-20", degradation=worse)
+    assert ("degradation" in kinds(instance, spec)) is fires
+
+
+@pytest.mark.parametrize(("max_psi", "fires"), [(0.1, False), (0.4, True)])
+def test_drift(spec, max_psi: float, fires: bool) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    report(instance, drift_key(spec), "2025-01-20", max_psi=max_psi, max_psi_feature="Item_MRP")
+    evidence = policy_evidence(instance, spec)
+    assert ("drift" in [e.kind for e in evidence]) is fires
+    if fires:
+        assert "PSI of Item_MRP on 2025-01-20 is 0.400 (Y=0.2)" in evidence[0].reason
+
+
+def test_no_drift_trigger_during_the_cooldown(spec) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    report(instance, drift_key(spec), "2025-01-12", max_psi=0.9, max_psi_feature="Item_MRP")
+    report(instance, performance_key(spec), "2025-01-12", degradation=0.9)
+    assert kinds(instance, spec) == []  # within cooldown_days of the training window
+
+
+def tick(spec, instance, cursor=None):
+    parts = build_use_case(spec)
+    definitions = dg.Definitions(
+        assets=parts.assets, jobs=parts.jobs, resources=resources_for_environment()
+    )
+    sensor = build_retrain_sensor(spec, f"{UC}__retrain")
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions) as ctx:
+        return sensor.evaluate_tick(ctx)
+
+
+def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, mlops_home) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    report(instance, drift_key(spec), "2025-01-20", max_psi=0.5, max_psi_feature="Item_MRP")
+    first = tick(spec, instance)
+    assert len(first.run_requests) == 1
+    tags = first.run_requests[0].tags
+    assert tags["mlops/trigger"] == "policy: drift"
+    assert "PSI of Item_MRP" in tags["mlops/trigger_reason"]
+    assert (tags["mlops/policy_K"], tags["mlops/policy_X"], tags["mlops/policy_Y"]) == (
+        "7",
+        "0.1",
+        "0.2",
+    )
+    assert json.loads(first.cursor)
+    assert tick(spec, instance, first.cursor).run_requests == []
+    # New evidence (a later day) fires again.
+    report(instance, drift_key(spec), "2025-01-21", max_psi=0.6, max_psi_feature="Item_MRP")
+    assert len(tick(spec, instance, first.cursor).run_requests) == 1

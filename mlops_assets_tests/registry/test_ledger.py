@@ -1,0 +1,117 @@
+"""The append-only promotion ledger and the management commands that write to it."""
+
+import datetime as dt
+
+import pytest
+
+from mlops_assets.cli import main
+from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.pipeline import model_input
+from mlops_assets.generators import get_generator
+from mlops_assets.registry.ledger import (
+    LedgerEntry,
+    append_entry,
+    champion_on,
+    previous_champion,
+    read_ledger,
+    training_window,
+)
+from mlops_assets.registry.management import ManagementError, delete_version, rollback
+from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+from mlops_assets.specs import load_specs
+from mlops_assets.storage.objectstore import LocalObjectStore
+from mlops_assets.training.assets import log_and_register
+from mlops_assets.training.families import build_pipeline
+
+UC = "bigmart_sales"
+
+
+@pytest.fixture
+def spec():
+    return load_specs()[UC]
+
+
+def gate(
+    version: str, incumbent: str | None, promoted: bool, at: str, days=("", "")
+) -> LedgerEntry:
+    return LedgerEntry(
+        action="promotion_gate",
+        model_name=UC,
+        champion_version=version if promoted else incumbent,
+        reason="test",
+        promoted=promoted,
+        challenger_version=version,
+        incumbent_version=incumbent,
+        metric="rmse",
+        challenger_score=100.0,
+        challenger_train_first_day=days[0] or None,
+        challenger_train_last_day=days[1] or None,
+        at=at,
+    )
+
+
+def test_entries_are_appended_never_rewritten(tmp_path, spec) -> None:
+    store = LocalObjectStore(tmp_path)
+    assert read_ledger(store, spec).empty
+    append_entry(store, spec, gate("1", None, True, "2025-01-01T10:00:00+00:00"))
+    append_entry(store, spec, gate("2", "1", False, "2025-01-05T10:00:00+00:00"))
+    append_entry(
+        store, spec, gate("3", "1", True, "2025-01-09T10:00:00+00:00", ("2025-01-02", "2025-01-09"))
+    )
+    ledger = read_ledger(store, spec)
+    assert list(ledger["challenger_version"]) == ["1", "2", "3"]
+    assert len(list((tmp_path / UC / "ledger").iterdir())) == 3
+    assert champion_on(ledger, "2024-12-31") is None
+    assert champion_on(ledger, "2025-01-01") == "1"
+    assert champion_on(ledger, "2025-01-08") == "1"
+    assert champion_on(ledger, "2025-01-09") == "3"
+    assert previous_champion(ledger, "3") == "1"
+    assert training_window(ledger, "3") == ("2025-01-02", "2025-01-09")
+    assert training_window(ledger, "2") is None
+
+
+def register(spec, mlflow, alpha: float) -> str:
+    frame, _ = clean_frame(get_generator(UC).generate(300, dt.date(2025, 1, 1), 1), spec)
+    pipeline = build_pipeline(spec, "ridge", {"alpha": alpha})
+    pipeline.fit(model_input(frame, spec), frame[spec.target.name])
+    with mlflow.start_run(UC, "test", {}, None):
+        return log_and_register(spec, mlflow, pipeline, frame.assign(_landed_date="2025-01-01"))
+
+
+def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
+    mlflow = MlflowTracking()
+    store = LocalObjectStore(mlops_home / "storage")
+    for version, alpha in (("1", 1.0), ("2", 2.0), ("3", 3.0)):
+        assert register(spec, mlflow, alpha) == version
+    client = mlflow.client()
+    # v1 champion, then v2 promoted over it, then v3 over v2.
+    for version, incumbent, day in (("1", None, "01"), ("2", "1", "02"), ("3", "2", "03")):
+        client.set_registered_model_alias(UC, CHAMPION, version)
+        append_entry(store, spec, gate(version, incumbent, True, f"2025-02-{day}T00:00:00+00:00"))
+
+    with pytest.raises(ManagementError, match="v3 is the champion and cannot be deleted"):
+        delete_version(spec, mlflow, store, "3")
+
+    entry = rollback(spec, mlflow, store)
+    assert entry.reason == "rolled back from v3 to v2"
+    assert str(mlflow.alias_version(UC, CHAMPION).version) == "2"
+    # A second rollback keeps stepping back instead of toggling.
+    assert rollback(spec, mlflow, store).champion_version == "1"
+    with pytest.raises(ManagementError, match="replaced no earlier champion"):
+        rollback(spec, mlflow, store)
+    assert rollback(spec, mlflow, store, to_version="3").champion_version == "3"
+    with pytest.raises(ManagementError, match="no version 9"):
+        rollback(spec, mlflow, store, to_version="9")
+
+    assert delete_version(spec, mlflow, store, "1").reason.startswith("deleted v1")
+    assert "1" not in {str(v.version) for v in client.search_model_versions(f"name = '{UC}'")}
+
+    ledger = read_ledger(store, spec)
+    assert list(ledger["action"]) == ["promotion_gate"] * 3 + ["rollback"] * 3 + ["delete"]
+    assert champion_on(ledger, "2099-01-01") == "3"
+
+    assert main(["history", UC]) == 0
+    out = capsys.readouterr().out
+    assert "rolled back from v3 to v2" in out and "deleted v1" in out
+    assert main(["delete", UC, "--version", "3"]) == 2
+    assert "is the champion" in capsys.readouterr().err

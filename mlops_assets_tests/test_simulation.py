@@ -1,0 +1,67 @@
+"""The 30-day story, shortened: daily batches, drift, retraining by policy, monitoring over days.
+
+A use case with a small K (3 new days) and a one-day cool-down makes the same events happen in a
+week: the first training on day 3, out-of-sample monitoring after it, and a drift-triggered
+retrain once the drifted days are past the cool-down.
+"""
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlops_assets.specs.loader import BUNDLED_SPECS_DIR
+
+UC = "bigmart_short"
+
+
+@pytest.fixture
+def short_spec(tmp_path, mlops_home, monkeypatch):
+    data = yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+    data["name"] = UC
+    data["retraining"].update(new_partitions=3, cooldown_days=1)
+    data["tuning"].update(n_trials=3, cv_folds=2)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / f"{UC}.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MLOPS_SPECS_DIRS", str(tmp_path / "specs"))
+    return data
+
+
+def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
+    from mlops_assets.demo import simulate_days
+    from mlops_assets.monitoring.assets import drift_key, performance_key
+    from mlops_assets.orchestration import instance
+    from mlops_assets.registry.ledger import read_ledger
+    from mlops_assets.specs import load_specs
+    from mlops_assets.storage.objectstore import LocalObjectStore
+
+    lines: list[str] = []
+    story = simulate_days(
+        use_case=UC, days=7, rows=250, drift_from=5, n_trials=3, seed=5, log=lines.append
+    )
+    assert story.failures == []
+    assert len(story.rows) == len(lines) == 7
+    by_day = {number: row for number, row in enumerate(story.rows, start=1)}
+    assert [n for n, r in by_day.items() if r.retrained] == [3, 7]
+    assert by_day[3].retrained == "new_partitions" and by_day[3].promoted == "v1"
+    assert "drift" in by_day[7].retrained
+    # Before the first champion nothing is scored; after it, days are scored out of sample.
+    assert by_day[1].rmse is None and by_day[3].rmse is None
+    assert by_day[4].rmse is not None and by_day[4].rmse > 0
+    # Drifted days (5 and later) show in the PSI.
+    assert by_day[5].max_psi > spec_threshold(short_spec) > by_day[4].max_psi
+
+    dagster_instance = instance()
+    spec = load_specs()[UC]
+    partitions = dagster_instance.get_materialized_partitions(performance_key(spec))
+    assert partitions == {row.day for row in story.rows}
+    assert dagster_instance.get_materialized_partitions(drift_key(spec)) == partitions
+    runs = dagster_instance.get_runs(dg.RunsFilter(job_name=f"{UC}__retrain"))
+    assert {r.tags["mlops/trigger"] for r in runs} == {"policy: new_partitions", "policy: drift"}
+    ledger = read_ledger(LocalObjectStore(mlops_home / "storage"), spec)
+    assert len(ledger) == 2 and ledger.iloc[0]["at"].startswith(story.rows[2].day)
+    report = mlops_home / "storage" / UC / "reports" / "data_drift" / f"{story.rows[5].day}.html"
+    assert "Item_MRP" in report.read_text()
+
+
+def spec_threshold(data: dict) -> float:
+    return data["retraining"]["max_psi"]
