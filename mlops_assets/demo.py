@@ -215,9 +215,19 @@ def format_row(number: int, row: DayRow, drifted: bool) -> str:
     psi = f"{row.max_psi:8.3f}" if row.max_psi is not None else f"{'-':>8}"
     mark = "*" if drifted else " "
     return (
-        f"{number:>3}{mark}{row.day:<10} {row.rows:>5} {rmse} {psi}  {row.retrained or '-':<24} "
+        f"{number:>3}{mark}{row.day:<10} {row.rows:>5} {rmse} {psi}  {row.retrained or '-':<28} "
         f"{row.promoted or '-'}"
     )
+
+
+def quiet_libraries() -> None:
+    """Keep the demo's table readable: no progress bars or per-version notices from MLflow."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def reset_home() -> None:
@@ -243,6 +253,7 @@ def run_demo(
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.registry.status import use_case_status
 
+    quiet_libraries()
     if reset:
         reset_home()
     started = time.monotonic()

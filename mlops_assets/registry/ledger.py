@@ -77,7 +77,8 @@ def read_ledger(store: ObjectStore, spec: UseCaseSpec) -> pd.DataFrame:
     keys = [info.key for info in store.list(ledger_prefix(spec)) if info.key.endswith(".parquet")]
     if not keys:
         return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))
-    frame = pd.concat([read_table(store, key) for key in sorted(keys)], ignore_index=True)
+    rows = [row for key in sorted(keys) for row in read_table(store, key).to_dict("records")]
+    frame = pd.DataFrame(rows, columns=list(LedgerEntry.__dataclass_fields__))
     return frame.sort_values("at", kind="stable").reset_index(drop=True)
 
 

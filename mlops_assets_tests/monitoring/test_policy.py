@@ -67,7 +67,7 @@ def test_first_training_needs_k_days(spec) -> None:
     assert policy_evidence(instance, spec)[0].reason.endswith("and no model trained yet (K=7)")
 
 
-@pytest.mark.parametrize(("worse", "fires"), [(0.05, False), (0.15, True)])
+@pytest.mark.parametrize(("worse", "fires"), [(0.1, False), (0.25, True)])
 def test_metric_degradation(spec, worse: float, fires: bool) -> None:
     instance = dg.DagsterInstance.ephemeral()
     trained_through(instance, spec, "2025-01-10")
@@ -115,7 +115,7 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
     assert "PSI of Item_MRP" in tags["mlops/trigger_reason"]
     assert (tags["mlops/policy_K"], tags["mlops/policy_X"], tags["mlops/policy_Y"]) == (
         "7",
-        "0.1",
+        "0.2",
         "0.2",
     )
     assert json.loads(first.cursor)
