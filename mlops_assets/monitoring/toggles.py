@@ -1,14 +1,12 @@
 """Pause and resume automatic retraining: the retrain sensor and weekly schedule toggles.
 
 The toggles are Dagster's own instigator states (the switches under *Automation* in the UI), set
-through Dagster's CLI against the instance in ``DAGSTER_HOME``, so the UI, the daemon and
-``mlops`` always agree on whether a use case retrains by itself.
+against the instance in ``DAGSTER_HOME`` the way Dagster's own CLI sets them, so the UI, the
+daemon and ``mlops`` always agree on whether a use case retrains by itself.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -22,10 +20,6 @@ def retraining_instigators(spec: UseCaseSpec) -> list[tuple[str, str]]:
         ("sensor", f"{spec.name}__retrain_sensor"),
         ("schedule", f"{spec.name}__weekly_retrain"),
     ]
-
-
-class ToggleError(RuntimeError):
-    """Dagster refused to change an instigator; the message carries its output."""
 
 
 LOCATION_NAME = "mlops_assets"
@@ -44,16 +38,41 @@ def workspace_file() -> Path:
 
 
 def set_retraining(spec: UseCaseSpec, running: bool) -> list[str]:
-    """Start or stop the retrain sensor and weekly schedule; returns what was changed."""
-    workspace = workspace_file()
-    action = "start" if running else "stop"
+    """Start or stop the retrain sensor and weekly schedule; returns what was changed.
+
+    Does what ``dagster sensor stop``/``dagster schedule stop`` do, for both instigators with one
+    load of the code location (in this process, under the name every deployment uses).
+    """
+    from dagster._cli.workspace.cli_target import get_workspace_from_cli_opts
+    from dagster.version import __version__
+    from dagster_shared.cli import WorkspaceOpts
+
+    from mlops_assets.orchestration import instance as dagster_instance
+
+    instance = dagster_instance()
+    options = WorkspaceOpts(workspace=[str(workspace_file())])
     changed = []
-    for kind, name in retraining_instigators(spec):
-        command = [sys.executable, "-m", "dagster", kind, action, name, "-w", str(workspace)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0 and "already" not in (result.stdout + result.stderr):
-            raise ToggleError(f"dagster {kind} {action} {name} failed:\n{result.stderr[-2000:]}")
-        changed.append(f"{kind} {name}: {'running' if running else 'stopped'}")
+    with get_workspace_from_cli_opts(
+        instance, __version__, options, allow_in_process=True
+    ) as workspace:
+        location = workspace.get_code_location(LOCATION_NAME)
+        repository = next(iter(location.get_repositories().values()))
+        for kind, name in retraining_instigators(spec):
+            if kind == "sensor":
+                target = repository.get_sensor(name)
+                if running:
+                    instance.start_sensor(target)
+                else:
+                    instance.stop_sensor(target.get_remote_origin_id(), target.selector_id, target)
+            else:
+                target = repository.get_schedule(name)
+                if running:
+                    instance.start_schedule(target)
+                else:
+                    instance.stop_schedule(
+                        target.get_remote_origin_id(), target.selector_id, target
+                    )
+            changed.append(f"{kind} {name}: {'running' if running else 'stopped'}")
     return changed
 
 
