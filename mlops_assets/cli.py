@@ -146,6 +146,14 @@ def _lake_store() -> Any:
         return lake.store()
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    """Every use case with its champion and primary metric."""
+    from mlops_assets.registry.status import use_case_table
+
+    print("\n".join(use_case_table()))
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     """Print the promotion ledger: every gate decision, rollback and delete."""
     from mlops_assets.registry.ledger import read_ledger
@@ -222,6 +230,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         drift_from=args.drift_from,
         reset=args.reset,
+        others=not args.only_bigmart,
     )
 
 
@@ -262,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(func=cmd_predict)
 
+    listing = sub.add_parser("list", help="use cases with their champion and primary metric")
+    listing.set_defaults(func=cmd_list)
+
     history = sub.add_parser("history", help="the promotion ledger")
     history.add_argument("use_case")
     history.add_argument("--json", action="store_true")
@@ -289,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--drift-from", type=int, default=20, help="first drifted day")
     demo.add_argument("--reset", action="store_true", help="empty MLOPS_HOME first")
+    demo.add_argument(
+        "--only-bigmart", action="store_true", help="skip the brief runs of the other use cases"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

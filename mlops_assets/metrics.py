@@ -66,7 +66,10 @@ def classification_metric(
     if name == "macro_f1":
         return float(skm.f1_score(y_true, y_pred, average="macro", labels=classes))
     if name == "log_loss":
-        return float(skm.log_loss(y_true, proba, labels=classes))
+        # scikit-learn reads the columns of ``proba`` in sorted label order, whatever the order
+        # of ``labels``: reorder, or a spec listing classes unsorted scores the wrong columns.
+        order = sorted(range(len(classes)), key=lambda i: classes[i])
+        return float(skm.log_loss(y_true, proba[:, order], labels=[classes[i] for i in order]))
     onehot = np.column_stack([(y_true == c).astype(float) for c in classes])
     if name == "roc_auc":
         if len(classes) == 2:

@@ -82,6 +82,9 @@ class Generator(Protocol):
 # name -> "module:attribute" of a zero-argument factory (a class); imported on first use.
 _REGISTRY: dict[str, str] = {
     "bigmart_sales": "mlops_assets.generators.bigmart_sales:BigMartSalesGenerator",
+    "loan_approval": "mlops_assets.generators.loan_approval:LoanApprovalGenerator",
+    "mushroom": "mlops_assets.generators.mushroom:MushroomGenerator",
+    "obesity": "mlops_assets.generators.obesity:ObesityGenerator",
 }
 
 

@@ -39,8 +39,16 @@ LOCK_NAMESPACE = "mlops-retrain"
 APPLICATION_NAME_LIMIT = 63  # PostgreSQL truncates application_name beyond NAMEDATALEN - 1
 
 
-class RetrainLockError(RuntimeError):
-    """The use case's retrain lock is held by another run, or was lost; nothing was changed."""
+class RetrainLockError(dg.Failure):
+    """The use case's retrain lock is held by another run, or was lost; nothing was changed.
+
+    A ``dg.Failure`` that refuses retries: a retry policy on the step (the storage retries of
+    the splits) must not turn "another run is retraining" into waiting for it and retraining
+    again afterwards.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(description=message, allow_retries=False)
 
 
 def lock_key(use_case: str) -> int:

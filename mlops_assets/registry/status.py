@@ -33,3 +33,42 @@ def use_case_status(spec: UseCaseSpec, mlflow: MlflowTracking) -> dict[str, Any]
         version = mlflow.alias_version(name, alias)
         result[alias] = describe_version(version) if version is not None else None
     return result
+
+
+def use_case_table() -> list[str]:
+    """One line per use case: rows stored, champion version, primary metric on the test set."""
+    from mlops_assets.specs import load_specs
+
+    lines = [f"{'use case':<15} {'rows':>7} {'champion':>9}  primary metric"]
+    for name, spec in load_specs().items():
+        status = use_case_status(spec, MlflowTracking())
+        champion = status["champion"]
+        rows = stored_rows(name)
+        if champion is None:
+            lines.append(f"{name:<15} {rows:>7} {'-':>9}  {spec.primary_metric}: -")
+            continue
+        score = champion["metrics"].get(spec.primary_metric)
+        shown = f"{score:.4g}" if score is not None else "-"
+        lines.append(
+            f"{name:<15} {rows:>7} {'v' + champion['version']:>9}  {spec.primary_metric}={shown}"
+        )
+    return lines
+
+
+def stored_rows(use_case: str) -> int:
+    """Rows of the use case's stored train and test sets (0 before its first training)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.resources import resources_for_environment
+
+    with initialized_resource(resources_for_environment(), "lake") as lake:
+        store = lake.store()
+    total = 0
+    for asset in ("train_set", "test_set"):
+        key = f"{use_case}/{asset}.parquet"
+        if store.exists(key):
+            total += pq.ParquetFile(io.BytesIO(store.get_bytes(key))).metadata.num_rows
+    return total

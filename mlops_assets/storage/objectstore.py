@@ -120,8 +120,10 @@ class LocalObjectStore(ObjectStore):
             path = Path(entry.path)
             if entry.is_dir():
                 folder_key = path.relative_to(self.root).as_posix() + "/"
-                if start_after and folder_key < start_after and not start_after.startswith(
-                    folder_key
+                if (
+                    start_after
+                    and folder_key < start_after
+                    and not start_after.startswith(folder_key)
                 ):
                     continue
                 yield from self._walk(path, start_after)

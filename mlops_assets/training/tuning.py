@@ -403,8 +403,7 @@ def _worker_failure(study_name: str, failed: list[Any], errors: Any) -> str:
     except queue.Empty:
         pass
     lines = [
-        reports.get(p.pid, f"{p.name} (pid {p.pid}) exited with code {p.exitcode}")
-        for p in failed
+        reports.get(p.pid, f"{p.name} (pid {p.pid}) exited with code {p.exitcode}") for p in failed
     ]
     return f"Optuna worker failed in study {study_name}: " + "; ".join(lines)
 
