@@ -59,11 +59,15 @@ def load_definitions() -> dg.Definitions:
 
 
 def _failure_messages(result: Any) -> list[str]:
+    """Each failed step with the innermost cause (Dagster's own message only says "error in op")."""
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
-            messages.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+            while error is not None and error.cause is not None:
+                error = error.cause
+            text = error.message.strip() if error else "failed"
+            messages.append(f"{event.step_key}: {text}")
     return messages
 
 

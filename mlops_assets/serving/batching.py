@@ -85,13 +85,21 @@ class MicroBatcher(Generic[T, R]):
         while True:
             await wakeup.wait()
             wakeup.clear()
-            if self._max_wait_s:
-                await asyncio.sleep(self._max_wait_s)
+            await self._gather()
             while self._pending:
                 batch, total = self._take_batch()
                 if batch:
                     self._run(batch, total)
                 await asyncio.sleep(0)  # let the loop answer and read requests between batches
+
+    async def _gather(self) -> None:
+        """Give requests being read ``max_wait_ms`` to join the batch.
+
+        Measured here: stopping at the first loop turn that brings no new request made batches
+        smaller and throughput lower than a plain short wait.
+        """
+        if self._max_wait_s:
+            await asyncio.sleep(self._max_wait_s)
 
     def _run(self, batch: list[_Pending[T, R]], total: int) -> None:
         if self._on_batch is not None:

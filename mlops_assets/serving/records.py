@@ -1,6 +1,8 @@
 """What a client may send: the request schema generated from the spec, and column-wise checks.
 
-A request is ``{"records": [{<field>: <raw value>, ...}, ...]}``. Records carry raw values (the
+A request is ``{"records": [{<field>: <raw value>, ...}, ...]}``, or for bulk scoring the same
+values as columns, ``{"columns": {<field>: [<raw value>, ...], ...}}`` (cheaper to parse and to
+answer). Records carry raw values (the
 service cleans them with the training code), so the checks here are about what cleaning cannot
 decide: the shape of the request, missing and unknown fields, and values of the wrong JSON type,
 non-finite numbers or text that is not a number. Domain checks (ranges, closed category sets,
@@ -14,10 +16,12 @@ in the OpenAPI page; it is not used to parse requests.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -103,6 +107,27 @@ def record_model(spec: UseCaseSpec) -> type[BaseModel]:
     )
 
 
+def columns_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORDS) -> dict:
+    """JSON schema of the ``columns`` field: one equally long array per spec column."""
+    properties = record_model(spec).model_json_schema()["properties"]
+    return {
+        "type": "object",
+        "properties": {
+            name: {
+                "type": "array",
+                "items": {k: v for k, v in schema.items() if k not in {"title", "description"}},
+                "minItems": 1,
+                "maxItems": max_records,
+                "description": schema.get("description", ""),
+            }
+            for name, schema in properties.items()
+        },
+        "required": list(properties),
+        "additionalProperties": False,
+        "description": f"{spec.name} records as columns of equal length (1 to {max_records}).",
+    }
+
+
 def records_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORDS) -> dict:
     """JSON schema of the ``records`` field: a non-empty array of the spec's records."""
     return {
@@ -139,6 +164,53 @@ def structure_problems(
         if set().union(*records) == set(expected):
             return []
     return _record_field_problems(records, expected, limit)
+
+
+def column_structure_problems(
+    columns: Any, spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORDS
+) -> list[RequestProblem]:
+    """Problems of a columnar body's shape: missing/unknown columns, not lists, unequal lengths."""
+    if not isinstance(columns, dict):
+        return [column_problem(None, f"expected an object of columns, got {_json_type(columns)}")]
+    expected = [c.name for c in spec.input_columns]
+    found = [column_problem(name, "is missing") for name in expected if name not in columns]
+    found += [
+        column_problem(str(name), f"unknown column (expected {', '.join(expected)})")
+        for name in columns
+        if name not in set(expected)
+    ]
+    found += [
+        column_problem(name, f"expected an array, got {_json_type(columns[name])}")
+        for name in expected
+        if name in columns and not isinstance(columns[name], list)
+    ]
+    if found:
+        return found
+    lengths = {len(columns[name]) for name in expected}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{name}: {len(columns[name])}" for name in expected)
+        return [column_problem(None, f"columns differ in length ({sizes})")]
+    length = lengths.pop()
+    if not length:
+        return [column_problem(None, "are empty; send at least one record")]
+    if length > max_records:
+        return [column_problem(None, f"hold {length} records; at most {max_records} per request")]
+    return []
+
+
+def column_problem(name: str | None, message: str) -> RequestProblem:
+    """A problem of a columnar body (``columns.Item_MRP``) or of all its columns."""
+    return RequestProblem(-1, 0, f"columns.{name}" if name else "columns", message)
+
+
+def as_column_location(found: RequestProblem) -> RequestProblem:
+    """A record problem renamed for a columnar body (``records[3].X`` -> ``columns.X[3]``)."""
+    match = re.fullmatch(r"records\[(\d+)\](?:\.(.+))?", found.location)
+    if match is None:
+        return found
+    row, name = match.groups()
+    location = f"columns.{name}[{row}]" if name else f"columns[*][{row}]"
+    return RequestProblem(found.row, found.column, location, found.message)
 
 
 def _record_field_problems(
@@ -208,6 +280,8 @@ def type_problems(columns: Mapping[str, list[Any]], spec: UseCaseSpec) -> list[R
 
 def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
     """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns."""
+    if _plainly_valid_numbers(values, column):
+        return []
     found: list[RequestProblem] = []
     text_rows: list[int] = []
     numbers: list[tuple[int, float]] = []
@@ -215,8 +289,13 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
         kind = type(value)
         if value is None:
             continue
-        if kind is float or kind is int:
+        if kind is float:
             numbers.append((row, value))
+        elif kind is int:
+            try:
+                numbers.append((row, float(value)))
+            except OverflowError:
+                found.append(problem(row, column, f"is out of range: {value}", order))
         elif kind is str:
             text_rows.append(row)
         else:
@@ -240,6 +319,26 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
         elif column.type == "integer" and number != round(number):
             found.append(problem(row, column, f"expected a whole number, got {number}", order))
     return found
+
+
+def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
+    """Fast path for the usual column: only ints, floats and nulls, all finite (and whole).
+
+    NumPy reads ``None`` as NaN, so the NaN count must equal the ``None`` count: a real NaN
+    sent by the client is not plainly valid and goes through the detailed checks.
+    """
+    kinds = set(map(type, values))
+    if not kinds <= {int, float, type(None)}:
+        return False
+    try:
+        numbers = np.array(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    missing = np.isnan(numbers)
+    if int(missing.sum()) != values.count(None) or np.isinf(numbers).any():
+        return False
+    present = numbers[~missing]
+    return column.type != "integer" or bool((present == np.round(present)).all())
 
 
 def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:

@@ -17,7 +17,13 @@ from mlops_assets import settings
 from mlops_assets.serving.batching import MicroBatcher
 from mlops_assets.serving.options import ServingOptions
 from mlops_assets.serving.prediction_log import PredictionLog
-from mlops_assets.serving.records import RequestProblem, structure_problems
+from mlops_assets.serving.records import (
+    RequestProblem,
+    as_column_location,
+    column_structure_problems,
+    columns_of,
+    structure_problems,
+)
 from mlops_assets.serving.scoring import Accepted, Rejected, Scorer
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import open_store
@@ -64,10 +70,11 @@ class ServingRuntime:
         self.model_name = model_name
         self.model_version = model_version
         self.log = log
+        self._thread_pools: Any = None
         self.scorer = Scorer(
             spec, pipeline, model_name, model_version, on_scored=log.append if log else None
         )
-        self.batcher: MicroBatcher[tuple[str, list[dict[str, Any]]], Accepted | Rejected] = (
+        self.batcher: MicroBatcher[tuple[str, dict[str, list[Any]]], Accepted | Rejected] = (
             MicroBatcher(
                 self._score_batch,
                 max_batch_size=options.max_batch_records,
@@ -86,7 +93,7 @@ class ServingRuntime:
         options: ServingOptions,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> ServingRuntime:
-        """A runtime for a BentoML model; the log goes under the configured storage."""
+        """A worker's runtime for a BentoML model; the log goes under the configured storage."""
         log = None
         if options.prediction_log:
             log = PredictionLog(
@@ -106,25 +113,57 @@ class ServingRuntime:
         )
 
     def _score_batch(
-        self, items: list[tuple[str, list[dict[str, Any]]]]
+        self, items: list[tuple[str, dict[str, list[Any]]]]
     ) -> list[Accepted | Rejected]:
-        return self.scorer.score_requests([records for _, records in items], [i for i, _ in items])
+        requests = [columns for _, columns in items]
+        ids = [request_id for request_id, _ in items]
+        first = self.spec.input_columns[0].name
+        if sum(len(columns[first]) for columns in requests) >= self.options.parallel_records:
+            return self.scorer.score_requests(requests, ids)
+        with self._limited_threads():
+            return self.scorer.score_requests(requests, ids)
+
+    def _limited_threads(self) -> Any:
+        """Native thread pools capped at ``options.threads`` for the duration of a small batch."""
+        if self._thread_pools is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._thread_pools = ThreadpoolController()
+        return self._thread_pools.limit(limits=self.options.threads)
 
     async def answer(self, records: Any, request_id: str | None = None) -> Answer:
-        """Check, score and log one request's records; every bad input is a 422 naming the field."""
+        """Check, score and log a records body; every bad input is a 422 naming the field."""
         request_id = request_id or uuid.uuid4().hex
         problems = structure_problems(records, self.spec, self.options.max_records)
         if problems:
             return self._rejected(request_id, problems, len(problems))
-        outcome = await self.batcher.submit((request_id, records), size=len(records))
+        outcome = await self.batcher.submit(
+            (request_id, columns_of(records, self.spec)), size=len(records)
+        )
         if isinstance(outcome, Rejected):
             return self._rejected(request_id, outcome.problems, outcome.total)
+        return self._accepted(request_id, outcome, _id_records(outcome))
+
+    async def answer_columns(self, columns: Any, request_id: str | None = None) -> Answer:
+        """Check, score and log a columnar body (bulk scoring); ids are answered as columns."""
+        request_id = request_id or uuid.uuid4().hex
+        problems = column_structure_problems(columns, self.spec, self.options.max_records)
+        if problems:
+            return self._rejected(request_id, problems, len(problems))
+        size = len(columns[self.spec.input_columns[0].name])
+        outcome = await self.batcher.submit((request_id, columns), size=size)
+        if isinstance(outcome, Rejected):
+            renamed = [as_column_location(p) for p in outcome.problems]
+            return self._rejected(request_id, renamed, outcome.total)
+        return self._accepted(request_id, outcome, outcome.ids)
+
+    def _accepted(self, request_id: str, outcome: Accepted, ids: Any) -> Answer:
         body: dict[str, Any] = {
             "request_id": request_id,
             "model_name": self.model_name,
             "model_version": self.model_version,
             "predictions": outcome.predictions,
-            "ids": outcome.ids,
+            "ids": ids,
         }
         if outcome.probabilities is not None:
             body["probabilities"] = outcome.probabilities
@@ -151,3 +190,12 @@ class ServingRuntime:
                 self.log.rows_written,
                 self.log.files_written,
             )
+
+
+def _id_records(outcome: Accepted) -> list[dict[str, Any]]:
+    """Each record's ids as an object, from the columns the scorer returns."""
+    if not outcome.ids:
+        return [{} for _ in outcome.predictions]
+    names = list(outcome.ids)
+    rows = zip(*outcome.ids.values(), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in rows]

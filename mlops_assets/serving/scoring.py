@@ -5,9 +5,10 @@ builds ``clean_data``), validated against the spec's domains, shaped by
 :func:`~mlops_assets.features.pipeline.model_input` and predicted by the registered pipeline with
 :func:`~mlops_assets.training.families.predict_frame`. Nothing here re-implements a cleaning rule.
 
-Several requests can be scored in one pass (:meth:`Scorer.score_requests`): their records are
-concatenated, cleaned, validated and predicted together, and problems are traced back to the
-request and record they came from, so one bad request never fails its neighbours.
+Requests arrive as columns (one list per spec column; a records body is turned into columns
+first). Several requests can be scored in one pass (:meth:`Scorer.score_requests`): their
+columns are concatenated, cleaned, validated and predicted together, and problems are traced
+back to the request and record they came from, so one bad request never fails its neighbours.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from mlops_assets.features.validation import validate_frame
 from mlops_assets.serving.records import (
     ROW_NUMBER,
     RequestProblem,
-    columns_of,
     problem,
     raw_frame,
     type_problems,
@@ -37,10 +37,10 @@ from mlops_assets.training.families import predict_frame
 
 @dataclass
 class Accepted:
-    """Predictions for every record of one request, in record order."""
+    """Predictions for every record of one request, in record order; ids as columns."""
 
     predictions: list[Any]
-    ids: list[dict[str, Any]]
+    ids: dict[str, list[Any]]
     probabilities: list[dict[str, float]] | None = None
 
 
@@ -111,16 +111,17 @@ class Scorer:
         self.problem_limit = problem_limit
 
     def score_requests(
-        self, requests: Sequence[Sequence[Mapping[str, Any]]], request_ids: Sequence[str]
+        self, requests: Sequence[Mapping[str, list[Any]]], request_ids: Sequence[str]
     ) -> list[Accepted | Rejected]:
         """Score several requests in one pass; each gets its predictions or its own problems.
 
-        The records must have passed :func:`~mlops_assets.serving.records.structure_problems`.
+        Each request is a column mapping that passed the shape checks of
+        :mod:`~mlops_assets.serving.records` (every spec column, equal lengths).
         """
-        sizes = [len(records) for records in requests]
+        names = [c.name for c in self.spec.input_columns]
+        sizes = [len(request[names[0]]) for request in requests]
         starts = np.concatenate([[0], np.cumsum(sizes)])
-        records = [record for request in requests for record in request]
-        cleaned, problems = self._clean_and_check(columns_of(records, self.spec))
+        cleaned, problems = self._clean_and_check(_concatenate(requests, names))
         owner = np.searchsorted(starts, [p.row for p in problems], side="right") - 1
         rejected: dict[int, list[RequestProblem]] = {}
         for index, found in zip(owner.tolist(), problems, strict=True):
@@ -241,8 +242,8 @@ class Scorer:
         for index, (a, b) in zip(accepted, ranges, strict=True):
             part = slice(offset, offset + b - a)
             outcomes[index] = Accepted(
-                predictions=_json_values(predictions[part]),
-                ids=_id_records(ids, part),
+                predictions=predictions[part].tolist(),
+                ids={name: values[part] for name, values in ids.items()},
                 probabilities=self._probability_records(probabilities, part),
             )
             offset += b - a
@@ -281,11 +282,8 @@ def _renumber(found: RequestProblem, row: int) -> RequestProblem:
     return RequestProblem(row, found.column, location, found.message)
 
 
-def _json_values(values: np.ndarray) -> list[Any]:
-    return values.tolist()
-
-
-def _id_records(ids: Mapping[str, list[Any]], part: slice) -> list[dict[str, Any]]:
-    names = list(ids)
-    columns = [ids[name][part] for name in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+def _concatenate(requests: Sequence[Mapping[str, list[Any]]], names: list[str]) -> dict:
+    """One column mapping of several requests (the request itself when there is one)."""
+    if len(requests) == 1:
+        return {name: requests[0][name] for name in names}
+    return {name: [v for request in requests for v in request[name]] for name in names}

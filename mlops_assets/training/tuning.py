@@ -213,7 +213,13 @@ def run_study(
     on_trial: Callable[[Any, str, dict[str, Any], dict[str, float], str], None],
     log: Callable[[str], None],
 ) -> TuningResult:
-    """Search, then refit the best trial's pipeline on all of ``train``."""
+    """Search, then refit the best trial's pipeline on all of ``train``.
+
+    The study is created or resumed in ``storage_url``: trials already complete count toward
+    ``budget.n_trials``. With ``budget.n_workers > 1`` and a server database, the remaining
+    trials run in that many worker processes (``on_trial`` is then called in the workers, so it
+    must be an importable function, and MLflow runs nest under this process's active run).
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -101,3 +101,75 @@ def test_days_already_ingested_are_not_requested(spec, landing: LandingZone) -> 
     assert [r.partition_key for r in tick(spec, landing, instance, None).run_requests] == [
         "2025-02-02"
     ]
+
+
+@pytest.fixture
+def listings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None, list[str]]]:
+    """Every listing of the local store: prefix, start_after and the keys returned."""
+    from mlops_assets.storage.objectstore import LocalObjectStore
+
+    calls: list[tuple[str, str | None, list[str]]] = []
+    original = LocalObjectStore.list
+
+    def recording(self, prefix: str = "", start_after: str | None = None):
+        found = original(self, prefix, start_after)
+        calls.append((prefix, start_after, [info.key for info in found]))
+        return found
+
+    monkeypatch.setattr(LocalObjectStore, "list", recording)
+    return calls
+
+
+def test_later_ticks_list_only_the_recent_days(spec, landing: LandingZone, listings) -> None:
+    """After the first tick, a tick lists from the day before the newest day seen, not all."""
+    instance = dg.DagsterInstance.ephemeral()
+    days = [f"2025-02-{n:02d}" for n in range(1, 11)]
+    for day in days:
+        landing.land(spec.name, day, "batch.csv", CSV)
+
+    first = tick(spec, landing, instance, None)
+    assert sorted(r.partition_key for r in first.run_requests) == days
+    assert listings[-1][1] is None  # a new sensor lists everything once
+    assert sorted(json.loads(first.cursor)) == ["2025-02-09", "2025-02-10"]  # only open days
+
+    listings.clear()
+    assert tick(spec, landing, instance, first.cursor).run_requests == []
+    [(prefix, start_after, keys)] = listings
+    assert (prefix, start_after) == (f"{spec.name}/", f"{spec.name}/2025-02-09/")
+    assert keys == [f"{spec.name}/2025-02-09/batch.csv", f"{spec.name}/2025-02-10/batch.csv"]
+
+
+def test_late_files_in_open_days_are_seen_settled_days_are_left_to_refresh(
+    spec, landing: LandingZone
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    for day in ["2025-02-01", "2025-02-05", "2025-02-06"]:
+        landing.land(spec.name, day, "batch.csv", CSV)
+    cursor = tick(spec, landing, instance, None).cursor
+
+    landing.land(spec.name, "2025-02-05", "late.csv", CSV)  # the day before the newest: open
+    landing.land(spec.name, "2025-02-01", "late.csv", CSV)  # settled: the sensor does not look
+    late = tick(spec, landing, instance, cursor)
+    assert [r.partition_key for r in late.run_requests] == ["2025-02-05"]
+
+    landing.land(spec.name, "2025-02-07", "batch.csv", CSV)  # a new day moves the window on
+    new_day = tick(spec, landing, instance, late.cursor)
+    assert [r.partition_key for r in new_day.run_requests] == ["2025-02-07"]
+    assert sorted(json.loads(new_day.cursor)) == ["2025-02-06", "2025-02-07"]
+
+    # `mlops refresh` lists every day, so the late file of a settled day is not lost.
+    assert "2025-02-01" in pending_days(landing, spec, instance)
+
+
+def test_a_cursor_of_every_day_is_pruned_to_the_open_days(spec, landing: LandingZone) -> None:
+    """A cursor written before listings were windowed (every day ever seen) still works."""
+    from mlops_assets.ingest.landing import fingerprint
+
+    instance = dg.DagsterInstance.ephemeral()
+    days = ["2025-02-01", "2025-02-02", "2025-02-03"]
+    for day in days:
+        landing.land(spec.name, day, "batch.csv", CSV)
+    old = {day: fingerprint(landing.files_for(spec.name, day)) for day in days}
+    result = tick(spec, landing, instance, json.dumps(old))
+    assert result.run_requests == []
+    assert sorted(json.loads(result.cursor)) == ["2025-02-02", "2025-02-03"]

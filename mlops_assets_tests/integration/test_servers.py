@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from mlops_assets.storage.objectstore import S3ObjectStore, StorageError
-from mlops_assets_tests.integration.conftest import MLFLOW_ARTIFACT_PREFIX, MLFLOW_BUCKET
 from mlops_assets_tests.servers import MLflowServer, PostgresServer, SeaweedS3
 
 
@@ -125,7 +124,8 @@ def test_mlflow_run_goes_to_postgres_and_s3(
     assert client.get_run(run_id).data.metrics["rmse"] == 1.25
 
     # The artifact went through the server into the bucket.
-    store = _store(s3_server, f"s3://{MLFLOW_BUCKET}/{MLFLOW_ARTIFACT_PREFIX}")
+    assert mlflow_server.artifacts_destination == "s3://mlops/mlflow"
+    store = _store(s3_server, mlflow_server.artifacts_destination)
     keys = [info.key for info in store.list(f"{experiment_id}/{run_id}/")]
     expected = f"{experiment_id}/{run_id}/artifacts/notes/note.txt"
     assert keys == [expected]

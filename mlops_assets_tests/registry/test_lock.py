@@ -46,7 +46,7 @@ def test_a_run_holds_the_lock_until_it_ends(tmp_path: Path) -> None:
     """Two runs of assets that take the lock: the second fails naming the first run."""
     holding, release = threading.Event(), threading.Event()
 
-    @dg.asset
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=3, delay=5))  # as storage steps have
     def first_step(retrain_lock: RetrainLock) -> None:
         retrain_lock.acquire("uc")
 
@@ -74,6 +74,7 @@ def test_a_run_holds_the_lock_until_it_ends(tmp_path: Path) -> None:
         release.set()
         thread.join(30)
     assert not loser.success
+    assert not [e for e in loser.all_events if e.is_step_up_for_retry]  # fails fast, no retry
     [failure] = [e for e in loser.all_events if e.is_step_failure]
     message = str(failure.step_failure_data.error.to_string())
     assert "retrain of uc is already running" in message

@@ -1,0 +1,66 @@
+"""The landing sensor on a bucket lists only the open days, not the whole landing prefix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+
+from mlops_assets.ingest.landing import LandingZone
+from mlops_assets.specs import load_specs
+from mlops_assets.storage.objectstore import S3ObjectStore
+from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets_tests.ingest.test_sensors import CSV, tick
+from mlops_assets_tests.servers import SeaweedS3
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.usefixtures("mlops_home")
+def test_ticks_list_only_recent_days_of_the_bucket(
+    s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_specs()["bigmart_sales"]
+    s3_server.create_bucket("sensor")
+    landing = LandingZone(
+        storage=ObjectStorage(
+            uri="s3://sensor/landing",
+            endpoint_url=s3_server.endpoint_url,
+            access_key_id=s3_server.access_key,
+            secret_access_key=s3_server.secret_key,
+        )
+    )
+    days = [(dt.date(2025, 1, 1) + dt.timedelta(days=n)).isoformat() for n in range(30)]
+    for day in days:
+        landing.land(spec.name, day, "batch.csv", CSV)
+
+    listed: list[tuple[str | None, list[str]]] = []
+    original = S3ObjectStore.list
+
+    def recording(self, prefix: str = "", start_after: str | None = None):
+        found = original(self, prefix, start_after)
+        listed.append((start_after, [info.key for info in found]))
+        return found
+
+    monkeypatch.setattr(S3ObjectStore, "list", recording)
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = tick(spec, landing, instance, None)
+    assert len(first.run_requests) == 30 and len(listed[-1][1]) == 30
+
+    landing.land(spec.name, days[-2], "late.csv", CSV)  # late, for the day before the newest
+    landing.land(spec.name, "2025-01-31", "batch.csv", CSV)  # a new day
+    listed.clear()
+    second = tick(spec, landing, instance, first.cursor)
+    assert sorted(r.partition_key for r in second.run_requests) == ["2025-01-29", "2025-01-31"]
+    [(start_after, keys)] = listed
+    assert start_after == f"{spec.name}/2025-01-29/"
+    assert keys == [
+        f"{spec.name}/2025-01-29/batch.csv",
+        f"{spec.name}/2025-01-29/late.csv",
+        f"{spec.name}/2025-01-30/batch.csv",
+        f"{spec.name}/2025-01-31/batch.csv",
+    ]
+    assert sorted(json.loads(second.cursor)) == ["2025-01-30", "2025-01-31"]
