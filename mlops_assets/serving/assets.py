@@ -30,6 +30,11 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
         except BentoBuildError as error:
             raise dg.Failure(description=str(error)) from error
         action = "built" if build.built else "reused"
+        if build.stale_source:
+            context.log.warning(
+                f"{build.bento_tag} was built from older bento/ code; `bentoml delete "
+                f"{build.bento_tag}` and materialize again to rebuild it"
+            )
         context.log.info(
             f"{action} bento {build.bento_tag} for {build.model.model_name} "
             f"v{build.model.version} in {build.seconds:.1f} s"
@@ -42,6 +47,7 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "model_version": build.model.version,
                 "mlflow_run_id": build.model.run_id,
                 "built": build.built,
+                "stale_service_source": build.stale_source,
                 "bento_bytes": build.bento_bytes,
                 "model_bytes": build.model_bytes,
                 "build_seconds": round(build.seconds, 2),

@@ -2,9 +2,12 @@
 
 Tags are derived from the MLflow version and run (``bigmart_sales:v3-1a2b3c4d`` for the model,
 ``bigmart_sales_service:v3-1a2b3c4d`` for the bento), so a version is imported and built once and
-a rollback finds its bento still in the store. Model and bento carry the MLflow model name,
-version and run id as labels; the model's metadata adds the run's data partitions and the Dagster
-run that trained it, so a served answer can be traced to the data behind it.
+a rollback finds its bento still in the store. A bento keeps the service code it was built with;
+its ``service_digest`` label tells when ``bento/`` has changed since (delete it to rebuild).
+
+Model and bento carry the MLflow model name, version and run id as labels; the model's metadata
+adds the run's data partitions and the Dagster run that trained it, so a served answer can be
+traced to the data behind it.
 
 bentoml and mlflow are imported inside the functions: importing this module costs nothing.
 """
@@ -63,11 +66,24 @@ class BentoBuild:
     model_bytes: int
     seconds: float
     built: bool
+    stale_source: bool = False
 
 
 def bento_source_dir() -> Path:
     """Service source and build file: ``bento/`` in the repository, or ``MLOPS_BENTO_SOURCE``."""
     return Path(os.environ.get(BENTO_SOURCE_ENV) or settings.REPO_ROOT / "bento").resolve()
+
+
+def source_digest(source: Path | None = None) -> str:
+    """Digest of the service source and build file: tells a bento built from older code."""
+    import hashlib
+
+    folder = source or bento_source_dir()
+    digest = hashlib.sha256()
+    for name in ("service.py", "bentofile.yaml"):
+        path = folder / name
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()[:12]
 
 
 def bento_name(spec: UseCaseSpec) -> str:
@@ -205,7 +221,11 @@ def build_bento(spec: UseCaseSpec, ref: ModelRef, model: Any) -> tuple[Any, bool
         build_ctx=str(source),
         name=bento_name(spec),
         version=ref.tag_version,
-        labels={**ref.labels(spec.name), "model_tag": str(model.tag)},
+        labels={
+            **ref.labels(spec.name),
+            "model_tag": str(model.tag),
+            "service_digest": source_digest(source),
+        },
         args={"use_case": spec.name, "model_tag": str(model.tag)},
         reload=True,
     )
@@ -223,6 +243,7 @@ def ensure_champion_bento(spec: UseCaseSpec, mlflow: MlflowTracking) -> BentoBui
     started = time.perf_counter()
     model, imported = import_model(spec, mlflow, ref)
     bento, built = build_bento(spec, ref, model)
+    stale = dict(bento.info.labels).get("service_digest") != source_digest()
     return BentoBuild(
         bento_tag=str(bento.tag),
         model_tag=str(model.tag),
@@ -231,6 +252,7 @@ def ensure_champion_bento(spec: UseCaseSpec, mlflow: MlflowTracking) -> BentoBui
         model_bytes=folder_size(Path(model.path)),
         seconds=time.perf_counter() - started,
         built=imported or built,
+        stale_source=stale,
     )
 
 

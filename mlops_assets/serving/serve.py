@@ -52,12 +52,15 @@ def champion_bento_for_serving(
     """The champion's bento tag, building it first if the retrain did not (older champions)."""
     from mlops_assets.serving.bento import current_bento_tag, ensure_champion_bento
 
-    tag = current_bento_tag(spec, mlflow)
-    if tag is not None:
-        return tag
-    if log:
+    if log and current_bento_tag(spec, mlflow) is None:
         log(f"{spec.name}: the champion has no bento yet; building it")
-    return ensure_champion_bento(spec, mlflow).bento_tag
+    build = ensure_champion_bento(spec, mlflow)
+    if log and build.stale_source:
+        log(
+            f"warning: {build.bento_tag} was built from older bento/ code; "
+            f"`bentoml delete {build.bento_tag}` to rebuild it from the current code"
+        )
+    return build.bento_tag
 
 
 def exec_serve(bento_tag: str, port: int, host: str) -> None:

@@ -1,0 +1,31 @@
+"""``make bench``: every benchmark of the project, each in a fresh process, results in ``results/``.
+
+Each benchmark is a script with its own arguments and its own ``results/<name>.json`` and ``.md``:
+``serving.py`` (the bento against FastAPI + pyfunc and bare endpoints) and ``daily_cost.py`` (a
+day's work as data grows). Extra arguments select benchmarks by name: ``run.py serving``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+BENCHMARKS = ("serving", "daily_cost")
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or [name for name in BENCHMARKS if (BENCH / f"{name}.py").is_file()]
+    failed = []
+    for name in chosen:
+        print(f"== bench/{name}.py", flush=True)
+        if subprocess.run([sys.executable, str(BENCH / f"{name}.py")]).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

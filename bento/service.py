@@ -1,0 +1,107 @@
+"""The champion of one use case behind ``POST /predict``: a thin BentoML shell.
+
+Which use case and model come from the bento's build arguments (``use_case``, ``model_tag``;
+set by the ``champion_bento`` asset), or when serving this folder directly from
+``MLOPS_USE_CASE`` / ``MLOPS_MODEL_TAG``. Cleaning, validation, batching, scoring and the
+prediction log live in ``mlops_assets.serving`` (the code training uses), not here.
+
+Serving options are read from the environment at start: ``MLOPS_SERVING_MAX_RECORDS``,
+``MLOPS_SERVING_WORKERS``, ``MLOPS_SERVING_MAX_BATCH_RECORDS``, ``MLOPS_SERVING_BATCH_WAIT_MS``,
+``MLOPS_PREDICTION_LOG`` (on/off) and ``MLOPS_PREDICTION_LOG_FLUSH_S``; the log is written under
+``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import bentoml
+from pydantic import BaseModel, Field, WithJsonSchema
+from starlette.responses import Response
+
+from mlops_assets.serving.http import JsonOnlyMiddleware
+from mlops_assets.serving.metrics import batch_metrics, observe_batch
+from mlops_assets.serving.options import ServingOptions
+from mlops_assets.serving.records import columns_json_schema, records_json_schema
+from mlops_assets.serving.runtime import REQUEST_ID_HEADER, ServingRuntime
+from mlops_assets.specs import load_specs
+
+
+class BentoArgs(BaseModel):
+    """Build arguments: fixed in the bento when the ``champion_bento`` asset builds it."""
+
+    use_case: str = Field(default_factory=lambda: os.environ.get("MLOPS_USE_CASE", "bigmart_sales"))
+    model_tag: str | None = Field(default_factory=lambda: os.environ.get("MLOPS_MODEL_TAG"))
+
+
+ARGS = bentoml.use_arguments(BentoArgs)
+SPEC = load_specs()[ARGS.use_case]
+OPTIONS = ServingOptions.from_env()
+
+Records = Annotated[list[Any], WithJsonSchema(records_json_schema(SPEC, OPTIONS.max_records))]
+Columns = Annotated[dict[str, Any], WithJsonSchema(columns_json_schema(SPEC, OPTIONS.max_records))]
+
+batch_metrics()  # registered at import, as BentoML expects of service metrics
+
+
+class PredictResponse(BaseModel):
+    """An answer: one prediction per record, in order, with the record's ids and the model."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    ids: list[dict[str, Any]] | dict[str, list[Any]]
+
+
+@bentoml.service(
+    name=f"{SPEC.name}_service",
+    workers=OPTIONS.workers,
+    traffic={"timeout": 120},
+    logging={"access": {"enabled": False}},
+    labels={"use_case": SPEC.name},
+)
+class ChampionService:
+    """Predictions of the registered champion for raw records, checked against the spec."""
+
+    model = bentoml.models.BentoModel(ARGS.model_tag or f"{SPEC.name}:latest")
+
+    def __init__(self) -> None:
+        import bentoml.sklearn
+
+        labels = dict(self.model.info.labels)
+        self.runtime = ServingRuntime.for_model(
+            SPEC,
+            bentoml.sklearn.load_model(self.model),
+            labels,
+            fallback_version=str(self.model.tag.version),
+            options=OPTIONS,
+            on_batch=observe_batch,
+        )
+
+    @bentoml.api(route="/predict")
+    async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:
+        """Score raw records: 200 with predictions, or 422 naming every bad field."""
+        answer = await self.runtime.answer(records, ctx.request.headers.get(REQUEST_ID_HEADER))
+        ctx.response.status_code = answer.status
+        ctx.response.metadata[REQUEST_ID_HEADER] = answer.request_id
+        return Response(answer.body, status_code=answer.status, media_type="application/json")
+
+    @bentoml.api(route="/predict_columns")
+    async def predict_columns(self, columns: Columns, ctx: bentoml.Context) -> PredictResponse:
+        """Bulk scoring: the same records as columns; ids are answered as columns too."""
+        answer = await self.runtime.answer_columns(
+            columns, ctx.request.headers.get(REQUEST_ID_HEADER)
+        )
+        ctx.response.status_code = answer.status
+        ctx.response.metadata[REQUEST_ID_HEADER] = answer.request_id
+        return Response(answer.body, status_code=answer.status, media_type="application/json")
+
+    @bentoml.on_shutdown
+    def flush_prediction_log(self) -> None:
+        """Write the queued prediction log before the worker exits (SIGTERM included)."""
+        self.runtime.close()
+
+
+ChampionService.add_asgi_middleware(JsonOnlyMiddleware, json_paths=("/predict", "/predict_columns"))
