@@ -47,6 +47,39 @@ def regression_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> floa
     raise ValueError(f"unknown regression metric {name!r}")
 
 
+def rmsse(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_naive: np.ndarray,
+    groups: np.ndarray | None = None,
+) -> float:
+    """Root mean squared scaled error against a naive forecast of the same rows, per series.
+
+    For each series, ``sqrt(MSE(model) / MSE(naive))`` over its rows, where ``y_naive`` is the
+    seasonal-naive forecast (the target one season earlier, e.g. ``lag_7``); then the mean over
+    series. Below 1 the model beats the naive forecast. Scaling per series makes a slow item's
+    errors count as much as a best seller's. Rows without a naive value are left out, and so
+    are series whose naive forecast is perfect (their ratio is undefined).
+
+    Raises:
+        ValueError: No series has a defined ratio.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    y_naive = np.asarray(y_naive, dtype=float)
+    keys = np.zeros(len(y_true), dtype=int) if groups is None else np.asarray(groups)
+    known = ~np.isnan(y_naive) & ~np.isnan(y_true)
+    ratios = []
+    for key in np.unique(keys[known]):
+        rows = known & (keys == key)
+        scale = np.mean((y_true[rows] - y_naive[rows]) ** 2)
+        if scale > 0:
+            ratios.append(np.sqrt(np.mean((y_true[rows] - y_pred[rows]) ** 2) / scale))
+    if not ratios:
+        raise ValueError("rmsse: no series with a non-zero seasonal-naive error")
+    return float(np.mean(ratios))
+
+
 def classification_metric(
     name: str,
     y_true: Sequence[Any],

@@ -125,6 +125,9 @@ def refresh(
 
     definitions = definitions or load_definitions()
     dagster_instance = dagster_instance or instance()
+    if spec.partitions.by == "event_date":
+        outcome = refresh_event_dates(spec, definitions, dagster_instance, log)
+        return _retrain(spec, definitions, dagster_instance, outcome, train, n_trials, seed, log)
     with initialized_resource(definitions.resources or {}, "landing") as landing:
         pending = pending_days(landing, spec, dagster_instance)
     outcome = RefreshOutcome()
@@ -139,6 +142,48 @@ def refresh(
         outcome.ingested.append(run)
         if log:
             log(f"ingest {spec.name} {day}: {'ok' if run.success else 'FAILED'} (run {run.run_id})")
+    return _retrain(spec, definitions, dagster_instance, outcome, train, n_trials, seed, log)
+
+
+def refresh_event_dates(
+    spec: UseCaseSpec, definitions: dg.Definitions, dagster_instance: dg.DagsterInstance, log: Any
+) -> RefreshOutcome:
+    """Ingest the landing days not ingested yet as ONE run over their event dates' range."""
+    from mlops_assets.ingest.event_dates import pending_range, range_tags
+
+    job = ingest_job_name(spec)
+    with initialized_resource(definitions.resources or {}, "landing") as landing:
+        dates, landed = pending_range(landing, spec, dagster_instance, job)
+    outcome = RefreshOutcome()
+    if dates is None:
+        return outcome
+    run = execute(
+        definitions,
+        job,
+        dagster_instance,
+        tags={**range_tags(*dates, landed), "mlops/trigger": "refresh"},
+    )
+    run.partition = f"{dates[0]}..{dates[1]}"
+    outcome.ingested.append(run)
+    if log:
+        log(
+            f"ingest {spec.name} {run.partition}: {'ok' if run.success else 'FAILED'} "
+            f"(run {run.run_id})"
+        )
+    return outcome
+
+
+def _retrain(
+    spec: UseCaseSpec,
+    definitions: dg.Definitions,
+    dagster_instance: dg.DagsterInstance,
+    outcome: RefreshOutcome,
+    train: bool,
+    n_trials: int | None,
+    seed: int | None,
+    log: Any,
+) -> RefreshOutcome:
+    """Retrain after the ingest runs (when asked), recorded on ``outcome``."""
     if train:
         outcome.retrain = execute(
             definitions,

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mlops_assets.features.assets import build_clean_data, build_splits
+from mlops_assets.features.forecast import model_spec
 from mlops_assets.ingest.assets import build_raw_data
+from mlops_assets.ingest.event_dates import build_event_date_sensor, by_event_date
 from mlops_assets.ingest.sensors import build_landing_sensor
 from mlops_assets.ingest.simulate import build_simulation
 from mlops_assets.monitoring.assets import build_monitoring
@@ -48,15 +50,18 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     """Assets, jobs and sensors of one use case, generated from its spec."""
     raw = build_raw_data(spec)
     clean = build_clean_data(spec)
-    splits = build_splits(spec)
-    tuned = build_tuned_model(spec)
-    champion = build_champion_model(spec)
+    modelled = model_spec(spec)  # a forecast's derived lag features are model features too
+    splits = build_splits(modelled)
+    tuned = build_tuned_model(modelled)
+    champion = build_champion_model(modelled)
     ledger = build_promotion_ledger(spec)
-    bento = build_champion_bento(spec)
-    monitoring = build_monitoring(spec)
+    bento = build_champion_bento(modelled)
+    # Daily monitoring scores one landing day's rows; a forecast's rows need their series'
+    # history for features, which it does not load yet: event-date use cases go without.
+    monitoring = [] if by_event_date(spec) else [build_monitoring(spec)]
     ingest_job = dg.define_asset_job(
         ingest_job_name(spec),
-        selection=dg.AssetSelection.assets(raw, clean, monitoring),
+        selection=dg.AssetSelection.assets(raw, clean, *monitoring),
         partitions_def=daily_partitions(spec),
         executor_def=dg.in_process_executor,
         description=f"{spec.name}: ingest, check, clean and monitor one landing day.",
@@ -74,10 +79,12 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
         jobs.append(simulate_job)
         schedules.append(simulate_schedule)
     return UseCaseDefs(
-        assets=[raw, clean, splits, tuned, champion, ledger, bento, monitoring],
+        assets=[raw, clean, splits, tuned, champion, ledger, bento, *monitoring],
         jobs=jobs,
         sensors=[
-            build_landing_sensor(spec, ingest_job.name),
+            build_event_date_sensor(spec, ingest_job.name)
+            if by_event_date(spec)
+            else build_landing_sensor(spec, ingest_job.name),
             build_retrain_sensor(spec, retrain_job.name),
         ],
         schedules=schedules,

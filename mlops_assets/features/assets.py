@@ -11,6 +11,7 @@ from mlops_assets.features.cleaning import clean_frame, null_counts
 from mlops_assets.features.quality import CLEAN_CHECKS, clean_checks, usable_days, write_verdict
 from mlops_assets.features.splits import data_version, is_test_row, window_partitions
 from mlops_assets.ingest.assets import check_results, check_specs, raw_key
+from mlops_assets.ingest.event_dates import backfill_policy, by_event_date, split_by_day
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.specs.model import UseCaseSpec
@@ -45,6 +46,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         check_specs=check_specs(key, CLEAN_CHECKS),
         retry_policy=STORAGE_RETRY_POLICY,
+        backfill_policy=backfill_policy(spec),
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
     )
     def clean_data(
@@ -52,9 +54,15 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ) -> Iterator[Any]:
         clean, report = clean_frame(raw_data, spec)
         outcomes = clean_checks(clean, report, spec)
-        write_verdict(lake.store(), spec, context.partition_key, "clean", outcomes, context.run_id)
+        output: pd.DataFrame | dict[str, pd.DataFrame] = clean
+        days = [context.partition_key] if not by_event_date(spec) else []
+        if by_event_date(spec):  # a range of event dates: one object per day with rows
+            output = split_by_day(clean, spec)
+            days = list(output)
+        for day in days:
+            write_verdict(lake.store(), spec, day, "clean", outcomes, context.run_id)
         yield dg.Output(
-            clean,
+            output,
             metadata={
                 "rows_in": report.rows_in,
                 "rows_out": report.rows_out,
@@ -132,6 +140,10 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
         retrain_lock.acquire(spec.name)  # first retrain step: the run holds it until it ends
         window = config.window_days or spec.training_window_days
         frame, days, excluded = load_window(lake, spec, window)
+        if spec.task == "forecast":  # daily series, zero-filled, with lags from past days
+            from mlops_assets.features.forecast import prepare_history
+
+            frame = prepare_history(frame, spec)
         frame = frame[frame[spec.target.name].notna()].reset_index(drop=True)
         if frame.empty:
             raise dg.Failure(

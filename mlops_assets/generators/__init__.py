@@ -83,6 +83,7 @@ class Generator(Protocol):
 _REGISTRY: dict[str, str] = {
     "bigmart_sales": "mlops_assets.generators.bigmart_sales:BigMartSalesGenerator",
     "loan_approval": "mlops_assets.generators.loan_approval:LoanApprovalGenerator",
+    "m5_sales": "mlops_assets.generators.m5_sales:M5SalesGenerator",
     "mushroom": "mlops_assets.generators.mushroom:MushroomGenerator",
     "obesity": "mlops_assets.generators.obesity:ObesityGenerator",
 }

@@ -8,6 +8,12 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.features.quality import RAW_CHECKS, raw_checks, write_verdict
+from mlops_assets.ingest.event_dates import (
+    backfill_policy,
+    by_event_date,
+    read_event_days,
+    split_by_day,
+)
 from mlops_assets.ingest.landing import LandingZone, fingerprint
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.partitions import daily_partitions
@@ -80,11 +86,17 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         check_specs=check_specs(key, RAW_CHECKS),
         retry_policy=STORAGE_RETRY_POLICY,
-        description=f"{spec.name}: every file landed on the day, rows as they arrived.",
+        backfill_policy=backfill_policy(spec),
+        description=f"{spec.name}: every file landed on the day, rows as they arrived."
+        if not by_event_date(spec)
+        else f"{spec.name}: rows of every landed file whose event date is the day.",
     )
     def raw_data(
         context: dg.AssetExecutionContext, landing: LandingZone, lake: ObjectStorage
     ) -> Iterator[Any]:
+        if by_event_date(spec):
+            yield from event_date_raw(context, spec, landing, lake)
+            return
         day = context.partition_key
         raw, files = read_day(landing, spec, day)
         outcomes = raw_checks(raw, spec)
@@ -101,3 +113,37 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         yield from check_results(key, outcomes)
 
     return raw_data
+
+
+def event_date_raw(
+    context: dg.AssetExecutionContext,
+    spec: UseCaseSpec,
+    landing: LandingZone,
+    lake: ObjectStorage,
+) -> Iterator[Any]:
+    """``raw_data`` over a range of event dates: one object per day that has rows.
+
+    The checks judge the range as a whole (one run, one verdict), and every day of it gets
+    that verdict, so the splits read only days of ranges that passed.
+    """
+    days = list(context.partition_keys)
+    raw, files, undated = read_event_days(landing, spec, days)
+    per_day = split_by_day(raw, spec)
+    outcomes = raw_checks(raw, spec)
+    for day in per_day:
+        write_verdict(lake.store(), spec, day, "raw", outcomes, context.run_id)
+    yield dg.Output(
+        per_day,
+        metadata={
+            "files": dg.MetadataValue.json([f.key for f in files]),
+            "source_fingerprint": fingerprint(files),
+            "num_rows": len(raw),
+            "partitions_in_run": len(days),
+            "days_with_rows": len(per_day),
+            "first_day": days[0],
+            "last_day": days[-1],
+            "rows_without_date": undated,
+            "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
+        },
+    )
+    yield from check_results(raw_key(spec), outcomes)

@@ -179,6 +179,40 @@ class TimeSplit(_Strict):
 SplitSpec = Annotated[HashSplit | TimeSplit, Field(discriminator="method")]
 
 
+class ForecastSpec(_Strict):
+    """How a forecast use case's rows become daily series and the features derived from them.
+
+    A series is identified by `series`; days it has no row are filled with `fill_value` (a
+    missing row means no sales). Lags and rolling means are computed per series from past days
+    only, so training and serving derive them the same way from stored history.
+    """
+
+    series: list[str] = Field(description="Columns identifying one series (e.g. `id`).")
+    calendar_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns constant per date (events, SNAP, week): filled rows take them "
+        "from the other series' rows of the same date.",
+    )
+    fill_value: float = Field(default=0.0, description="Target of a day a series has no row.")
+    lags: list[int] = Field(default_factory=lambda: [7, 28], description="Target lags, in days.")
+    rolling_windows: list[int] = Field(
+        default_factory=lambda: [7, 28], description="Windows of rolling target means, in days."
+    )
+    rolling_shift: int = Field(
+        default=7, gt=0, description="Days between a rolling window's end and the predicted day."
+    )
+    seasonal_period: int = Field(
+        default=7, gt=0, description="Lag of the seasonal-naive forecast RMSSE is scaled by."
+    )
+
+    @field_validator("lags", "rolling_windows")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v <= 0 for v in value):
+            raise ValueError("lags and windows must be positive")
+        return value
+
+
 # ---------------------------------------------------------------- models and tuning
 
 
@@ -282,6 +316,7 @@ class UseCaseSpec(_Strict):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     segments: list[SegmentSpec] = Field(default_factory=list)
+    forecast: ForecastSpec | None = Field(default=None, description="Series layout (forecast).")
     generator: str | None = Field(default=None, description="Name of the synthetic data generator.")
     min_rows_per_batch: int = Field(default=1, ge=0)
     max_null_fraction: float = Field(
@@ -320,7 +355,19 @@ class UseCaseSpec(_Strict):
         self._check_metrics()
         self._check_models()
         self._check_references(set(names))
+        self._check_forecast(set(names))
         return self
+
+    def _check_forecast(self, columns: set[str]) -> None:
+        if (self.task == "forecast") != (self.forecast is not None):
+            raise ValueError("`forecast` is required for, and only for, a forecast task")
+        if self.forecast is None:
+            return
+        if not isinstance(self.split, TimeSplit) or self.partitions.by != "event_date":
+            raise ValueError("a forecast task needs `split.method: time` and event-date partitions")
+        for ref in [*self.forecast.series, *self.forecast.calendar_columns]:
+            if ref not in columns:
+                raise ValueError(f"forecast: unknown column `{ref}`")
 
     def _check_target(self) -> None:
         if self.task in {"binary", "multiclass"}:

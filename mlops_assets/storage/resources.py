@@ -58,6 +58,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
+        if isinstance(obj, dict) and context.has_asset_partitions:
+            self._handle_partitions(context, obj)
+            return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: ParquetIOManager stores DataFrames, "
@@ -68,6 +71,30 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         size = write_table(self.storage.store(), key, obj)
         context.add_output_metadata(
             {"uri": self.storage.store().describe(key), "bytes": size, "rows": len(obj)}
+        )
+
+    def _handle_partitions(self, context: dg.OutputContext, frames: dict[str, Any]) -> None:
+        """A run over a partition range: one object per partition key of ``frames``.
+
+        Partitions of the range missing from ``frames`` (a day with no rows) are not written.
+        """
+        unknown = sorted(set(frames) - set(context.asset_partition_keys))
+        if unknown:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: partitions {unknown[:5]} are not in "
+                "this run's range"
+            )
+        store = self.storage.store()
+        size = 0
+        for partition, frame in sorted(frames.items()):
+            size += write_table(store, self._key(context, partition), frame)
+        context.add_output_metadata(
+            {
+                "uri": store.describe(self._key(context, None).removesuffix(".parquet") + "/"),
+                "bytes": size,
+                "rows": sum(len(f) for f in frames.values()),
+                "partitions_written": len(frames),
+            }
         )
 
     @override

@@ -122,6 +122,18 @@ def log_and_register(
     return version
 
 
+def training_partitions(spec: UseCaseSpec, train: pd.DataFrame) -> list[str]:
+    """The partitions a model learns from, for the MLflow tag the ledger reads its window from.
+
+    Event-date partitions are a contiguous range of (zero-filled) days, possibly thousands:
+    only the first and the last are kept, which is the window the ledger records anyway.
+    """
+    if spec.partitions.by == "event_date" and spec.partitions.date_column:
+        days = pd.to_datetime(train[spec.partitions.date_column]).dt.strftime("%Y-%m-%d")
+        return [days.min(), days.max()] if len(days) else []
+    return sorted(train["_landed_date"].astype(str).unique())
+
+
 def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     """The ``tuned_model`` asset of one use case."""
 
@@ -146,7 +158,7 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         retrain_lock.acquire(spec.name)  # held by the run already; re-checked here
         budget = _budget(spec, config)
         version_of_data = data_version(train_set)
-        partitions = sorted(train_set["_landed_date"].astype(str).unique())
+        partitions = training_partitions(spec, train_set)
         study_name = f"{spec.registered_model_name()}-{version_of_data}"
         tags = {
             "use_case": spec.name,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.metrics import classification_metric, regression_metric
+from mlops_assets.metrics import classification_metric, regression_metric, rmsse
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.families import predict_frame
 
@@ -29,13 +29,27 @@ def labelled(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 
 
 def score_predictions(
-    spec: UseCaseSpec, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None
+    spec: UseCaseSpec,
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    rows: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """All of the spec's metrics for predictions already made."""
+    """All of the spec's metrics for predictions already made.
+
+    ``rows`` are the scored rows with their derived features: RMSSE reads the seasonal-naive
+    forecast and the series from them, and is left out without them.
+    """
     scores: dict[str, float] = {}
     for name in spec_metrics(spec):
         if name == "rmsse":
-            continue  # needs series history; computed by the forecasting evaluator
+            if rows is not None:
+                from mlops_assets.features.forecast import rmsse_inputs
+
+                scores[name] = rmsse(
+                    y_true.to_numpy(dtype=float), y_pred, **rmsse_inputs(rows, spec)
+                )
+            continue
         if spec.is_classification:
             scores[name] = classification_metric(
                 name,
@@ -56,4 +70,4 @@ def evaluate(spec: UseCaseSpec, pipeline: Any, frame: pd.DataFrame) -> dict[str,
     if rows.empty:
         raise ValueError(f"{spec.name}: no labelled rows to evaluate on")
     y_pred, proba = predict_frame(pipeline, model_input(rows, spec), spec)
-    return score_predictions(spec, rows[spec.target.name], y_pred, proba)
+    return score_predictions(spec, rows[spec.target.name], y_pred, proba, rows)

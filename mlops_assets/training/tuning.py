@@ -132,9 +132,13 @@ def suggest_params(trial: Any, model: ModelFamilySpec) -> dict[str, Any]:
 
 
 def cv_folds(spec: UseCaseSpec, X: pd.DataFrame, y: pd.Series, folds: int, seed: int):  # noqa: N803
-    """Fold indices: stratified for classifiers, shuffled K-fold otherwise."""
+    """Fold indices: stratified for classifiers, by date for forecasts, shuffled K-fold else."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    if spec.task == "forecast":  # validate on days after the training days, never before
+        from mlops_assets.features.forecast import date_column, time_folds
+
+        return time_folds(X[date_column(spec)], folds)
     if spec.is_classification:
         return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
     return list(KFold(folds, shuffle=True, random_state=seed).split(X))
@@ -173,7 +177,7 @@ def make_objective(
                 if best is not None:
                     best_iterations.append(best)
                 pred, proba = predict_frame(pipeline, X.iloc[valid_idx], spec)
-                score = score_predictions(spec, y.iloc[valid_idx], pred, proba)
+                score = score_predictions(spec, y.iloc[valid_idx], pred, proba, X.iloc[valid_idx])
                 fold_scores.append(score[spec.primary_metric])
                 trial.report(float(np.mean(fold_scores)), step)
                 if trial.should_prune():

@@ -136,7 +136,13 @@ def test_forecast_spec_shape_is_expressible() -> None:
         "reported_metrics": ["mae", "rmse", "wmape", "tweedie_deviance"],
         "partitions": {"start_date": "2011-01-29", "by": "event_date", "date_column": "date"},
         "split": {"method": "time", "test_days": 28},
+        "forecast": {"series": ["id"]},
         "models": [{"family": "catboost"}, {"family": "ridge"}],
     }
     spec = parse_spec(data)
     assert spec.split.method == "time"
+    assert spec.forecast is not None and spec.forecast.lags == [7, 28]
+    with pytest.raises(SpecError, match="`forecast` is required"):
+        parse_spec({k: v for k, v in data.items() if k != "forecast"})
+    with pytest.raises(SpecError, match="unknown column `store`"):
+        parse_spec({**data, "forecast": {"series": ["id", "store"]}})

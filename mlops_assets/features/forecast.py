@@ -1,0 +1,214 @@
+"""Forecast features: clean rows as daily series, zero-filled, with lags that never look ahead.
+
+One code path for training and serving. ``train_set``/``test_set`` are built by
+:func:`prepare_history` from clean days; the scorer appends the requested rows to the stored
+history and calls the same function, so a served row gets exactly the lag and rolling values a
+training row of that date would have.
+
+No look-ahead: the features of a day ``t`` are computed from the target of days before
+``t`` only: ``lag_k`` is the target ``k`` days earlier and ``rolling_mean_w`` the mean of the
+``w`` days ending ``rolling_shift`` days before ``t``. With the smallest lag and the shift at 7,
+a model can forecast a week ahead from stored history alone.
+
+Everything is driven by the spec's ``forecast`` section (series columns, calendar columns, fill
+value, lags, windows), nothing by the use case's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.specs.model import ColumnSpec, ForecastSpec, UseCaseSpec
+
+CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month"]
+FILLED = "_filled"
+"""``True`` on rows added by zero-filling (the day had no row in any landed file)."""
+ORDER_COLUMNS = ["_landed_date", "_source_file", "_row_number"]
+
+
+def forecast_of(spec: UseCaseSpec) -> ForecastSpec:
+    """The spec's forecast section (a forecast task always has one)."""
+    if spec.forecast is None:
+        raise ValueError(f"{spec.name}: not a forecast use case")
+    return spec.forecast
+
+
+def date_column(spec: UseCaseSpec) -> str:
+    """The event date column (a forecast spec partitions by it)."""
+    if not spec.partitions.date_column:
+        raise ValueError(f"{spec.name}: a forecast use case needs `partitions.date_column`")
+    return spec.partitions.date_column
+
+
+def lag_name(lag: int) -> str:
+    """Column of the target ``lag`` days earlier."""
+    return f"lag_{lag}"
+
+
+def rolling_name(window: int) -> str:
+    """Column of the rolling target mean over ``window`` days."""
+    return f"rolling_mean_{window}"
+
+
+def derived_features(spec: UseCaseSpec) -> list[str]:
+    """Names of the features derived from the series (lags, rolling means, calendar)."""
+    forecast = forecast_of(spec)
+    lags = sorted({*forecast.lags, forecast.seasonal_period})
+    return [
+        *(lag_name(k) for k in lags),
+        *(rolling_name(w) for w in forecast.rolling_windows),
+        *CALENDAR_FEATURES,
+    ]
+
+
+def naive_column(spec: UseCaseSpec) -> str:
+    """The seasonal-naive forecast of a row: its target one season earlier."""
+    return lag_name(forecast_of(spec).seasonal_period)
+
+
+def model_spec(spec: UseCaseSpec) -> UseCaseSpec:
+    """The spec the model stages see: for a forecast, the derived features are features too.
+
+    Splits, tuning, the gate and serving read model input through the spec; adding the derived
+    columns here lets them handle a forecast like any regression, with no branch of their own.
+    Other tasks are returned unchanged.
+    """
+    if spec.task != "forecast" or spec.forecast is None:
+        return spec
+    extra = [
+        ColumnSpec(name=name, type="numeric", description="derived from past days of the series")
+        for name in derived_features(spec)
+    ]
+    return spec.model_copy(update={"features": [*spec.features, *extra]})
+
+
+def deduplicate(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """One row per series and date: the one landed last wins (a corrected file replaces)."""
+    keys = [*forecast_of(spec).series, date_column(spec)]
+    order = [c for c in ORDER_COLUMNS if c in frame.columns]
+    if order:
+        frame = frame.sort_values(order, kind="stable", na_position="first")
+    return frame.drop_duplicates(subset=keys, keep="last")
+
+
+def fill_missing_days(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """Every day of every series from its first to its last row; a missing day sold nothing.
+
+    A filled row gets the spec's ``fill_value`` as target, the calendar columns of its date
+    from the other series' rows of that date, and every other column (item, store, price)
+    from the series' previous row. Rows are returned sorted by series and date, with
+    ``_filled`` marking the added ones.
+    """
+    forecast = forecast_of(spec)
+    date = date_column(spec)
+    series = list(forecast.series)
+    frame = deduplicate(frame, spec).copy()
+    frame[date] = pd.to_datetime(frame[date]).dt.normalize().astype("datetime64[ns]")
+    frame[FILLED] = False
+    if frame.empty:
+        return frame
+    spans = frame.groupby(series, dropna=False)[date].agg(["min", "max"]).reset_index()
+    grids = [
+        pd.DataFrame(
+            {
+                **{name: row[name] for name in series},
+                date: pd.date_range(row["min"], row["max"], freq="D"),
+            }
+        )
+        for _, row in spans.iterrows()
+    ]
+    grid = pd.concat(grids, ignore_index=True)
+    full = grid.merge(frame, on=[*series, date], how="left", suffixes=("", "_dup"))
+    added = full[FILLED].isna()
+    full[FILLED] = added
+    target = spec.target.name
+    if target in full.columns:
+        full.loc[added, target] = forecast.fill_value
+    calendar = [c for c in forecast.calendar_columns if c in frame.columns]
+    if calendar:
+        by_date = frame.groupby(date)[calendar].first()
+        for column in calendar:
+            missing = added & full[column].isna()
+            full.loc[missing, column] = full.loc[missing, date].map(by_date[column]).to_numpy()
+    full = full.sort_values([*series, date], kind="stable").reset_index(drop=True)
+    carried = [
+        c
+        for c in full.columns
+        if c not in {*series, date, target, FILLED, *calendar, *ORDER_COLUMNS}
+    ]
+    if carried:
+        previous = full.groupby(series, dropna=False)[carried].ffill()
+        full[carried] = full[carried].where(~added, previous)
+    return full
+
+
+def add_features(series_frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """Lags, shifted rolling means and calendar features of zero-filled, sorted series.
+
+    Each value of day ``t`` uses only targets of days before ``t`` (see the module docstring);
+    a lag reaching before a series' first day is missing.
+    """
+    forecast = forecast_of(spec)
+    date = date_column(spec)
+    frame = series_frame.copy()
+    target = pd.to_numeric(frame[spec.target.name], errors="coerce").astype("float64")
+    grouped = target.groupby([frame[c] for c in forecast.series], dropna=False)
+    for lag in sorted({*forecast.lags, forecast.seasonal_period}):
+        frame[lag_name(lag)] = grouped.shift(lag)
+    shifted = grouped.shift(forecast.rolling_shift)
+    shifted_groups = shifted.groupby([frame[c] for c in forecast.series], dropna=False)
+    for window in forecast.rolling_windows:
+        frame[rolling_name(window)] = shifted_groups.transform(
+            lambda s, w=window: s.rolling(w, min_periods=1).mean()
+        )
+    dates = pd.to_datetime(frame[date])
+    frame["day_of_week"] = dates.dt.dayofweek.astype("float64")
+    frame["day_of_month"] = dates.dt.day.astype("float64")
+    frame["month"] = dates.dt.month.astype("float64")
+    return frame
+
+
+def prepare_history(clean: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """Clean rows to model rows: deduplicated, zero-filled per series, with derived features."""
+    return add_features(fill_missing_days(clean, spec), spec)
+
+
+def history_needed(spec: UseCaseSpec) -> int:
+    """Days of history before a date that its features read (the longest lag or window)."""
+    forecast = forecast_of(spec)
+    longest_window = max(forecast.rolling_windows, default=0) + forecast.rolling_shift
+    return max([*forecast.lags, forecast.seasonal_period, longest_window])
+
+
+def rmsse_inputs(rows: pd.DataFrame, spec: UseCaseSpec) -> dict[str, Any]:
+    """What :func:`~mlops_assets.metrics.rmsse` needs from scored rows: naive and series."""
+    series = forecast_of(spec).series
+    groups = rows[series].astype(str).agg("|".join, axis=1) if series else None
+    return {
+        "y_naive": pd.to_numeric(rows[naive_column(spec)], errors="coerce").to_numpy(float),
+        "groups": None if groups is None else groups.to_numpy(),
+    }
+
+
+def time_folds(dates: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window folds by date: each fold validates on days after all its training days.
+
+    The unique dates are cut into ``folds + 1`` consecutive blocks; fold ``i`` trains on blocks
+    ``0..i`` and validates on block ``i + 1``, so tuning never scores a model on days before
+    the ones it learnt from.
+    """
+    values = pd.to_datetime(dates).to_numpy()
+    unique = np.unique(values)
+    blocks = np.array_split(unique, folds + 1)
+    result = []
+    for i in range(1, len(blocks)):
+        if not len(blocks[i]):
+            continue
+        train = np.flatnonzero(values < blocks[i][0])
+        valid = np.flatnonzero((values >= blocks[i][0]) & (values <= blocks[i][-1]))
+        if len(train) and len(valid):
+            result.append((train, valid))
+    return result
