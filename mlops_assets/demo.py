@@ -38,6 +38,38 @@ def land_generated_days(
     return landed
 
 
+def land_history(
+    use_case: str, days: int, seed: int, end: dt.date | None = None
+) -> tuple[str, str]:
+    """Land ONE generated history file of ``days`` event dates ending ``end`` (yesterday).
+
+    It lands in today's folder, the way a history extract arrives; for an event-date use case
+    its rows become ``days`` partitions. Returns the first and last event date.
+    """
+    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.partitions import today
+    from mlops_assets.resources import resources_for_environment
+
+    spec = load_specs()[use_case]
+    generator: Any = get_generator_for(spec)
+    end = end or today() - dt.timedelta(days=1)
+    first = end - dt.timedelta(days=days - 1)
+    frame = generator.history(first, end, seed)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    with initialized_resource(resources_for_environment(), "landing") as landing:
+        landed_on = max(end + dt.timedelta(days=1), today()).isoformat()
+        landing.land(use_case, landed_on, "history.csv", buffer.getvalue().encode())
+    return first.isoformat(), end.isoformat()
+
+
+def get_generator_for(spec: Any) -> Any:
+    """The spec's generator."""
+    from mlops_assets.generators import get_generator
+
+    return get_generator(spec.generator or spec.name)
+
+
 def baseline_rmse(use_case: str) -> tuple[float, int]:
     """RMSE of predicting the training mean on the test set, and the test row count."""
     from mlops_assets.features.assets import test_key, train_key
@@ -240,8 +272,15 @@ def reset_home() -> None:
         shutil.rmtree(home)
 
 
+HISTORY_DAYS = 90
+"""Event dates of the history file the demo lands for an event-date (forecast) use case."""
+
+
 def brief_use_cases(rows: int, n_trials: int, seed: int, log: Any = print) -> list[str]:
-    """Every other use case with a generator: three landed days, one refresh, small budget."""
+    """Every other use case with a generator: three landed days, one refresh, small budget.
+
+    An event-date (forecast) use case gets one history file instead, ingested as one run.
+    """
     from mlops_assets.orchestration import instance, load_definitions, refresh
 
     failures = []
@@ -250,13 +289,15 @@ def brief_use_cases(rows: int, n_trials: int, seed: int, log: Any = print) -> li
         if name == "bigmart_sales" or not spec.generator:
             continue
         started = time.monotonic()
-        land_generated_days(name, days=3, rows=rows, seed=seed)
+        if spec.partitions.by == "event_date":  # one history file, ingested as one run
+            first, last = land_history(name, days=HISTORY_DAYS, seed=seed)
+            landed = f"a history file of {HISTORY_DAYS} days ({first}..{last})"
+        else:
+            land_generated_days(name, days=3, rows=rows, seed=seed)
+            landed = f"3 days x {rows} rows"
         outcome = refresh(spec, definitions, dagster_instance, n_trials=n_trials, seed=seed)
         state = "ok" if outcome.success else "FAILED"
-        log(
-            f"{name}: 3 days x {rows} rows, {n_trials} trials: {state} "
-            f"({time.monotonic() - started:.0f}s)"
-        )
+        log(f"{name}: {landed}, {n_trials} trials: {state} ({time.monotonic() - started:.0f}s)")
         if not outcome.success:
             runs = [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]
             failures += [f"{name} {run.job}: {run.errors}" for run in runs if not run.success]
