@@ -94,13 +94,18 @@ def deduplicate(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return frame.drop_duplicates(subset=keys, keep="last")
 
 
-def fill_missing_days(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+def fill_missing_days(
+    frame: pd.DataFrame, spec: UseCaseSpec, known_from: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Every day of every series from its first to its last row; a missing day sold nothing.
 
     A filled row gets the spec's ``fill_value`` as target, the calendar columns of its date
     from the other series' rows of that date, and every other column (item, store, price)
     from the series' previous row. Rows are returned sorted by series and date, with
     ``_filled`` marking the added ones.
+
+    ``known_from``: ``frame`` is a window of a longer history starting that day, so every
+    series in it is filled from that day (its first row may just be a missing zero).
     """
     forecast = forecast_of(spec)
     date = date_column(spec)
@@ -111,6 +116,8 @@ def fill_missing_days(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     if frame.empty:
         return frame
     spans = frame.groupby(series, dropna=False)[date].agg(["min", "max"]).reset_index()
+    if known_from is not None:
+        spans["min"] = spans["min"].clip(upper=pd.Timestamp(known_from))
     grids = [
         pd.DataFrame(
             {
@@ -126,7 +133,12 @@ def fill_missing_days(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     full[FILLED] = added
     target = spec.target.name
     if target in full.columns:
-        full.loc[added, target] = forecast.fill_value
+        # A missing day sold nothing only while sales are known: after the last labelled day
+        # (a served request's future dates) its sales are unknown, not zero.
+        labelled = frame.loc[pd.to_numeric(frame[target], errors="coerce").notna(), date]
+        known = added & (full[date] <= labelled.max()) if len(labelled) else added & False
+        full[target] = pd.to_numeric(full[target], errors="coerce").astype("float64")
+        full.loc[known, target] = forecast.fill_value
     calendar = [c for c in forecast.calendar_columns if c in frame.columns]
     if calendar:
         by_date = frame.groupby(date)[calendar].first()
@@ -171,9 +183,73 @@ def add_features(series_frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return frame
 
 
-def prepare_history(clean: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+def prepare_history(
+    clean: pd.DataFrame, spec: UseCaseSpec, known_from: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Clean rows to model rows: deduplicated, zero-filled per series, with derived features."""
-    return add_features(fill_missing_days(clean, spec), spec)
+    return add_features(fill_missing_days(clean, spec, known_from), spec)
+
+
+REQUEST_ROW = "_request_row"
+
+
+def request_features(
+    history: pd.DataFrame,
+    requests: pd.DataFrame,
+    spec: UseCaseSpec,
+    known_from: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Model rows for requested (series, date) rows, their lags taken from stored history.
+
+    Clients send a series, a date and what is known in advance (price, events, SNAP); lags
+    and rolling means come from ``history`` (clean rows), computed by the same
+    :func:`prepare_history` as in training. A request's empty non-calendar field (item, store,
+    price) takes the series' latest stored value. Days between the history's end and a
+    requested date are unknown, so lags reaching into them are missing, never zero.
+    ``history`` may be a window of the stored days starting ``known_from`` (see
+    :func:`fill_missing_days`); a series that started inside the window is then filled from
+    the window's start, the one case where a served lag can differ from training's (0, not
+    missing).
+
+    Returns:
+        One row per request row, in the requests' order and index.
+    """
+    forecast = forecast_of(spec)
+    date = date_column(spec)
+    series = list(forecast.series)
+    asked = requests.copy()
+    asked[date] = pd.to_datetime(asked[date]).dt.normalize().astype("datetime64[ns]")
+    asked[REQUEST_ROW] = np.arange(len(asked))
+    asked["_landed_date"] = "~request"  # sorts after every landing day: the request wins
+    target = spec.target.name
+    asked[target] = np.nan
+    past = history.iloc[0:0]
+    if len(history):
+        past = history.merge(asked[series].drop_duplicates(), on=series, how="inner")
+        past = past.assign(**{date: pd.to_datetime(past[date]).astype("datetime64[ns]")})
+        # A requested day that is stored keeps its known sales for the lags of later days.
+        sold = deduplicate(past, spec).set_index([*series, date])[target]
+        asked[target] = sold.reindex(pd.MultiIndex.from_frame(asked[[*series, date]])).to_numpy()
+        latest = past.sort_values(date, kind="stable").groupby(series, dropna=False).last()
+        carried = [
+            c
+            for c in asked.columns
+            if c in latest.columns
+            and c not in {*series, date, target, *forecast.calendar_columns, *ORDER_COLUMNS}
+        ]
+        index = pd.MultiIndex.from_frame(asked[series]) if len(series) > 1 else asked[series[0]]
+        for column in carried:
+            stored = latest[column].reindex(index).to_numpy()
+            asked[column] = asked[column].where(asked[column].notna(), stored)
+    start = known_from if len(past) else None
+    prepared = prepare_history(pd.concat([past, asked], ignore_index=True), spec, start)
+    features = prepared.drop(columns=[REQUEST_ROW]).drop_duplicates([*series, date], keep="last")
+    merged = asked[[REQUEST_ROW, *series, date]].merge(
+        features, on=[*series, date], how="left", suffixes=("", "_prepared")
+    )
+    merged = merged.sort_values(REQUEST_ROW, kind="stable")
+    merged.index = requests.index
+    return merged.drop(columns=[REQUEST_ROW])
 
 
 def history_needed(spec: UseCaseSpec) -> int:

@@ -24,6 +24,7 @@ import pandas as pd
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.features.validation import validate_frame
+from mlops_assets.serving.history import StoredHistory
 from mlops_assets.serving.records import (
     ROW_NUMBER,
     RequestProblem,
@@ -92,6 +93,8 @@ class Scorer:
         model_version: Registered model version.
         on_scored: Called with every batch of accepted rows (the prediction log's ``append``).
         problem_limit: Problems reported per rejected request.
+        history: Where a forecast's lag features are read from (default: the ``clean_data``
+            in the configured asset storage); unused for other tasks.
     """
 
     def __init__(
@@ -102,8 +105,13 @@ class Scorer:
         model_version: str,
         on_scored: Callable[[ScoredBatch], None] | None = None,
         problem_limit: int = 20,
+        history: StoredHistory | None = None,
     ) -> None:
+        from mlops_assets.features.forecast import model_spec
+
         self.spec = spec
+        self.model_spec = model_spec(spec)  # a forecast's model also reads derived lags
+        self._history = history
         self.pipeline = pipeline
         self.model_name = model_name
         self.model_version = model_version
@@ -223,7 +231,24 @@ class Scorer:
     def _predict(self, cleaned: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         if cleaned.empty:
             return np.array([]), None
-        return predict_frame(self.pipeline, model_input(cleaned, self.spec), self.spec)
+        rows = self._forecast_rows(cleaned) if self.spec.task == "forecast" else cleaned
+        return predict_frame(self.pipeline, model_input(rows, self.model_spec), self.model_spec)
+
+    def _forecast_rows(self, cleaned: pd.DataFrame) -> pd.DataFrame:
+        """Requested rows with lag features derived from the stored history of their series."""
+        import datetime as dt
+
+        from mlops_assets.features.forecast import date_column, history_needed, request_features
+
+        if self._history is None:
+            from mlops_assets import settings
+            from mlops_assets.storage.objectstore import open_store
+
+            self._history = StoredHistory(open_store(settings.storage_uri()), self.spec)
+        dates = pd.to_datetime(cleaned[date_column(self.spec)])
+        first = dates.min().date() - dt.timedelta(days=history_needed(self.spec))
+        past = self._history.rows(first, dates.max().date() - dt.timedelta(days=1))
+        return request_features(past, cleaned, self.spec, known_from=pd.Timestamp(first))
 
     def _predict_accepted(
         self,

@@ -4,7 +4,8 @@ One generated history file (3 stores x 10 items, about three months, zero-sales 
 missing) lands in a fresh ``MLOPS_HOME``; ``refresh`` ingests it as one run over its event dates,
 then splits by time (the last 28 days are the test set), tunes, gates and builds the bento. The
 champion must beat the seasonal-naive forecast (RMSSE below 1), report every metric of the spec,
-and reproduce its recorded test score.
+reproduce its recorded test score, and forecast next week from series, dates and covariates
+alone (``mlops predict``: lags come from the stored history).
 """
 
 from __future__ import annotations
@@ -55,3 +56,16 @@ def test_m5_sales_materializes_end_to_end(mlops_home: Path) -> None:
     scores = evaluate(model_spec(spec), pipeline, test)
     assert scores["rmsse"] == pytest.approx(champion["metrics"]["rmsse"], rel=1e-4)
     assert instance.get_latest_materialization_event(dg.AssetKey(["m5_sales", "champion_bento"]))
+
+    # `mlops predict` on next week's rows: series, date and known covariates, no sales, no lags.
+    from mlops_assets.generators import get_generator
+    from mlops_assets.serving.batch import predict_file
+
+    week = [END + dt.timedelta(days=n) for n in range(1, 8)]
+    future = pd.concat([get_generator("m5_sales").generate(0, d, SEED) for d in week])
+    source = mlops_home / "next_week.csv"
+    future.drop(columns=["sales"]).to_csv(source, index=False)
+    result = predict_file(spec, MlflowTracking(), source, mlops_home / "forecast.csv")
+    assert result.rows_scored == len(future) and not result.problems
+    forecast = pd.read_csv(result.output)
+    assert forecast["prediction"].notna().all() and forecast["model_version"].eq(1).all()
