@@ -272,7 +272,7 @@ def reset_home() -> None:
         shutil.rmtree(home)
 
 
-HISTORY_DAYS = 90
+HISTORY_DAYS = 75
 """Event dates of the history file the demo lands for an event-date (forecast) use case."""
 
 
