@@ -261,7 +261,7 @@ class Scorer:
         rows = np.concatenate([np.arange(a, b) for a, b in ranges])
         subset = cleaned if len(rows) == len(cleaned) else cleaned.loc[rows]
         predictions, probabilities = self._predict(subset)
-        ids = {name: subset[name].tolist() for name in self.spec.id_names}
+        ids = {name: _json_values(subset[name]) for name in self.spec.id_names}
         outcomes: dict[int, Accepted] = {}
         offset = 0
         for index, (a, b) in zip(accepted, ranges, strict=True):
@@ -293,6 +293,13 @@ class Scorer:
             return None
         classes = list(self.spec.target.classes or [])
         return [dict(zip(classes, row, strict=True)) for row in probabilities[part].tolist()]
+
+
+def _json_values(values: pd.Series) -> list[Any]:
+    """An id column as JSON-ready values: dates as ``YYYY-MM-DD``, missing as ``None``."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        values = values.dt.strftime("%Y-%m-%d")
+    return [None if pd.isna(v) else v for v in values.tolist()]
 
 
 def _blank(value: Any) -> bool:

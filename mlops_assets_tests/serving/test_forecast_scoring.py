@@ -109,3 +109,31 @@ def test_unknown_days_are_missing_lags_not_zero_sales(m5, stored) -> None:
     assert features["lag_7"].isna().all()  # 2025-04-03: after the stored history
     assert features["lag_28"].notna().all()  # 2025-03-13: known
     assert (features["item_id"] == last["item_id"].to_numpy()).all()
+
+
+def test_service_request_path_reads_history_from_configured_storage(
+    m5, stored, pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bento's runtime: a JSON body of series, dates and covariates; lags from storage."""
+    import asyncio
+    import json
+
+    from mlops_assets.serving.options import ServingOptions
+    from mlops_assets.serving.prediction_log import PredictionLog, read_prediction_log
+    from mlops_assets.serving.runtime import ServingRuntime
+
+    monkeypatch.setenv("MLOPS_STORAGE_URI", str(stored[0]))
+    store = open_store(str(stored[0]))
+    log = PredictionLog(store, m5, flush_interval_s=3600)
+    runtime = ServingRuntime(m5, pipeline, "m5_sales", "1", ServingOptions(), log=log)
+    rows = stored[1][stored[1]["date"] == "2025-03-31"].head(4)
+    unknown = dict.fromkeys(["item_id", "dept_id", "cat_id", "store_id", "state_id", "d"])
+    body = as_records(rows, m5, date="2025-04-02", sell_price=None, **unknown)
+    answer = asyncio.run(runtime.answer(body, "req-0"))
+    assert answer.status == 200, answer.body
+    result = json.loads(answer.body)
+    assert len(result["predictions"]) == 4
+    assert [i["id"] for i in result["ids"]] == rows["id"].tolist()
+    assert {i["date"] for i in result["ids"]} == {"2025-04-02"}  # a date id, JSON-ready
+    runtime.close()
+    assert len(read_prediction_log(store, "m5_sales")) == 4
