@@ -58,7 +58,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         days = [context.partition_key] if not by_event_date(spec) else []
         if by_event_date(spec):  # a range of event dates: one object per day with rows
             output = split_by_day(clean, spec)
-            days = list(output)
+            days = sorted(output)
         for day in days:
             write_verdict(lake.store(), spec, day, "clean", outcomes, context.run_id)
         yield dg.Output(
