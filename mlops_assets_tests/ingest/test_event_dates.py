@@ -111,3 +111,18 @@ def test_a_day_landed_in_two_files_keeps_both(mlops_home: Path) -> None:
     )
     assert len(clean) == len(day)
     assert refresh(spec, load_definitions(), instance, train=False).ingested == []
+
+
+def test_range_keeps_to_the_partitions(mlops_home: Path) -> None:
+    """Rows dated before the spec's first partition or after today ask for no partition."""
+    from mlops_assets.ingest.event_dates import date_range_of
+    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.partitions import today
+    from mlops_assets.resources import resources_for_environment
+
+    spec = load_specs()["m5_sales"]
+    dates = ["2010-12-31", "2011-02-01", "not a date", (today() + dt.timedelta(days=3)).isoformat()]
+    land("2011-02-02", pd.DataFrame({"id": "x", "date": dates, "sales": 1}))
+    with initialized_resource(resources_for_environment(), "landing") as landing:
+        files = landing.files_for("m5_sales", "2011-02-02")
+        assert date_range_of(landing, spec, files) == ("2011-02-01", "2011-02-01")
