@@ -112,8 +112,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tag = champion_bento_for_serving(spec, _mlflow(), log=print)
     except BentoBuildError as error:
         raise SystemExit(str(error)) from None
-    print(f"serving {tag} on http://{args.host}:{args.port} (POST /predict)", flush=True)
-    exec_serve(tag, args.port, args.host)
+    following = "pinned to this version" if args.pin else "following the champion alias"
+    print(
+        f"serving {tag} on http://{args.host}:{args.port} (POST /predict), {following}",
+        flush=True,
+    )
+    exec_serve(tag, args.port, args.host, follow=not args.pin)
     return 0
 
 
@@ -260,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("use_case")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep serving this version (default: switch when the champion alias moves)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     predict = sub.add_parser("predict", help="score an unlabeled file with the champion")
