@@ -22,6 +22,15 @@ def storage_uri() -> str:
     return os.environ.get("MLOPS_STORAGE_URI") or str(mlops_home() / "storage")
 
 
+def prediction_log_database() -> str | None:
+    """SQLAlchemy URL of a database holding the prediction log instead of the storage.
+
+    ``MLOPS_PREDICTION_LOG_DATABASE`` (e.g. ``postgresql+psycopg2://user:pass@host/mlops``);
+    unset, the log is Parquet under the storage location.
+    """
+    return os.environ.get("MLOPS_PREDICTION_LOG_DATABASE") or None
+
+
 def landing_uri() -> str:
     """Where raw batches land: ``<landing>/<use_case>/<YYYY-MM-DD>/<file>``."""
     return os.environ.get("MLOPS_LANDING_URI") or str(mlops_home() / "landing")

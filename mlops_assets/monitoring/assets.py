@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mlops_assets import settings
 from mlops_assets.features.assets import clean_key, train_key
 from mlops_assets.metrics import HIGHER_IS_BETTER
 from mlops_assets.partitions import daily_partitions
@@ -55,17 +56,10 @@ def degradation(metric: str, observed: float, reference: float) -> float:
 
 
 def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
-    """What the service answered on ``day`` (its prediction log), possibly empty."""
-    keys = [
-        info.key
-        for info in store.list(f"{spec.name}/prediction_log/{day}/")
-        if info.key.endswith(".parquet")
-    ]
-    return (
-        pd.concat([read_table(store, k) for k in keys], ignore_index=True)
-        if keys
-        else (pd.DataFrame())
-    )
+    """What the service answered on ``day`` (its prediction log, wherever it is), maybe empty."""
+    from mlops_assets.serving.prediction_log import read_prediction_log
+
+    return read_prediction_log(store, spec.name, day, settings.prediction_log_database())
 
 
 def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFrame) -> dict:

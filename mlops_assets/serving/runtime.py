@@ -102,6 +102,7 @@ class ServingRuntime:
                 spec,
                 flush_interval_s=options.log_flush_s,
                 max_rows=options.log_max_rows,
+                database_url=settings.prediction_log_database(),
             )
         return cls(
             spec,
