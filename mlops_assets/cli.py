@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_worker(args: argparse.Namespace) -> int:
+    """Add trials to the use case's current Optuna study (a pod of the Kubernetes worker Job)."""
+    from mlops_assets import settings
+    from mlops_assets.training.worker import TuneWorkerError, tune_worker
+
+    spec = _spec(args.use_case)
+    index = args.index
+    if index is None:  # a Kubernetes Indexed Job numbers its pods
+        index = int(os.environ.get("JOB_COMPLETION_INDEX") or 0)
+    try:
+        report = tune_worker(
+            spec,
+            _lake_store(),
+            _mlflow(),
+            settings.optuna_storage_uri(),
+            args.trials,
+            args.timeout,
+            index,
+        )
+    except TuneWorkerError as error:
+        raise SystemExit(str(error)) from None
+    best = "n/a" if report.best_value is None else f"{report.best_value:.4f}"
+    print(
+        f"added {report.trials_added} trials to {report.study_name}: "
+        f"{report.complete_in_study} complete, best {spec.primary_metric} {best}"
+    )
+    return 0
+
+
 def _lake_store() -> Any:
     from mlops_assets.orchestration import initialized_resource
     from mlops_assets.resources import resources_for_environment
@@ -254,6 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--no-train", action="store_true", help="only ingest")
     refresh.add_argument("--trials", type=int, help="Optuna trials (default: the spec's)")
     refresh.set_defaults(func=cmd_refresh)
+
+    worker = sub.add_parser(
+        "tune-worker", help="add Optuna trials to the current study (scale-out worker)"
+    )
+    worker.add_argument("use_case")
+    worker.add_argument("--trials", type=int, required=True, help="trials this worker runs")
+    worker.add_argument("--timeout", type=float, help="stop starting trials after N seconds")
+    worker.add_argument(
+        "--index", type=int, help="worker number, seeds the sampler (default JOB_COMPLETION_INDEX)"
+    )
+    worker.set_defaults(func=cmd_tune_worker)
 
     status = sub.add_parser("status", help="champion and challenger")
     status.add_argument("use_case")
