@@ -20,7 +20,7 @@ from mlops_assets.registry.ledger import champion_on, read_ledger, training_wind
 from mlops_assets.registry.mlflow_resource import MlflowTracking
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 from mlops_assets.storage.tables import read_table, table_key
 
 REFERENCE_SAMPLE = 5000
@@ -203,6 +203,8 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         ],
         name=f"{spec.name}__monitoring",
         partitions_def=partitions,
+        # Reads the lake and the registry: an outage of either is retried with backoff.
+        retry_policy=STORAGE_RETRY_POLICY,
     )
     def monitoring(
         context: dg.AssetExecutionContext, lake: ObjectStorage, mlflow: MlflowTracking
