@@ -8,7 +8,9 @@ prediction log live in ``mlops_assets.serving`` (the code training uses), not he
 Serving options are read from the environment at start: ``MLOPS_SERVING_MAX_RECORDS``,
 ``MLOPS_SERVING_WORKERS``, ``MLOPS_SERVING_MAX_BATCH_RECORDS``, ``MLOPS_SERVING_BATCH_WAIT_MS``,
 ``MLOPS_PREDICTION_LOG`` (on/off) and ``MLOPS_PREDICTION_LOG_FLUSH_S``; the log is written under
-``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``).
+``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``). With ``MLOPS_FOLLOW_CHAMPION=on`` (set
+by ``mlops serve``) the service follows the registry's ``champion`` alias, polled every
+``MLOPS_CHAMPION_POLL_S`` seconds, and serves a promotion or rollback without a restart.
 """
 
 from __future__ import annotations
@@ -79,6 +81,11 @@ class ChampionService:
             options=OPTIONS,
             on_batch=observe_batch,
         )
+        self.follower = None
+        if OPTIONS.follow_champion:
+            from mlops_assets.serving.follow import follow_champion
+
+            self.follower = follow_champion(SPEC, self.runtime, OPTIONS.champion_poll_s)
 
     @bentoml.api(route="/predict")
     async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:
@@ -101,6 +108,8 @@ class ChampionService:
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
         """Write the queued prediction log before the worker exits (SIGTERM included)."""
+        if self.follower is not None:
+            self.follower.stop()
         self.runtime.close()
 
 
