@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.assets import tuned_key
 from mlops_assets.use_case import ingest_job_name, retrain_job_name
 
 
@@ -108,7 +109,12 @@ def retrain_run_config(spec: UseCaseSpec, n_trials: int | None, seed: int | None
         tune["seed"] = seed
     if not tune:
         return {}
-    return {"ops": {f"{spec.name}__tuned_model": {"config": tune}}}
+    return {
+        "ops": {
+            tuned_key(view).to_python_identifier(): {"config": tune}
+            for view in spec.segment_specs()
+        }
+    }
 
 
 def refresh(

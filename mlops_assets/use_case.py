@@ -45,12 +45,18 @@ class UseCaseDefs:
 
 
 def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
-    """Assets, jobs and sensors of one use case, generated from its spec."""
+    """Assets, jobs and sensors of one use case, generated from its spec.
+
+    A segmented use case gets a ``tuned_model`` and a ``champion_model`` per segment
+    (``<uc>/<segment>/tuned_model``), all fed by the same splits; the ledger and the one bento
+    depend on every segment's champion.
+    """
     raw = build_raw_data(spec)
     clean = build_clean_data(spec)
     splits = build_splits(spec)
-    tuned = build_tuned_model(spec)
-    champion = build_champion_model(spec)
+    views = spec.segment_specs()
+    tuned = [build_tuned_model(view) for view in views]
+    champions = [build_champion_model(view) for view in views]
     ledger = build_promotion_ledger(spec)
     bento = build_champion_bento(spec)
     monitoring = build_monitoring(spec)
@@ -63,7 +69,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     )
     retrain_job = dg.define_asset_job(
         retrain_job_name(spec),
-        selection=dg.AssetSelection.assets(splits, tuned, champion, ledger, bento),
+        selection=dg.AssetSelection.assets(splits, *tuned, *champions, ledger, bento),
         executor_def=dg.in_process_executor,
         description=f"{spec.name}: rebuild the splits, tune a challenger and apply the gate.",
     )
@@ -74,7 +80,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
         jobs.append(simulate_job)
         schedules.append(simulate_schedule)
     return UseCaseDefs(
-        assets=[raw, clean, splits, tuned, champion, ledger, bento, monitoring],
+        assets=[raw, clean, splits, *tuned, *champions, ledger, bento, monitoring],
         jobs=jobs,
         sensors=[
             build_landing_sensor(spec, ingest_job.name),

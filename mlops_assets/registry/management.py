@@ -49,6 +49,7 @@ def rollback(
     entry = LedgerEntry(
         action="rollback",
         model_name=name,
+        segment=spec.segment,
         champion_version=target,
         reason=f"rolled back from v{current_version} to v{target}",
         incumbent_version=current_version,
@@ -73,7 +74,8 @@ def delete_version(
     if champion is not None and str(champion.version) == version:
         raise ManagementError(
             f"{name} v{version} is the champion and cannot be deleted; roll back "
-            f"(`mlops rollback {spec.name}`) or promote another version first"
+            f"(`mlops rollback {spec.name}{' --segment ' + spec.segment if spec.segment else ''}`)"
+            " or promote another version first"
         )
     run_id = str(getattr(versions[version], "run_id", "") or "norun")
     removed = delete_bento_of(spec, name, version, run_id)
@@ -82,6 +84,7 @@ def delete_version(
     entry = LedgerEntry(
         action="delete",
         model_name=name,
+        segment=spec.segment,
         champion_version=str(champion.version) if champion is not None else None,
         reason=f"deleted v{version}" + (f" and {', '.join(removed)}" if removed else ""),
         challenger_version=str(challenger.version) if challenger is not None else None,

@@ -17,7 +17,7 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=bento_key(spec),
-        deps=[champion_key(spec)],
+        deps=[champion_key(view) for view in spec.segment_specs()],
         group_name=spec.name,
         kinds={"bentoml"},
         description=f"{spec.name}: the champion built into a BentoML bento (once per version).",

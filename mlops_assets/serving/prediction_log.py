@@ -189,7 +189,8 @@ class PredictionLog:
 
     def _key(self, first: dt.datetime) -> str:
         stamp = first.strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{stamp}-{os.getpid()}-{next(self._sequence):06d}.parquet"
+        segment = f"-{self.spec.segment}" if self.spec.segment else ""  # one log per segment
+        name = f"{stamp}-{os.getpid()}{segment}-{next(self._sequence):06d}.parquet"
         return f"{log_prefix(self.spec.name)}{first.date().isoformat()}/{name}"
 
 
