@@ -96,13 +96,19 @@ def delete_version(
 
 def delete_bento_of(spec: UseCaseSpec, name: str, version: str, run_id: str) -> list[str]:
     """Remove the bento and BentoML model built for a version, if any; returns their tags."""
-    from mlops_assets.serving.bento import ModelRef, bento_tag, bentoml_api, model_tag
+    from mlops_assets.serving.bento import ModelRef, bento_name, bento_tag, bentoml_api, model_tag
 
     bentoml = bentoml_api()
     from bentoml.exceptions import NotFound
 
     ref = ModelRef(name, version, run_id)
     removed = []
+    if spec.segment:  # the use case's bentos that carry this segment version
+        label = f"{spec.segment}_model_tag"
+        for bento in bentoml.bentos.list(bento_name(spec)):
+            if dict(bento.info.labels).get(label) == model_tag(spec, ref):
+                bentoml.bentos.delete(bento.tag)
+                removed.append(str(bento.tag))
     for store, tag in (
         (bentoml.bentos, bento_tag(spec, ref)),
         (bentoml.models, model_tag(spec, ref)),

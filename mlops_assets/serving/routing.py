@@ -245,3 +245,71 @@ class SegmentRouter:
         """Stop every segment's batcher and write the rest of its prediction log."""
         for runtime in self.runtimes.values():
             runtime.close()
+
+
+def router_for_models(
+    spec: UseCaseSpec,
+    models: Mapping[str, Any],
+    options: Any,
+    on_batch: Any = None,
+) -> SegmentRouter:
+    """A worker's router for a segmented bento: one runtime per segment's BentoML model."""
+    import bentoml.sklearn
+
+    runtimes = {}
+    for view in spec.segment_specs():
+        model = models[str(view.segment)]
+        runtimes[str(view.segment)] = ServingRuntime.for_model(
+            view,
+            bentoml.sklearn.load_model(model),
+            dict(model.info.labels),
+            fallback_version=str(model.tag.version),
+            options=options,
+            on_batch=on_batch,
+        )
+    return SegmentRouter(spec, runtimes)
+
+
+def segmented_records_json_schema(spec: UseCaseSpec, max_records: int) -> dict:
+    """JSON schema of a segmented use case's ``records``: each record is one segment's record."""
+    from mlops_assets.serving.records import record_model
+
+    return {
+        "type": "array",
+        "items": {
+            "anyOf": [record_model(view).model_json_schema() for view in spec.segment_specs()]
+        },
+        "minItems": 1,
+        "maxItems": max_records,
+        "description": f"{spec.name} records to score, 1 to {max_records} per request; each is "
+        f"routed to the first segment ({', '.join(spec.segment_names)}) whose fields it carries.",
+    }
+
+
+def segment_model_attributes(tags: Mapping[str, str]) -> Any:
+    """Class decorator: one ``model_<segment>`` BentoModel attribute per segment.
+
+    BentoML finds a service's models among its class attributes; a segmented service declares
+    as many as its use case has segments, which the class body cannot spell out.
+    """
+
+    def declare(cls: type) -> type:
+        import bentoml
+
+        for segment, tag in tags.items():
+            setattr(cls, f"model_{segment}", bentoml.models.BentoModel(tag))
+        return cls
+
+    return declare
+
+
+def parse_segment_models(spec: UseCaseSpec, value: str | None) -> dict[str, str]:
+    """Model tag per segment from the build argument; ``<model>:latest`` for segments not named.
+
+    Serving ``bento/`` directly (not a built bento) takes each segment's latest imported model.
+    """
+    named = dict(pair.split("=", 1) for pair in (value or "").split(",") if "=" in pair)
+    return {
+        str(view.segment): named.get(str(view.segment), f"{view.registered_model_name()}:latest")
+        for view in spec.segment_specs()
+    }
