@@ -28,6 +28,7 @@ from mlops_assets.serving.routing import (
     parse_segment_models,
     router_for_models,
     segment_model_attributes,
+    segmented_columns_json_schema,
     segmented_records_json_schema,
 )
 from mlops_assets.serving.runtime import REQUEST_ID_HEADER, ServingRuntime
@@ -54,7 +55,12 @@ RECORDS_SCHEMA = (
 )
 
 Records = Annotated[list[Any], WithJsonSchema(RECORDS_SCHEMA)]
-Columns = Annotated[dict[str, Any], WithJsonSchema(columns_json_schema(SPEC, OPTIONS.max_records))]
+COLUMNS_SCHEMA = (
+    segmented_columns_json_schema(SPEC, OPTIONS.max_records)
+    if SPEC.segments
+    else columns_json_schema(SPEC, OPTIONS.max_records)
+)
+Columns = Annotated[dict[str, Any], WithJsonSchema(COLUMNS_SCHEMA)]
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
 
@@ -67,6 +73,8 @@ class PredictResponse(BaseModel):
     model_version: str
     predictions: list[Any]
     ids: list[dict[str, Any]] | dict[str, list[Any]]
+    segments: list[str] | None = None  # segmented use cases: the segment of each record
+    models: dict[str, dict[str, str]] | None = None  # and each answering segment's model
 
 
 @bentoml.service(

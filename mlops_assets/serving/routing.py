@@ -313,3 +313,13 @@ def parse_segment_models(spec: UseCaseSpec, value: str | None) -> dict[str, str]
         str(view.segment): named.get(str(view.segment), f"{view.registered_model_name()}:latest")
         for view in spec.segment_specs()
     }
+
+
+def segmented_columns_json_schema(spec: UseCaseSpec, max_records: int) -> dict:
+    """JSON schema of a segmented use case's ``columns``: one segment's columns."""
+    from mlops_assets.serving.records import columns_json_schema
+
+    return {
+        "anyOf": [columns_json_schema(view, max_records) for view in spec.segment_specs()],
+        "description": f"{spec.name} records as columns; the column names choose the segment.",
+    }
