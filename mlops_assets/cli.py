@@ -86,7 +86,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from mlops_assets.orchestration import refresh
 
     spec = _spec(args.use_case)
-    outcome = refresh(spec, train=not args.no_train, n_trials=args.trials, log=print)
+    segment = _views(spec, args.segment)[0].segment if args.segment else None
+    outcome = refresh(
+        spec, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
+    )
     for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
         for error in run.errors:
             print(f"  {run.job} {run.partition or ''}: {error}", file=sys.stderr)
@@ -294,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("use_case")
     refresh.add_argument("--no-train", action="store_true", help="only ingest")
     refresh.add_argument("--trials", type=int, help="Optuna trials (default: the spec's)")
+    refresh.add_argument("--segment", help="retrain this segment only (default: every segment)")
     refresh.set_defaults(func=cmd_refresh)
 
     status = sub.add_parser("status", help="champion and challenger")

@@ -36,7 +36,7 @@ from mlops_assets.serving.records import (
     problem,
     structure_problems,
 )
-from mlops_assets.serving.runtime import Answer, ServingRuntime, _id_records
+from mlops_assets.serving.runtime import Answer, ServingRuntime
 from mlops_assets.serving.scoring import Accepted, Rejected
 from mlops_assets.specs.model import UseCaseSpec
 
@@ -95,6 +95,14 @@ def route_records(
         else:
             groups.setdefault(segment, []).append(row)
     return groups, found
+
+
+def id_records(outcome: Accepted) -> list[dict[str, Any]]:
+    """Each record's ids as an object, from the columns a segment's scorer returns."""
+    if not outcome.ids:
+        return [{} for _ in outcome.predictions]
+    names = list(outcome.ids)
+    return [dict(zip(names, row, strict=True)) for row in zip(*outcome.ids.values(), strict=True)]
 
 
 def renumbered(found: RequestProblem, rows: Sequence[int]) -> RequestProblem:
@@ -202,7 +210,7 @@ class SegmentRouter:
         probabilities: list[Any] | None = None
         for name, rows in groups.items():
             outcome = accepted[name]
-            records_ids = _id_records(outcome)
+            records_ids = id_records(outcome)
             for position, row in enumerate(rows):
                 predictions[row] = outcome.predictions[position]
                 ids[row] = records_ids[position]

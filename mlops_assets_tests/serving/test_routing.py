@@ -244,3 +244,47 @@ def test_columns_body_is_routed_by_its_columns(router, landed, mushroom) -> None
 def test_router_needs_a_runtime_per_segment(router, mushroom) -> None:
     with pytest.raises(ValueError, match="every segment"):
         SegmentRouter(mushroom, {"cap_gill": router.runtimes["cap_gill"]})
+
+
+def test_ids_follow_their_records_across_segments(store) -> None:
+    """A use case with id columns: every segment needs the ids, and answers echo them in order."""
+    import yaml
+
+    from mlops_assets.generators import get_generator
+    from mlops_assets.specs.loader import BUNDLED_SPECS_DIR, parse_spec
+    from mlops_assets.training.families import build_pipeline
+
+    data = yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+    data["segments"] = [
+        {"name": "item", "features": ["Item_Weight", "Item_Fat_Content", "Item_MRP"]},
+        {"name": "outlet", "features": ["Outlet_Size", "Outlet_Type", "Outlet_Location_Type"]},
+    ]
+    spec = parse_spec(data)
+    landed = get_generator("bigmart_sales").generate(300, dt.date(2025, 3, 1), seed=2)
+    cleaned, _ = clean_frame(landed, spec)
+    runtimes = {}
+    for view in spec.segment_specs():
+        pipeline = build_pipeline(view, "ridge", {"alpha": 1.0})
+        pipeline.fit(model_input(cleaned, view), cleaned[spec.target.name])
+        runtimes[str(view.segment)] = ServingRuntime(
+            view, pipeline, view.registered_model_name(), "1", ServingOptions(max_records=50)
+        )
+    router = SegmentRouter(spec, runtimes)
+    raw = landed.head(3).astype(object).where(landed.head(3).notna(), None)
+    ids = ["Item_Identifier", "Outlet_Identifier"]
+    item = ids + spec.segment_spec("item").feature_names
+    outlet = ids + spec.segment_spec("outlet").feature_names
+    records = [
+        raw.iloc[0][outlet].to_dict(),
+        raw.iloc[1][item].to_dict(),
+        raw.iloc[2][outlet].to_dict(),
+    ]
+    status, body = answer(router, records)
+    assert status == 200, body
+    assert body["segments"] == ["outlet", "item", "outlet"]
+    assert body["ids"] == [{k: raw.iloc[i][k] for k in ids} for i in range(3)]
+    without_id = {k: v for k, v in records[1].items() if k != "Item_Identifier"}
+    status, body = answer(router, [without_id])
+    assert status == 422
+    assert "item needs Item_Identifier" in body["error"]
+    router.close()

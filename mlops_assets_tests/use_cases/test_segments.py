@@ -91,6 +91,16 @@ def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys)
     drift_values = {k: v.value for k, v in drift.asset_materialization.metadata.items()}
     assert {"psi_cap-shape", "psi_season", "cap_gill_prediction_psi"} <= set(drift_values)
 
+    # Retraining one segment leaves the other's model alone.
+    outcome = refresh(spec, definitions, instance, n_trials=1, seed=SEED, segment="cap_gill")
+    assert outcome.success, outcome.retrain
+    cap_gill = read_ledger(store, spec.segment_spec("cap_gill"))
+    assert list(cap_gill["challenger_version"]) == ["1", "2"]
+    assert len(read_ledger(store, spec.segment_spec("stem_season"))) == 1
+    stem_versions = mlflow.client().search_model_versions("name = 'mushroom__stem_season'")
+    assert len(stem_versions) == 1
+    build = ensure_champion_bento(spec, mlflow)  # the champions may have changed
+
     # The CLI, per segment.
     capsys.readouterr()
     assert main(["status", "mushroom"]) == 0
@@ -106,10 +116,12 @@ def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys)
         main(["delete", "mushroom", "--segment", "gills", "--version", "1"])
     with pytest.raises(SystemExit, match="bigmart_sales has no segments"):
         main(["status", "bigmart_sales", "--segment", "cap_gill"])
-    assert main(["rollback", "mushroom", "--segment", "cap_gill"]) == 2
-    assert "mushroom__cap_gill v1 replaced no earlier champion" in capsys.readouterr().err
-    assert main(["delete", "mushroom", "--segment", "cap_gill", "--version", "1"]) == 2
+    assert main(["rollback", "mushroom", "--segment", "stem_season"]) == 2
+    assert "mushroom__stem_season v1 replaced no earlier champion" in capsys.readouterr().err
+    assert main(["delete", "mushroom", "--segment", "stem_season", "--version", "1"]) == 2
     assert "is the champion" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="has no segment 'caps'"):
+        main(["refresh", "mushroom", "--segment", "caps"])
     assert main(["history", "mushroom", "--segment", "stem_season"]) == 0
     history = capsys.readouterr().out
     assert "stem_season" in history and "cap_gill" not in history
