@@ -35,6 +35,7 @@ class SegmentedServer:
 def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedServer]:
     """mushroom trained in its own home and its bento served."""
     import dagster as dg
+    import mlflow
 
     from mlops_assets.demo import land_generated_days
     from mlops_assets.generators import get_generator
@@ -44,6 +45,9 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
 
     folder = tmp_path_factory.mktemp("segmented")
     saved = dict(os.environ)
+    # Training points MLflow's process-wide URIs at this home; later modules (the session's
+    # BigMart home) read them through the fluent API, so they are put back afterwards.
+    saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, folder / "mlops")
         spec = load_specs()["mushroom"]
@@ -60,6 +64,8 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
             server.stop()
     os.environ.clear()
     os.environ.update(saved)
+    mlflow.set_tracking_uri(saved_uris[0])
+    mlflow.set_registry_uri(saved_uris[1])
 
 
 def records(rows: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
