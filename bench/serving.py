@@ -5,6 +5,8 @@ Measured in one run on the same rows, one server at a time (the machine has 2 co
 * single-record ``POST /predict`` at concurrency 1, 8 and 32 (``--duration`` s each, ``wrk`` with
   one thread and a Lua script for the body): requests/s, p50/p99 latency, non-2xx and errors, for
   - the bento (prediction log on, and off),
+  - (c) ``bench/depends_service.py``: BentoML's adaptive batching instead of our micro-batcher
+    (a batchable inner service through ``bentoml.depends``, same scorer, log off),
   - (a) ``bench/fastapi_pyfunc.py``: FastAPI + ``mlflow.pyfunc`` predicting each request alone,
   - (b) bare endpoints that parse the same body and answer a constant: on BentoML's stack
     (``bench/bare_service.py``) and on plain uvicorn + Starlette (``bench/bare_starlette.py``);
@@ -208,6 +210,17 @@ def start_fastapi(model_name: str) -> Server:
     return Server.start("fastapi_pyfunc", command, env, ROOT, port, "/healthz")
 
 
+def start_depends_bento(model_tag: str, workers: int) -> Server:
+    from mlops_assets.serving.serve import bentoml_executable
+
+    port = free_port()
+    env = {**base_env(), "MLOPS_SERVING_WORKERS": str(workers), "BENCH_MODEL_TAG": model_tag}
+    command = [
+        bentoml_executable(), "serve", "depends_service:DependsService", "--port", str(port),
+    ]  # fmt: skip
+    return Server.start("bentoml_depends", command, env, BENCH, port, "/readyz")
+
+
 def start_bare_bento(workers: int) -> Server:
     from mlops_assets.serving.serve import bentoml_executable
 
@@ -391,9 +404,15 @@ def targets(load: list[dict[str, Any]], big: dict[str, float], main: str) -> lis
         return next(r for r in load if r["server"] == server and r["concurrency"] == concurrency)
 
     bento, fastapi = at(main, 32), at("fastapi_pyfunc", 32)
-    bare = at("bare_bentoml", 32)
+    bare, depends = at("bare_bentoml", 32), at("bentoml_depends", 32)
     ratio = bento["req_per_s"] / max(fastapi["req_per_s"], 1e-9)
+    unlogged = at("bento (log off)", 32)
+    faster = "micro-batcher" if unlogged["req_per_s"] >= depends["req_per_s"] else "depends"
     return [
+        f"batching, log off, concurrency 32: our micro-batcher {unlogged['req_per_s']} req/s "
+        f"({unlogged['non_2xx'] + unlogged['errors']} failed) vs BentoML batchable inner "
+        f"service via bentoml.depends {depends['req_per_s']} req/s "
+        f"({depends['non_2xx'] + depends['errors']} failed): the {faster} is faster here",
         f"{'MET' if bento['non_2xx'] + bento['errors'] == 0 else 'MISSED'}: {main} answered "
         f"every request at concurrency 32 ({bento['non_2xx']} non-2xx, {bento['errors']} errors)",
         f"{'MET' if ratio >= 2 else 'MISSED'}: {main} at concurrency 32 is {ratio:.2f}x the "
@@ -434,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     starters = [
         (main_name, lambda: start_bento(model["bento_tag"], args.workers, True, work / "log-on")),
         ("bento (log off)", lambda: start_bento(model["bento_tag"], args.workers, False, work)),
+        ("bentoml_depends", lambda: start_depends_bento(model["model_tag"], args.workers)),
         ("fastapi_pyfunc", lambda: start_fastapi(model["model_name"])),
         ("bare_bentoml", lambda: start_bare_bento(args.workers)),
         ("bare_starlette", start_bare_starlette),

@@ -8,7 +8,9 @@ prediction log live in ``mlops_assets.serving`` (the code training uses), not he
 Serving options are read from the environment at start: ``MLOPS_SERVING_MAX_RECORDS``,
 ``MLOPS_SERVING_WORKERS``, ``MLOPS_SERVING_MAX_BATCH_RECORDS``, ``MLOPS_SERVING_BATCH_WAIT_MS``,
 ``MLOPS_PREDICTION_LOG`` (on/off) and ``MLOPS_PREDICTION_LOG_FLUSH_S``; the log is written under
-``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``).
+``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``). With ``MLOPS_FOLLOW_CHAMPION=on`` (set
+by ``mlops serve``) the service follows the registry's ``champion`` alias, polled every
+``MLOPS_CHAMPION_POLL_S`` seconds, and serves a promotion or rollback without a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mlops_assets.serving.metrics import batch_metrics, observe_batch
 from mlops_assets.serving.options import ServingOptions
 from mlops_assets.serving.records import columns_json_schema, records_json_schema
 from mlops_assets.serving.routing import (
+    follow_segment_champions,
     parse_segment_models,
     router_for_models,
     segment_model_attributes,
@@ -104,16 +107,24 @@ class ChampionService:
         if SPEC.segments:
             models = {name: getattr(self, f"model_{name}") for name in SEGMENT_MODELS}
             self.runtime = router_for_models(SPEC, models, OPTIONS, on_batch=observe_batch)
-            return
-        labels = dict(self.model.info.labels)
-        self.runtime = ServingRuntime.for_model(
-            SPEC,
-            bentoml.sklearn.load_model(self.model),
-            labels,
-            fallback_version=str(self.model.tag.version),
-            options=OPTIONS,
-            on_batch=observe_batch,
-        )
+        else:
+            labels = dict(self.model.info.labels)
+            self.runtime = ServingRuntime.for_model(
+                SPEC,
+                bentoml.sklearn.load_model(self.model),
+                labels,
+                fallback_version=str(self.model.tag.version),
+                options=OPTIONS,
+                on_batch=observe_batch,
+            )
+        self.follower = None
+        if OPTIONS.follow_champion:
+            from mlops_assets.serving.follow import follow_champion
+
+            if SPEC.segments:  # one follower per segment's champion alias
+                self.follower = follow_segment_champions(self.runtime, OPTIONS.champion_poll_s)
+            else:
+                self.follower = follow_champion(SPEC, self.runtime, OPTIONS.champion_poll_s)
 
     @bentoml.api(route="/predict")
     async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:
@@ -136,6 +147,8 @@ class ChampionService:
     @bentoml.on_shutdown
     def flush_prediction_log(self) -> None:
         """Write the queued prediction log before the worker exits (SIGTERM included)."""
+        if self.follower is not None:
+            self.follower.stop()
         self.runtime.close()
 
 

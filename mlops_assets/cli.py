@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tag = champion_bento_for_serving(spec, _mlflow(), log=print)
     except BentoBuildError as error:
         raise SystemExit(str(error)) from None
-    print(f"serving {tag} on http://{args.host}:{args.port} (POST /predict)", flush=True)
-    exec_serve(tag, args.port, args.host)
+    following = "pinned to this version" if args.pin else "following the champion alias"
+    print(
+        f"serving {tag} on http://{args.host}:{args.port} (POST /predict), {following}",
+        flush=True,
+    )
+    exec_serve(tag, args.port, args.host, follow=not args.pin)
     return 0
 
 
@@ -180,6 +185,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     for problem in result.problems[:20]:
         print(f"  skipped: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_tune_worker(args: argparse.Namespace) -> int:
+    """Add trials to the use case's current Optuna study (a pod of the Kubernetes worker Job)."""
+    from mlops_assets import settings
+    from mlops_assets.training.worker import TuneWorkerError, tune_worker
+
+    spec = _spec(args.use_case)
+    index = args.index
+    if index is None:  # a Kubernetes Indexed Job numbers its pods
+        index = int(os.environ.get("JOB_COMPLETION_INDEX") or 0)
+    try:
+        report = tune_worker(
+            spec,
+            _lake_store(),
+            _mlflow(),
+            settings.optuna_storage_uri(),
+            args.trials,
+            args.timeout,
+            index,
+        )
+    except TuneWorkerError as error:
+        raise SystemExit(str(error)) from None
+    best = "n/a" if report.best_value is None else f"{report.best_value:.4f}"
+    print(
+        f"added {report.trials_added} trials to {report.study_name}: "
+        f"{report.complete_in_study} complete, best {spec.primary_metric} {best}"
+    )
     return 0
 
 
@@ -300,6 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--segment", help="retrain this segment only (default: every segment)")
     refresh.set_defaults(func=cmd_refresh)
 
+    worker = sub.add_parser(
+        "tune-worker", help="add Optuna trials to the current study (scale-out worker)"
+    )
+    worker.add_argument("use_case")
+    worker.add_argument("--trials", type=int, required=True, help="trials this worker runs")
+    worker.add_argument("--timeout", type=float, help="stop starting trials after N seconds")
+    worker.add_argument(
+        "--index", type=int, help="worker number, seeds the sampler (default JOB_COMPLETION_INDEX)"
+    )
+    worker.set_defaults(func=cmd_tune_worker)
+
     status = sub.add_parser("status", help="champion and challenger")
     status.add_argument("use_case")
     status.add_argument("--json", action="store_true")
@@ -310,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("use_case")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep serving this version (default: switch when the champion alias moves)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     predict = sub.add_parser("predict", help="score an unlabeled file with the champion")

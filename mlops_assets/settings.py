@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,15 @@ def mlops_home() -> Path:
 def storage_uri() -> str:
     """Where asset tables are stored: a folder or ``s3://bucket/prefix``."""
     return os.environ.get("MLOPS_STORAGE_URI") or str(mlops_home() / "storage")
+
+
+def prediction_log_database() -> str | None:
+    """SQLAlchemy URL of a database holding the prediction log instead of the storage.
+
+    ``MLOPS_PREDICTION_LOG_DATABASE`` (e.g. ``postgresql+psycopg2://user:pass@host/mlops``);
+    unset, the log is Parquet under the storage location.
+    """
+    return os.environ.get("MLOPS_PREDICTION_LOG_DATABASE") or None
 
 
 def landing_uri() -> str:
@@ -113,3 +123,35 @@ def ensure_dagster_home() -> Path:
         except OSError:
             target.write_text(source.read_text())
     return home
+
+
+RETRAIN_EXECUTORS = ("in_process", "multiprocess", "k8s")
+
+
+def retrain_executor() -> Any:
+    """Executor of the retrain jobs, from ``MLOPS_RETRAIN_EXECUTOR``.
+
+    ``in_process`` (default: one process, no per-step start-up cost), ``multiprocess`` (a
+    process per step) or ``k8s`` (``dagster_k8s.k8s_job_executor``: a pod per step, configured
+    by ``deploy/k8s/run_config.yaml``; needs the dagster-k8s package). Read when definitions
+    load, never at import.
+    """
+    import dagster as dg
+
+    name = (os.environ.get("MLOPS_RETRAIN_EXECUTOR") or "in_process").strip()
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "multiprocess":
+        return dg.multiprocess_executor
+    if name == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise ValueError(
+                "MLOPS_RETRAIN_EXECUTOR=k8s needs the dagster-k8s package (pip install "
+                "dagster-k8s, same release as dagster)"
+            ) from None
+        return k8s_job_executor
+    raise ValueError(
+        f"MLOPS_RETRAIN_EXECUTOR must be one of {', '.join(RETRAIN_EXECUTORS)}, got {name!r}"
+    )

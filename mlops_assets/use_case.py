@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from mlops_assets import settings
 from mlops_assets.features.assets import build_clean_data, build_splits
 from mlops_assets.ingest.assets import build_raw_data
 from mlops_assets.ingest.sensors import build_landing_sensor
@@ -70,7 +71,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     retrain_job = dg.define_asset_job(
         retrain_job_name(spec),
         selection=dg.AssetSelection.assets(splits, *tuned, *champions, ledger, bento),
-        executor_def=dg.in_process_executor,
+        executor_def=settings.retrain_executor(),
         description=f"{spec.name}: rebuild the splits, tune a challenger and apply the gate.",
     )
     jobs: list = [ingest_job, retrain_job]

@@ -640,8 +640,11 @@ def test_k8s_config_holds_no_credentials(values: dict[str, Any]) -> None:
         assert "change-me" in value, f"deploy/k8s/.env.example: {name} needs a placeholder"
 
 
-def test_k8s_run_config_validates_on_k8s_job_executor(mlops_home: Path) -> None:
-    """run_config.yaml is valid for the retraining job once it runs on k8s_job_executor."""
+def test_k8s_run_config_validates_on_k8s_job_executor(
+    mlops_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the ConfigMap's MLOPS_RETRAIN_EXECUTOR the retrain job runs on k8s_job_executor, and
+    run_config.yaml is valid for it."""
     import dagster as dg
     from dagster_k8s import k8s_job_executor
     from dagster_k8s.models import k8s_snake_case_dict
@@ -651,16 +654,18 @@ def test_k8s_run_config_validates_on_k8s_job_executor(mlops_home: Path) -> None:
     from mlops_assets.specs import load_specs
     from mlops_assets.use_case import build_use_case, retrain_job_name
 
+    config_map = next(
+        d for d in yaml.safe_load_all((K8S / "mlops-base.yaml").read_text())
+        if d and d.get("kind") == "ConfigMap"
+    )
+    monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", config_map["data"]["MLOPS_RETRAIN_EXECUTOR"])
     spec = load_specs()["bigmart_sales"]
     parts = build_use_case(spec)
     retrain = next(job for job in parts.jobs if job.name == retrain_job_name(spec))
-    on_k8s = dg.define_asset_job(
-        retrain.name, selection=retrain.selection, executor_def=k8s_job_executor
-    )
     defs = dg.Definitions(
         assets=parts.assets,
         asset_checks=parts.asset_checks,
-        jobs=[on_k8s],
+        jobs=[retrain],
         resources=resources_for_environment(),
     )
     job = defs.resolve_job_def(retrain.name)
@@ -674,6 +679,20 @@ def test_k8s_run_config_validates_on_k8s_job_executor(mlops_home: Path) -> None:
     assert set(execution["per_step_k8s_config"]) <= step_keys
     for step_config in [execution["step_k8s_config"], *execution["per_step_k8s_config"].values()]:
         k8s_snake_case_dict(client.V1Container, step_config["container_config"])
+
+
+def test_retrain_executor_is_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from mlops_assets import settings
+
+    monkeypatch.delenv("MLOPS_RETRAIN_EXECUTOR", raising=False)
+    assert settings.retrain_executor() is dg.in_process_executor
+    monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", "multiprocess")
+    assert settings.retrain_executor() is dg.multiprocess_executor
+    monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="MLOPS_RETRAIN_EXECUTOR must be one of .* 'threads'"):
+        settings.retrain_executor()
 
 
 def test_optuna_workers_job_shares_the_study(values: dict[str, Any]) -> None:

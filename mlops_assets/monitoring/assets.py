@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from mlops_assets import settings
 from mlops_assets.features.assets import clean_key, train_key
 from mlops_assets.metrics import HIGHER_IS_BETTER
 from mlops_assets.partitions import daily_partitions
@@ -19,7 +20,7 @@ from mlops_assets.registry.ledger import champion_on, read_ledger, training_wind
 from mlops_assets.registry.mlflow_resource import MlflowTracking
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 from mlops_assets.storage.tables import read_table, table_key
 
 REFERENCE_SAMPLE = 5000
@@ -55,18 +56,17 @@ def degradation(metric: str, observed: float, reference: float) -> float:
 
 
 def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
-    """What the service answered on ``day`` (its prediction log), possibly empty."""
-    keys = [
-        info.key
-        for info in store.list(f"{spec.name}/prediction_log/{day}/")
-        if info.key.endswith(".parquet")
-    ]
-    served = (
-        pd.concat([read_table(store, k) for k in keys], ignore_index=True)
-        if keys
-        else (pd.DataFrame())
-    )
-    if spec.segment and "model_name" in served.columns:  # one segment's answers only
+    """What the service answered on ``day`` (its prediction log, wherever it is), maybe empty.
+
+    A segment's view keeps its own model's answers only.
+    """
+    from mlops_assets.serving.prediction_log import read_prediction_log
+
+    database = settings.prediction_log_database()
+    # A segment's rows are in its own table (columns differ), or beside the others in storage.
+    source = spec.registered_model_name() if database else spec.name
+    served = read_prediction_log(store, source, day, database)
+    if spec.segment and "model_name" in served.columns:
         served = served[served["model_name"] == spec.registered_model_name()]
     return served
 
@@ -213,6 +213,8 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         ],
         name=f"{spec.name}__monitoring",
         partitions_def=partitions,
+        # Reads the lake and the registry: an outage of either is retried with backoff.
+        retry_policy=STORAGE_RETRY_POLICY,
     )
     def monitoring(
         context: dg.AssetExecutionContext, lake: ObjectStorage, mlflow: MlflowTracking

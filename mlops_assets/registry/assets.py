@@ -11,7 +11,7 @@ from mlops_assets.registry.lock import RetrainLock
 from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 from mlops_assets.training.assets import model_key, tuned_key
 
 
@@ -117,6 +117,7 @@ def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         kinds={"pandas", "parquet"},
         description=f"{spec.name}: every promotion decision, rollback and delete, oldest first.",
+        retry_policy=STORAGE_RETRY_POLICY,
     )
     def promotion_ledger(context: dg.AssetExecutionContext, lake: ObjectStorage) -> pd.DataFrame:
         ledger = read_ledger(lake.store(), spec)

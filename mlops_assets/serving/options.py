@@ -64,6 +64,10 @@ class ServingOptions:
         prediction_log: Whether answers are logged (``MLOPS_PREDICTION_LOG``, on by default).
         log_flush_s: Seconds between prediction log files (``MLOPS_PREDICTION_LOG_FLUSH_S``).
         log_max_rows: Buffered rows that force a flush (``MLOPS_PREDICTION_LOG_MAX_ROWS``).
+        follow_champion: Whether the service follows the registry's ``champion`` alias
+            (``MLOPS_FOLLOW_CHAMPION``): off, a bento serves the version it was built with; on
+            (what ``mlops serve`` sets), a promotion or rollback is served without a restart.
+        champion_poll_s: Seconds between looks at the alias (``MLOPS_CHAMPION_POLL_S``).
     """
 
     max_records: int = DEFAULT_MAX_RECORDS
@@ -75,6 +79,8 @@ class ServingOptions:
     prediction_log: bool = True
     log_flush_s: float = 5.0
     log_max_rows: int = 100_000
+    follow_champion: bool = False
+    champion_poll_s: float = 10.0
 
     @classmethod
     def from_env(cls) -> ServingOptions:
@@ -89,8 +95,12 @@ class ServingOptions:
             prediction_log=_flag("MLOPS_PREDICTION_LOG", cls.prediction_log),
             log_flush_s=_float("MLOPS_PREDICTION_LOG_FLUSH_S", cls.log_flush_s),
             log_max_rows=_int("MLOPS_PREDICTION_LOG_MAX_ROWS", cls.log_max_rows),
+            follow_champion=_flag("MLOPS_FOLLOW_CHAMPION", cls.follow_champion),
+            champion_poll_s=_float("MLOPS_CHAMPION_POLL_S", cls.champion_poll_s),
         )
         counts = (options.max_records, options.max_batch_records, options.workers, options.threads)
         if min(counts) < 1:
             raise ValueError("serving limits and worker count must be positive")
+        if options.champion_poll_s <= 0:
+            raise ValueError("MLOPS_CHAMPION_POLL_S must be positive")
         return options

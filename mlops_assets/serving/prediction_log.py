@@ -3,8 +3,10 @@
 Written off the response path: the service hands each scored batch to :meth:`PredictionLog.append`
 (a queue put), and a background thread writes the queued rows as one Parquet object every few
 seconds under ``<storage>/<use_case>/prediction_log/<YYYY-MM-DD>/``, local folder or ``s3://``
-alike. :meth:`PredictionLog.close` writes what is left; the service calls it on shutdown (SIGTERM),
-so an answered request is never missing from the log.
+alike; or, when ``MLOPS_PREDICTION_LOG_DATABASE`` names a database (PostgreSQL), as rows appended
+to its table ``prediction_log__<use_case>`` (created on first write) in one transaction.
+:meth:`PredictionLog.close` writes what is left; the service calls it on shutdown (SIGTERM), so an
+answered request is never missing from the log.
 
 Monitoring reads the log back with :func:`read_prediction_log`. The columns are the spec's id and
 feature columns as the model saw them (cleaned, before imputation), with stable types in every
@@ -22,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,11 +38,31 @@ logger = logging.getLogger(__name__)
 
 LOG_FOLDER = "prediction_log"
 _STOP = object()
+INSERT_CHUNK_ROWS = 1000
 
 
 def log_prefix(use_case: str) -> str:
     """Key prefix of a use case's prediction log in the storage."""
     return f"{use_case}/{LOG_FOLDER}/"
+
+
+def log_table(use_case: str) -> str:
+    """Table of a use case's prediction log in a database (columns differ per use case)."""
+    return f"{LOG_FOLDER}__{use_case}"
+
+
+def _engine(database_url: str) -> Any:
+    """A SQLAlchemy engine (one per URL and process; sqlalchemy imported on first use)."""
+    engine = _ENGINES.get(database_url)
+    if engine is None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(database_url, pool_pre_ping=True)
+        _ENGINES[database_url] = engine
+    return engine
+
+
+_ENGINES: dict[str, Any] = {}
 
 
 def log_frame(batches: Sequence[ScoredBatch], spec: UseCaseSpec) -> pd.DataFrame:
@@ -110,6 +133,7 @@ class PredictionLog:
         spec: The use case (fixes the column types).
         flush_interval_s: Seconds between writes while rows are queued.
         max_rows: Queued rows that trigger a write before the interval.
+        database_url: A database to append rows to instead of the store (SQLAlchemy URL).
     """
 
     def __init__(
@@ -118,9 +142,11 @@ class PredictionLog:
         spec: UseCaseSpec,
         flush_interval_s: float = 5.0,
         max_rows: int = 100_000,
+        database_url: str | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
+        self.database_url = database_url
         self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
         self.rows_written = 0
@@ -167,25 +193,50 @@ class PredictionLog:
                 deadline = time.monotonic() + self.flush_interval_s
 
     def _write(self, pending: list[ScoredBatch], final: bool) -> list[ScoredBatch]:
-        """Write the queued batches as one object; on failure keep them for the next try."""
+        """Write the queued batches at once; on failure keep them for the next try."""
         frame = log_frame(pending, self.spec)
-        key = self._key(pending[0].scored_at)
         try:
-            write_table(self.store, key, frame)
+            where = self._write_frame(frame, pending[0].scored_at)
         except Exception:
             level = logging.ERROR if final else logging.WARNING
             logger.log(
                 level,
                 "prediction log: could not write %d rows to %s%s",
                 len(frame),
-                self.store.describe(key),
+                self.describe(),
                 " (lost at shutdown)" if final else "; retrying at the next flush",
                 exc_info=True,
             )
             return [] if final else pending
+        logger.debug("prediction log: %d rows to %s", len(frame), where)
         self.rows_written += len(frame)
         self.files_written += 1
         return []
+
+    def describe(self) -> str:
+        """Where the log goes, without credentials."""
+        if self.database_url:
+            table = log_table(self.spec.registered_model_name())  # one table per segment model
+            return f"table {table} ({_without_password(self.database_url)})"
+        return self.store.describe(log_prefix(self.spec.name))
+
+    def _write_frame(self, frame: pd.DataFrame, first: dt.datetime) -> str:
+        """One Parquet object, or one transaction of inserts (all rows or none)."""
+        if self.database_url:
+            table = log_table(self.spec.registered_model_name())
+            with _engine(self.database_url).begin() as connection:
+                frame.to_sql(
+                    table,
+                    connection,
+                    if_exists="append",
+                    index=False,
+                    method="multi",
+                    chunksize=INSERT_CHUNK_ROWS,
+                )
+            return table
+        key = self._key(first)
+        write_table(self.store, key, frame)
+        return key
 
     def _key(self, first: dt.datetime) -> str:
         stamp = first.strftime("%Y%m%dT%H%M%S%fZ")
@@ -198,8 +249,47 @@ def _rows(batches: Sequence[ScoredBatch]) -> int:
     return sum(sum(batch.row_counts) for batch in batches)
 
 
-def read_prediction_log(store: ObjectStore, use_case: str) -> pd.DataFrame:
-    """Every logged row of a use case, oldest file first (empty frame when nothing is logged)."""
-    keys = [info.key for info in store.list(log_prefix(use_case)) if info.key.endswith(".parquet")]
+def _without_password(url: str) -> str:
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def read_prediction_log(
+    store: ObjectStore,
+    use_case: str,
+    day: str | None = None,
+    database_url: str | None = None,
+) -> pd.DataFrame:
+    """Logged rows of a use case (of one UTC ``day`` if given), oldest first; empty if none.
+
+    Reads the database when ``database_url`` is given (where the service was told to log),
+    else the Parquet objects under the storage.
+    """
+    if database_url:
+        return _read_log_table(use_case, day, database_url)
+    prefix = log_prefix(use_case) + (f"{day}/" if day else "")
+    keys = [info.key for info in store.list(prefix) if info.key.endswith(".parquet")]
     frames = [read_table(store, key) for key in keys]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _read_log_table(use_case: str, day: str | None, database_url: str) -> pd.DataFrame:
+    import sqlalchemy
+
+    engine = _engine(database_url)
+    table = log_table(use_case)
+    if not sqlalchemy.inspect(engine).has_table(table):
+        return pd.DataFrame()
+    query = f'SELECT * FROM "{table}"'
+    params: dict[str, Any] = {}
+    if day:
+        start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)
+        query += " WHERE logged_at >= :start AND logged_at < :end"
+        params = {"start": start, "end": start + dt.timedelta(days=1)}
+    query += " ORDER BY logged_at, request_id, record"
+    with engine.connect() as connection:
+        frame = pd.read_sql(sqlalchemy.text(query), connection, params=params)
+    if "logged_at" in frame:
+        frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    return frame

@@ -220,7 +220,13 @@ class SegmentRouter:
                 for position, row in enumerate(rows):
                     probabilities[row] = outcome.probabilities[position]
         used = [name for name in self.spec.segment_names if name in groups]
-        models = {name: self.models[name] for name in used}
+        models = {  # the version that scored (a follower may swap models between batches)
+            name: {
+                "model_name": accepted[name].model_name or self.models[name]["model_name"],
+                "model_version": accepted[name].model_version or self.models[name]["model_version"],
+            }
+            for name in used
+        }
         body: dict[str, Any] = {
             "request_id": request_id,
             "model_name": ",".join(m["model_name"] for m in models.values()),
@@ -331,3 +337,24 @@ def segmented_columns_json_schema(spec: UseCaseSpec, max_records: int) -> dict:
         "anyOf": [columns_json_schema(view, max_records) for view in spec.segment_specs()],
         "description": f"{spec.name} records as columns; the column names choose the segment.",
     }
+
+
+class SegmentFollowers:
+    """One champion follower per segment (``mlops serve``): each segment's alias moves alone."""
+
+    def __init__(self, followers: list[Any]) -> None:
+        self.followers = followers
+
+    def stop(self) -> None:
+        """Stop every follower (called at shutdown)."""
+        for follower in self.followers:
+            follower.stop()
+
+
+def follow_segment_champions(router: SegmentRouter, poll_s: float) -> SegmentFollowers:
+    """Started followers keeping each segment's runtime on its registry champion."""
+    from mlops_assets.serving.follow import follow_champion
+
+    return SegmentFollowers(
+        [follow_champion(runtime.spec, runtime, poll_s) for runtime in router.runtimes.values()]
+    )

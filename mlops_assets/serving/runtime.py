@@ -74,6 +74,7 @@ class ServingRuntime:
         self.scorer = Scorer(
             spec, pipeline, model_name, model_version, on_scored=log.append if log else None
         )
+        self.swaps = 0
         self.batcher: MicroBatcher[tuple[str, dict[str, list[Any]]], Accepted | Rejected] = (
             MicroBatcher(
                 self._score_batch,
@@ -101,6 +102,7 @@ class ServingRuntime:
                 spec,
                 flush_interval_s=options.log_flush_s,
                 max_rows=options.log_max_rows,
+                database_url=settings.prediction_log_database(),
             )
         return cls(
             spec,
@@ -112,16 +114,34 @@ class ServingRuntime:
             on_batch=on_batch,
         )
 
+    def swap_model(self, pipeline: Any, model_name: str, model_version: str) -> None:
+        """Answer from another model from the next batch on; batches in flight finish on the old.
+
+        One attribute assignment (atomic under the GIL) replaces the scorer: a batch reads the
+        scorer once, and every answer names the version that scored it, so no request fails or
+        is attributed to the wrong model during a switch.
+        """
+        self.scorer = Scorer(
+            self.spec,
+            pipeline,
+            model_name,
+            model_version,
+            on_scored=self.log.append if self.log else None,
+        )
+        self.model_name, self.model_version = model_name, model_version
+        self.swaps += 1
+
     def _score_batch(
         self, items: list[tuple[str, dict[str, list[Any]]]]
     ) -> list[Accepted | Rejected]:
+        scorer = self.scorer
         requests = [columns for _, columns in items]
         ids = [request_id for request_id, _ in items]
         first = self.spec.input_columns[0].name
         if sum(len(columns[first]) for columns in requests) >= self.options.parallel_records:
-            return self.scorer.score_requests(requests, ids)
+            return scorer.score_requests(requests, ids)
         with self._limited_threads():
-            return self.scorer.score_requests(requests, ids)
+            return scorer.score_requests(requests, ids)
 
     def _limited_threads(self) -> Any:
         """Native thread pools capped at ``options.threads`` for the duration of a small batch."""
@@ -160,8 +180,8 @@ class ServingRuntime:
     def _accepted(self, request_id: str, outcome: Accepted, ids: Any) -> Answer:
         body: dict[str, Any] = {
             "request_id": request_id,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
+            "model_name": outcome.model_name or self.model_name,
+            "model_version": outcome.model_version or self.model_version,
             "predictions": outcome.predictions,
             "ids": ids,
         }

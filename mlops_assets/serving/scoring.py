@@ -42,6 +42,8 @@ class Accepted:
     predictions: list[Any]
     ids: dict[str, list[Any]]
     probabilities: list[dict[str, float]] | None = None
+    model_name: str = ""
+    model_version: str = ""
 
 
 @dataclass
@@ -245,6 +247,8 @@ class Scorer:
                 predictions=predictions[part].tolist(),
                 ids={name: values[part] for name, values in ids.items()},
                 probabilities=self._probability_records(probabilities, part),
+                model_name=self.model_name,
+                model_version=self.model_version,
             )
             offset += b - a
         if self.on_scored is not None:

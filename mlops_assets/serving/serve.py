@@ -63,7 +63,16 @@ def champion_bento_for_serving(
     return build.bento_tag
 
 
-def exec_serve(bento_tag: str, port: int, host: str) -> None:
-    """Replace this process by ``bentoml serve`` (signals then reach BentoML directly)."""
+def exec_serve(bento_tag: str, port: int, host: str, follow: bool = True) -> None:
+    """Replace this process by ``bentoml serve`` (signals then reach BentoML directly).
+
+    With ``follow`` (the default of ``mlops serve``) the service follows the ``champion`` alias
+    unless the environment already says otherwise; ``--pin`` keeps the bento's own version.
+    """
     command = serve_command(bento_tag, port, host)
-    os.execve(command[0], command, serve_environment())
+    env = serve_environment()
+    if follow:
+        env.setdefault("MLOPS_FOLLOW_CHAMPION", "on")
+    else:
+        env["MLOPS_FOLLOW_CHAMPION"] = "off"
+    os.execve(command[0], command, env)

@@ -117,10 +117,9 @@ def log_and_register(
         signature=infer_signature(example, prediction),
         input_example=example,
         pip_requirements=pip_requirements(),
-        registered_model_name=spec.registered_model_name(),
         serialization_format="cloudpickle",
     )
-    version = str(info.registered_model_version)
+    version = mlflow_resource.register_version(spec.registered_model_name(), info)
     mlflow_resource.client().set_registered_model_alias(
         spec.registered_model_name(), CHALLENGER, version
     )

@@ -14,9 +14,22 @@ import pandas as pd
 
 from mlops_assets.specs.model import UseCaseSpec
 
+_thread_budget: int | None = None
 
-def _threads() -> int:
-    return max(1, (os.cpu_count() or 1))
+
+def set_thread_budget(threads: int | None) -> None:
+    """Cap the threads each model fit uses in this process (``None``: every core).
+
+    Optuna worker processes share the machine: each takes its share of the cores, or four
+    workers each fitting CatBoost on every core would oversubscribe the CPU several times over.
+    """
+    global _thread_budget
+    _thread_budget = threads
+
+
+def fit_threads() -> int:
+    """Threads one model fit may use in this process."""
+    return _thread_budget or max(1, (os.cpu_count() or 1))
 
 
 def _numeric_and_categorical(spec: UseCaseSpec) -> tuple[list[str], list[str]]:
@@ -35,7 +48,7 @@ def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int
             cat_features=categorical,
             verbose=0,
             random_seed=seed,
-            thread_count=_threads(),
+            thread_count=fit_threads(),
             allow_writing_files=False,
         )
         if classify:
@@ -52,7 +65,7 @@ def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
         cls = RandomForestClassifier if classify else RandomForestRegressor
-        return cls(random_state=seed, n_jobs=_threads(), **params)
+        return cls(random_state=seed, n_jobs=fit_threads(), **params)
     if family == "ridge":
         from sklearn.linear_model import Ridge
 

@@ -29,7 +29,12 @@ from mlops_assets.features.pipeline import model_input
 from mlops_assets.metrics import direction
 from mlops_assets.specs.model import ModelFamilySpec, ParamSpec, UseCaseSpec
 from mlops_assets.training.evaluation import score_predictions
-from mlops_assets.training.families import build_pipeline, fit_pipeline, predict_frame
+from mlops_assets.training.families import (
+    build_pipeline,
+    fit_pipeline,
+    fit_threads,
+    predict_frame,
+)
 
 
 @dataclass
@@ -155,6 +160,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr("threads", fit_threads())
         family = trial.suggest_categorical("family", list(families))
         params = suggest_params(trial, families[family])
         fold_scores: list[float] = []
@@ -321,6 +327,7 @@ class WorkerJob:
     tracking: TrialTracking | None = None
     deadline: float | None = None
     index: int = 0
+    threads: int | None = None
 
 
 def optimize_in_workers(
@@ -350,7 +357,10 @@ def optimize_in_workers(
     reserved = context.Value("i", 0)
     errors = context.Queue()
     deadline = time.time() + job.budget.timeout_s if job.budget.timeout_s else None
-    shared = dataclasses.replace(job, tracking=active_tracking(), deadline=deadline)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    shared = dataclasses.replace(
+        job, tracking=active_tracking(), deadline=deadline, threads=threads
+    )
     processes = [
         context.Process(
             target=_work,
@@ -423,6 +433,13 @@ def _work(job: WorkerJob, start: Any, reserved: Any, errors: Any) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if job.threads:
+            from threadpoolctl import threadpool_limits
+
+            from mlops_assets.training.families import set_thread_budget
+
+            set_thread_budget(job.threads)  # CatBoost, random forest
+            threadpool_limits(job.threads)  # OpenMP and BLAS (HistGradientBoosting, Ridge)
         if job.tracking is not None:
             import mlflow
 

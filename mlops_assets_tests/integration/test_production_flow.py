@@ -9,6 +9,7 @@ that one kind of state went where the deployment expects it.
 from __future__ import annotations
 
 import io
+import os
 
 import dagster as dg
 import pandas as pd
@@ -136,6 +137,15 @@ def test_optuna_trials_are_in_postgres_from_two_overlapping_workers(
         for a_start, a_end in first
         for b_start, b_end in second
     ), by_pid  # ...searching at the same time
+    threads = stack.query(
+        OPTUNA_DATABASE,
+        "SELECT DISTINCT a.value_json FROM trial_user_attributes a "
+        "JOIN trials t ON t.trial_id = a.trial_id JOIN studies s ON s.study_id = t.study_id "
+        "WHERE a.key = 'threads' AND s.study_name = %(name)s",
+        name=tuned["optuna_study"],
+    )
+    # ...each fitting on its share of the cores, not all of them.
+    assert [int(value) for (value,) in threads] == [max(1, (os.cpu_count() or 1) // 2)]
     # The run's log reports the workers and every trial as it finishes.
     messages = [
         r.user_message

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.features.assets import test_key
+from mlops_assets.features import assets as feature_assets
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
@@ -68,7 +68,9 @@ def register(spec, mlflow: MlflowTracking, family: str, params: dict, train: pd.
 def run_gate(spec, resources) -> dg.MaterializeResult:
     champion = build_champion_model(spec)
     result = dg.materialize(
-        [champion, dg.AssetSpec(test_key(spec))], resources=resources, raise_on_error=True
+        [champion, dg.AssetSpec(feature_assets.test_key(spec))],
+        resources=resources,
+        raise_on_error=True,
     )
     return result.asset_materializations_for_node(f"{spec.name}__champion_model")[0].metadata
 
@@ -79,7 +81,7 @@ def test_gate_against_the_registry(mlops_home, spec) -> None:
     train = labelled_rows(spec, dt.date(2025, 1, 1), 1500)
     write_table(
         resources["lake"].store(),
-        table_key(test_key(spec).path),
+        table_key(feature_assets.test_key(spec).path),
         labelled_rows(spec, dt.date(2025, 1, 2), 600),
     )
     weak = {"alpha": 1e7}  # a ridge this stiff predicts about the mean
