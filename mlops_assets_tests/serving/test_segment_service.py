@@ -57,7 +57,13 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
         tag = current_bento_tag(spec, MlflowTracking())
         assert tag is not None
         rows = get_generator("mushroom").generate(30, dt.date(2025, 3, 1), seed=21)
-        server = start_bento(tag, folder / "serve", MLOPS_PREDICTION_LOG="off")
+        server = start_bento(
+            tag,
+            folder / "serve",
+            MLOPS_PREDICTION_LOG="off",
+            MLOPS_FOLLOW_CHAMPION="on",
+            MLOPS_CHAMPION_POLL_S="1",
+        )
         try:
             yield SegmentedServer(server, spec, rows)
         finally:
@@ -141,3 +147,34 @@ def test_columns_body_is_routed_by_its_columns(segmented: SegmentedServer) -> No
     answer = segmented.server.client.post("/predict_columns", json={"columns": columns})
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_name"] == "mushroom__stem_season"
+
+
+def test_each_segment_follows_its_own_champion(segmented: SegmentedServer) -> None:
+    """A new champion of one segment is served without a restart; the other keeps its own."""
+    import time
+
+    import dagster as dg
+
+    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+
+    spec = segmented.spec
+    outcome = refresh(
+        spec, load_definitions(), dg.DagsterInstance.ephemeral(), n_trials=1, segment="cap_gill"
+    )
+    assert outcome.success, outcome.retrain
+    MlflowTracking().client().set_registered_model_alias("mushroom__cap_gill", CHAMPION, "2")
+    cap = spec.segment_spec("cap_gill").feature_names
+    stem = spec.segment_spec("stem_season").feature_names
+    full = records(segmented.rows.head(2), spec.feature_names)
+    body = [{k: full[0][k] for k in cap}, {k: full[1][k] for k in stem}]
+    deadline = time.monotonic() + 60
+    while True:
+        answer = segmented.server.predict({"records": body})
+        assert answer.status_code == 200, answer.text
+        models = answer.json()["models"]
+        if models["cap_gill"]["model_version"] == "2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert models["cap_gill"] == {"model_name": "mushroom__cap_gill", "model_version": "2"}
+    assert models["stem_season"] == {"model_name": "mushroom__stem_season", "model_version": "1"}
