@@ -26,6 +26,14 @@ from mlops_assets.serving.http import JsonOnlyMiddleware
 from mlops_assets.serving.metrics import batch_metrics, observe_batch
 from mlops_assets.serving.options import ServingOptions
 from mlops_assets.serving.records import columns_json_schema, records_json_schema
+from mlops_assets.serving.routing import (
+    follow_segment_champions,
+    parse_segment_models,
+    router_for_models,
+    segment_model_attributes,
+    segmented_columns_json_schema,
+    segmented_records_json_schema,
+)
 from mlops_assets.serving.runtime import REQUEST_ID_HEADER, ServingRuntime
 from mlops_assets.specs import load_specs
 
@@ -35,14 +43,27 @@ class BentoArgs(BaseModel):
 
     use_case: str = Field(default_factory=lambda: os.environ.get("MLOPS_USE_CASE", "bigmart_sales"))
     model_tag: str | None = Field(default_factory=lambda: os.environ.get("MLOPS_MODEL_TAG"))
+    segment_models: str | None = None  # segmented use cases: "segment=model_tag,..."
 
 
 ARGS = bentoml.use_arguments(BentoArgs)
 SPEC = load_specs()[ARGS.use_case]
 OPTIONS = ServingOptions.from_env()
 
-Records = Annotated[list[Any], WithJsonSchema(records_json_schema(SPEC, OPTIONS.max_records))]
-Columns = Annotated[dict[str, Any], WithJsonSchema(columns_json_schema(SPEC, OPTIONS.max_records))]
+SEGMENT_MODELS = parse_segment_models(SPEC, ARGS.segment_models)  # {} without segments
+RECORDS_SCHEMA = (
+    segmented_records_json_schema(SPEC, OPTIONS.max_records)
+    if SPEC.segments
+    else records_json_schema(SPEC, OPTIONS.max_records)
+)
+
+Records = Annotated[list[Any], WithJsonSchema(RECORDS_SCHEMA)]
+COLUMNS_SCHEMA = (
+    segmented_columns_json_schema(SPEC, OPTIONS.max_records)
+    if SPEC.segments
+    else columns_json_schema(SPEC, OPTIONS.max_records)
+)
+Columns = Annotated[dict[str, Any], WithJsonSchema(COLUMNS_SCHEMA)]
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
 
@@ -55,6 +76,8 @@ class PredictResponse(BaseModel):
     model_version: str
     predictions: list[Any]
     ids: list[dict[str, Any]] | dict[str, list[Any]]
+    segments: list[str] | None = None  # segmented use cases: the segment of each record
+    models: dict[str, dict[str, str]] | None = None  # and each answering segment's model
 
 
 @bentoml.service(
@@ -64,28 +87,44 @@ class PredictResponse(BaseModel):
     logging={"access": {"enabled": False}},
     labels={"use_case": SPEC.name},
 )
+@segment_model_attributes(SEGMENT_MODELS)
 class ChampionService:
-    """Predictions of the registered champion for raw records, checked against the spec."""
+    """Predictions of the registered champion for raw records, checked against the spec.
 
-    model = bentoml.models.BentoModel(ARGS.model_tag or f"{SPEC.name}:latest")
+    A segmented use case's service holds every segment's champion (``model_<segment>``) and
+    routes each record by its fields (``mlops_assets.serving.routing``).
+    """
+
+    model = (
+        None
+        if SPEC.segments
+        else bentoml.models.BentoModel(ARGS.model_tag or f"{SPEC.name}:latest")
+    )
 
     def __init__(self) -> None:
         import bentoml.sklearn
 
-        labels = dict(self.model.info.labels)
-        self.runtime = ServingRuntime.for_model(
-            SPEC,
-            bentoml.sklearn.load_model(self.model),
-            labels,
-            fallback_version=str(self.model.tag.version),
-            options=OPTIONS,
-            on_batch=observe_batch,
-        )
+        if SPEC.segments:
+            models = {name: getattr(self, f"model_{name}") for name in SEGMENT_MODELS}
+            self.runtime = router_for_models(SPEC, models, OPTIONS, on_batch=observe_batch)
+        else:
+            labels = dict(self.model.info.labels)
+            self.runtime = ServingRuntime.for_model(
+                SPEC,
+                bentoml.sklearn.load_model(self.model),
+                labels,
+                fallback_version=str(self.model.tag.version),
+                options=OPTIONS,
+                on_batch=observe_batch,
+            )
         self.follower = None
         if OPTIONS.follow_champion:
             from mlops_assets.serving.follow import follow_champion
 
-            self.follower = follow_champion(SPEC, self.runtime, OPTIONS.champion_poll_s)
+            if SPEC.segments:  # one follower per segment's champion alias
+                self.follower = follow_segment_champions(self.runtime, OPTIONS.champion_poll_s)
+            else:
+                self.follower = follow_champion(SPEC, self.runtime, OPTIONS.champion_poll_s)
 
     @bentoml.api(route="/predict")
     async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:

@@ -24,6 +24,29 @@ def _spec(name: str) -> UseCaseSpec:
     return specs[name]
 
 
+def _views(spec: UseCaseSpec, segment: str | None) -> list[UseCaseSpec]:
+    """The segment asked for, else every segment (the use case itself when it has none)."""
+    if segment is None:
+        return spec.segment_specs()
+    if not spec.segments:
+        raise SystemExit(f"{spec.name} has no segments; leave out --segment")
+    if segment not in spec.segment_names:
+        raise SystemExit(
+            f"{spec.name} has no segment {segment!r}; segments: {', '.join(spec.segment_names)}"
+        )
+    return [spec.segment_spec(segment)]
+
+
+def _one_view(spec: UseCaseSpec, segment: str | None, command: str) -> UseCaseSpec:
+    """The one model a command acts on: a segmented use case needs ``--segment``."""
+    if spec.segments and segment is None:
+        raise SystemExit(
+            f"{spec.name} has one model per segment; `mlops {command}` needs --segment "
+            f"(one of: {', '.join(spec.segment_names)})"
+        )
+    return _views(spec, segment)[0]
+
+
 def _date(text: str) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()
@@ -64,7 +87,10 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from mlops_assets.orchestration import refresh
 
     spec = _spec(args.use_case)
-    outcome = refresh(spec, train=not args.no_train, n_trials=args.trials, log=print)
+    segment = _views(spec, args.segment)[0].segment if args.segment else None
+    outcome = refresh(
+        spec, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
+    )
     for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
         for error in run.errors:
             print(f"  {run.job} {run.partition or ''}: {error}", file=sys.stderr)
@@ -74,29 +100,46 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Champion and challenger with their test metrics."""
+    """Champion and challenger with their test metrics (of each segment, or of ``--segment``)."""
     from mlops_assets.registry.status import use_case_status
 
-    status = use_case_status(_spec(args.use_case), _mlflow())
-    status["bento"] = _bento_tag(_spec(args.use_case), status)
+    spec = _spec(args.use_case)
+    views = _views(spec, args.segment)
+    statuses = [use_case_status(view, _mlflow()) for view in views]
+    bento = _bento_tag(spec, statuses)
     if args.json:
-        print(json.dumps(status, indent=2, default=str))
+        if spec.segments:
+            found = {str(v.segment): s for v, s in zip(views, statuses, strict=True)}
+            print(
+                json.dumps(
+                    {"use_case": spec.name, "segments": found, "bento": bento},
+                    indent=2,
+                    default=str,
+                )
+            )
+        else:
+            print(json.dumps({**statuses[0], "bento": bento}, indent=2, default=str))
         return 0
-    print(f"{status['use_case']} (model {status['model_name']}, tracking {status['tracking_uri']})")
-    for alias in ("champion", "challenger"):
-        version = status[alias]
-        if version is None:
-            print(f"  {alias}: none")
-            continue
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
-        print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
-    print(f"  bento: {status['bento'] or 'none'}")
+    for status in statuses:
+        segment = f" segment {status['segment']}" if status.get("segment") else ""
+        print(
+            f"{status['use_case']}{segment} (model {status['model_name']}, "
+            f"tracking {status['tracking_uri']})"
+        )
+        for alias in ("champion", "challenger"):
+            version = status[alias]
+            if version is None:
+                print(f"  {alias}: none")
+                continue
+            metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
+            print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
+    print(f"  bento: {bento or 'none'}")
     return 0
 
 
-def _bento_tag(spec: UseCaseSpec, status: dict[str, Any]) -> str | None:
+def _bento_tag(spec: UseCaseSpec, statuses: list[dict[str, Any]]) -> str | None:
     """The champion's bento tag, when it was built (``None`` without a champion)."""
-    if status.get("champion") is None:
+    if any(status.get("champion") is None for status in statuses):
         return None
     from mlops_assets.serving.bento import current_bento_tag
 
@@ -127,6 +170,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from mlops_assets.serving.batch import BatchScoringError, predict_file
 
     spec = _spec(args.use_case)
+    if args.segment is not None:
+        spec = _one_view(spec, args.segment, "predict")
     try:
         result = predict_file(
             spec, _mlflow(), Path(args.file), Path(args.output), skip_invalid=args.skip_invalid
@@ -193,6 +238,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     from mlops_assets.registry.ledger import read_ledger
 
     spec = _spec(args.use_case)
+    if args.segment is not None:
+        spec = _one_view(spec, args.segment, "history")
     ledger = read_ledger(_lake_store(), spec)
     if args.json:
         print(ledger.to_json(orient="records", indent=2))
@@ -202,6 +249,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     columns = [
         "at",
+        *(["segment"] if spec.segments or spec.segment else []),
         "action",
         "champion_version",
         "challenger_version",
@@ -219,13 +267,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """Move the champion back (default: the champion the current one replaced)."""
     from mlops_assets.registry.management import ManagementError, rollback
 
-    spec = _spec(args.use_case)
+    spec = _one_view(_spec(args.use_case), args.segment, "rollback")
     try:
         entry = rollback(spec, _mlflow(), _lake_store(), args.to)
     except ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2
-    print(f"{spec.name}: {entry.reason}; serving follows the champion alias")
+    print(f"{spec.registered_model_name()}: {entry.reason}; serving follows the champion alias")
     return 0
 
 
@@ -233,13 +281,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a non-champion version and its bento."""
     from mlops_assets.registry.management import ManagementError, delete_version
 
-    spec = _spec(args.use_case)
+    spec = _one_view(_spec(args.use_case), args.segment, "delete")
     try:
         entry = delete_version(spec, _mlflow(), _lake_store(), args.version)
     except ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2
-    print(f"{spec.name}: {entry.reason}")
+    print(f"{spec.registered_model_name()}: {entry.reason}")
     return 0
 
 
@@ -283,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("use_case")
     refresh.add_argument("--no-train", action="store_true", help="only ingest")
     refresh.add_argument("--trials", type=int, help="Optuna trials (default: the spec's)")
+    refresh.add_argument("--segment", help="retrain this segment only (default: every segment)")
     refresh.set_defaults(func=cmd_refresh)
 
     worker = sub.add_parser(
@@ -299,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="champion and challenger")
     status.add_argument("use_case")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--segment", help="one segment of a segmented use case (default: all)")
     status.set_defaults(func=cmd_status)
 
     serve = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
@@ -319,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--skip-invalid", action="store_true", help="leave out invalid rows instead of failing"
     )
+    predict.add_argument(
+        "--segment", help="segment whose champion scores (default: chosen by the file's columns)"
+    )
     predict.set_defaults(func=cmd_predict)
 
     listing = sub.add_parser("list", help="use cases with their champion and primary metric")
@@ -327,16 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="the promotion ledger")
     history.add_argument("use_case")
     history.add_argument("--json", action="store_true")
+    history.add_argument("--segment", help="one segment's decisions (default: all)")
     history.set_defaults(func=cmd_history)
 
     back = sub.add_parser("rollback", help="move the champion back")
     back.add_argument("use_case")
     back.add_argument("--to", help="version to roll back to (default: the previous champion)")
+    back.add_argument("--segment", help="the segment whose champion moves (segmented use cases)")
     back.set_defaults(func=cmd_rollback)
 
     delete = sub.add_parser("delete", help="delete a non-champion version and its bento")
     delete.add_argument("use_case")
     delete.add_argument("--version", required=True)
+    delete.add_argument("--segment", help="the segment whose version is deleted")
     delete.set_defaults(func=cmd_delete)
 
     for name, text in (("pause", "pause automatic retraining"), ("resume", "resume it")):

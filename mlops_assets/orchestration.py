@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.assets import tuned_key
 from mlops_assets.use_case import ingest_job_name, retrain_job_name
 
 
@@ -79,6 +80,7 @@ def execute(
     run_config: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
     log_level: str = "WARNING",
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> RunOutcome:
     """Run one job in-process, recorded in the instance; failures are returned, not raised."""
     job = definitions.resolve_job_def(job_name)
@@ -89,6 +91,7 @@ def execute(
         run_config=config,
         tags={"mlops/launched_by": "cli", **(tags or {})},
         raise_on_error=False,
+        asset_selection=asset_selection,
     )
     return RunOutcome(
         job=job_name,
@@ -108,7 +111,12 @@ def retrain_run_config(spec: UseCaseSpec, n_trials: int | None, seed: int | None
         tune["seed"] = seed
     if not tune:
         return {}
-    return {"ops": {f"{spec.name}__tuned_model": {"config": tune}}}
+    return {
+        "ops": {
+            tuned_key(view).to_python_identifier(): {"config": tune}
+            for view in spec.segment_specs()
+        }
+    }
 
 
 def refresh(
@@ -119,15 +127,22 @@ def refresh(
     n_trials: int | None = None,
     seed: int | None = None,
     log: Any = None,
+    segment: str | None = None,
 ) -> RefreshOutcome:
-    """Ingest every landed day that is missing or has new files, then retrain and promote."""
+    """Ingest every landed day that is missing or has new files, then retrain and promote.
+
+    With ``segment`` (segmented use cases), the retrain run tunes and gates that segment only
+    (the splits, the ledger and the bento are rebuilt as usual).
+    """
     from mlops_assets.ingest.sensors import pending_days
 
     definitions = definitions or load_definitions()
     dagster_instance = dagster_instance or instance()
     if spec.partitions.by == "event_date":
         outcome = refresh_event_dates(spec, definitions, dagster_instance, log)
-        return _retrain(spec, definitions, dagster_instance, outcome, train, n_trials, seed, log)
+        return _retrain(
+            spec, definitions, dagster_instance, outcome, train, n_trials, seed, log, segment
+        )
     with initialized_resource(definitions.resources or {}, "landing") as landing:
         pending = pending_days(landing, spec, dagster_instance)
     outcome = RefreshOutcome()
@@ -142,7 +157,9 @@ def refresh(
         outcome.ingested.append(run)
         if log:
             log(f"ingest {spec.name} {day}: {'ok' if run.success else 'FAILED'} (run {run.run_id})")
-    return _retrain(spec, definitions, dagster_instance, outcome, train, n_trials, seed, log)
+    return _retrain(
+        spec, definitions, dagster_instance, outcome, train, n_trials, seed, log, segment
+    )
 
 
 def refresh_event_dates(
@@ -182,20 +199,40 @@ def _retrain(
     n_trials: int | None,
     seed: int | None,
     log: Any,
+    segment: str | None = None,
 ) -> RefreshOutcome:
-    """Retrain after the ingest runs (when asked), recorded on ``outcome``."""
+    """Retrain (one segment, if given) after the ingest runs, recorded on ``outcome``."""
     if train:
+        trained = spec.segment_spec(segment) if segment else spec
         outcome.retrain = execute(
             definitions,
             retrain_job_name(spec),
             dagster_instance,
-            run_config=retrain_run_config(spec, n_trials, seed),
-            tags={"mlops/trigger": "refresh"},
+            run_config=retrain_run_config(trained, n_trials, seed),
+            tags={"mlops/trigger": "refresh", **({"mlops/segment": segment} if segment else {})},
+            asset_selection=segment_retrain_selection(spec, segment) if segment else None,
         )
         if log:
             state = "ok" if outcome.retrain.success else "FAILED"
             log(f"retrain {spec.name}: {state} (run {outcome.retrain.run_id})")
     return outcome
+
+
+def segment_retrain_selection(spec: UseCaseSpec, segment: str) -> list[dg.AssetKey]:
+    """The retrain job's assets for one segment: splits, its model and gate, ledger and bento."""
+    from mlops_assets.features.assets import test_key, train_key
+    from mlops_assets.registry.assets import champion_key, ledger_key
+    from mlops_assets.serving.assets import bento_key
+
+    view = spec.segment_spec(segment)
+    return [
+        train_key(spec),
+        test_key(spec),
+        tuned_key(view),
+        champion_key(view),
+        ledger_key(spec),
+        bento_key(spec),
+    ]
 
 
 @contextmanager

@@ -48,13 +48,19 @@ class UseCaseDefs:
 
 
 def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
-    """Assets, jobs and sensors of one use case, generated from its spec."""
+    """Assets, jobs and sensors of one use case, generated from its spec.
+
+    A segmented use case gets a ``tuned_model`` and a ``champion_model`` per segment
+    (``<uc>/<segment>/tuned_model``), all fed by the same splits; the ledger and the one bento
+    depend on every segment's champion.
+    """
     raw = build_raw_data(spec)
     clean = build_clean_data(spec)
     modelled = model_spec(spec)  # a forecast's derived lag features are model features too
     splits = build_splits(modelled)
-    tuned = build_tuned_model(modelled)
-    champion = build_champion_model(modelled)
+    views = modelled.segment_specs()
+    tuned = [build_tuned_model(view) for view in views]
+    champions = [build_champion_model(view) for view in views]
     ledger = build_promotion_ledger(spec)
     bento = build_champion_bento(modelled)
     # Daily monitoring scores one landing day's rows; a forecast's rows need their series'
@@ -69,7 +75,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     )
     retrain_job = dg.define_asset_job(
         retrain_job_name(spec),
-        selection=dg.AssetSelection.assets(splits, tuned, champion, ledger, bento),
+        selection=dg.AssetSelection.assets(splits, *tuned, *champions, ledger, bento),
         executor_def=settings.retrain_executor(),
         description=f"{spec.name}: rebuild the splits, tune a challenger and apply the gate.",
     )
@@ -80,7 +86,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
         jobs.append(simulate_job)
         schedules.append(simulate_schedule)
     return UseCaseDefs(
-        assets=[raw, clean, splits, tuned, champion, ledger, bento, *monitoring],
+        assets=[raw, clean, splits, *tuned, *champions, ledger, bento, *monitoring],
         jobs=jobs,
         sensors=[
             build_event_date_sensor(spec, ingest_job.name)

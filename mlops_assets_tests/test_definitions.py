@@ -74,3 +74,27 @@ def test_event_date_use_case_backfills_in_one_run() -> None:
         "clean_data",
     }
     assert definitions.resolve_sensor_def("m5_sales__landing_sensor")
+
+
+def test_segmented_use_case_has_models_per_segment() -> None:
+    """mushroom: a tuned model and a champion per segment; one ledger and one bento over both."""
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    segments = ("cap_gill", "stem_season")
+    for segment in segments:
+        tuned = dg.AssetKey(["mushroom", segment, "tuned_model"])
+        champion = dg.AssetKey(["mushroom", segment, "champion_model"])
+        assert set(graph.get(tuned).parent_keys) == {dg.AssetKey(["mushroom", "train_set"])}
+        assert set(graph.get(champion).parent_keys) == {
+            tuned,
+            dg.AssetKey(["mushroom", "test_set"]),
+        }
+        assert graph.get(champion).group_name == "mushroom"
+    champions = {dg.AssetKey(["mushroom", s, "champion_model"]) for s in segments}
+    for name in ("promotion_ledger", "champion_bento"):
+        assert set(graph.get(dg.AssetKey(["mushroom", name])).parent_keys) == champions
+    assert dg.AssetKey(["mushroom", "tuned_model"]) not in graph.get_all_asset_keys()
+    retrain = definitions.resolve_job_def("mushroom__retrain")
+    assert {"mushroom__cap_gill__tuned_model", "mushroom__stem_season__tuned_model"} <= {
+        node.name for node in retrain.graph.node_defs
+    }

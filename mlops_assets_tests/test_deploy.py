@@ -655,7 +655,8 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
     from mlops_assets.use_case import build_use_case, retrain_job_name
 
     config_map = next(
-        d for d in yaml.safe_load_all((K8S / "mlops-base.yaml").read_text())
+        d
+        for d in yaml.safe_load_all((K8S / "mlops-base.yaml").read_text())
         if d and d.get("kind") == "ConfigMap"
     )
     monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", config_map["data"]["MLOPS_RETRAIN_EXECUTOR"])

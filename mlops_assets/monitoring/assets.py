@@ -56,10 +56,19 @@ def degradation(metric: str, observed: float, reference: float) -> float:
 
 
 def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
-    """What the service answered on ``day`` (its prediction log, wherever it is), maybe empty."""
+    """What the service answered on ``day`` (its prediction log, wherever it is), maybe empty.
+
+    A segment's view keeps its own model's answers only.
+    """
     from mlops_assets.serving.prediction_log import read_prediction_log
 
-    return read_prediction_log(store, spec.name, day, settings.prediction_log_database())
+    database = settings.prediction_log_database()
+    # A segment's rows are in its own table (columns differ), or beside the others in storage.
+    source = spec.registered_model_name() if database else spec.name
+    served = read_prediction_log(store, source, day, database)
+    if spec.segment and "model_name" in served.columns:
+        served = served[served["model_name"] == spec.registered_model_name()]
+    return served
 
 
 def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFrame) -> dict:
@@ -148,7 +157,8 @@ def drift_metadata(
     )
     worst = max(drifts, key=lambda d: d.psi)
     threshold = spec.retraining.max_psi
-    report_key = f"{spec.name}/reports/data_drift/{day}.html"
+    suffix = f"-{spec.segment}" if spec.segment else ""
+    report_key = f"{spec.name}/reports/data_drift/{day}{suffix}.html"
     store.put_bytes(
         report_key,
         drift_report_html(
@@ -214,6 +224,9 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         day = context.partition_key
         store = lake.store()
         clean = read_table(store, table_key(clean_key(spec).path, day))
+        if spec.segments:
+            yield from segmented_monitoring(spec, clean, day, store, mlflow)
+            return
         ledger = read_ledger(store, spec)
         version = champion_on(ledger, day)
         if version is None:
@@ -238,3 +251,57 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         )
 
     return monitoring
+
+
+def segmented_monitoring(
+    spec: UseCaseSpec, clean: pd.DataFrame, day: str, store: ObjectStore, mlflow: MlflowTracking
+) -> Iterator[dg.MaterializeResult]:
+    """Monitoring of a segmented use case: every segment's champion, metadata per segment.
+
+    Each segment's metrics are prefixed by its name (``cap_gill_log_loss``); ``degradation``
+    and ``max_psi`` are the worst segment's, so the retraining policy reads them unchanged.
+    """
+    from mlops_assets.registry.model_cache import load_version
+
+    performance: dict[str, Any] = {}
+    drift: dict[str, Any] = {}
+    reference_key = table_key(train_key(spec).path)
+    reference = read_table(store, reference_key) if store.exists(reference_key) else None
+    for view in spec.segment_specs():
+        segment = str(view.segment)
+        ledger = read_ledger(store, view)
+        version = champion_on(ledger, day)
+        if version is None:
+            performance[f"{segment}_status"] = "no champion yet"
+            continue
+        pipeline = load_version(mlflow, view.registered_model_name(), version)
+        found = performance_metadata(view, pipeline, clean, day, version, ledger, store)
+        performance.update({f"{segment}_{k}": v for k, v in found.items()})
+        if found.get("degradation") is not None and found["degradation"] > performance.get(
+            "degradation", float("-inf")
+        ):
+            performance["degradation"] = found["degradation"]
+            performance["degradation_segment"] = segment
+        if reference is None:
+            continue
+        segment_drift = drift_metadata(view, pipeline, clean, reference, day, store)
+        for key in ("prediction_psi", "report", "prediction_mean"):
+            if key in segment_drift:
+                drift[f"{segment}_{key}"] = segment_drift.pop(key)
+        drifted = set(drift.get("drifted_features", dg.MetadataValue.json([])).data)
+        drifted |= set(segment_drift.pop("drifted_features").data)
+        if segment_drift["max_psi"] > drift.get("max_psi", float("-inf")):
+            drift["max_psi"] = segment_drift["max_psi"]
+            drift["max_psi_feature"] = segment_drift["max_psi_feature"]
+        segment_drift.pop("max_psi")
+        segment_drift.pop("max_psi_feature")
+        drift.update(segment_drift)
+        drift["drifted_features"] = dg.MetadataValue.json(sorted(drifted))
+    if not any(k.endswith("_champion_version") for k in performance):
+        performance["status"] = "no champion yet"
+    yield dg.MaterializeResult(asset_key=performance_key(spec), metadata=performance)
+    if reference is None:
+        drift = {"status": "no training reference yet"}
+    elif not drift:
+        drift = {"status": "no champion yet"}
+    yield dg.MaterializeResult(asset_key=drift_key(spec), metadata=drift)

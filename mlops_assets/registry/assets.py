@@ -12,12 +12,12 @@ from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTr
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
-from mlops_assets.training.assets import tuned_key
+from mlops_assets.training.assets import model_key, tuned_key
 
 
 def champion_key(spec: UseCaseSpec) -> dg.AssetKey:
-    """Asset key of the champion."""
-    return dg.AssetKey([spec.name, "champion_model"])
+    """Asset key of the champion (of one segment, for a segment's view)."""
+    return model_key(spec, "champion_model")
 
 
 def score_version(
@@ -81,6 +81,7 @@ def ledger_entry(
         challenger_train_last_day=challenger_days[-1] if challenger_days else None,
         action="promotion_gate",
         model_name=spec.registered_model_name(),
+        segment=spec.segment,
         champion_version=decision.challenger_version
         if decision.promote
         else decision.incumbent_version,
@@ -105,11 +106,14 @@ def ledger_key(spec: UseCaseSpec) -> dg.AssetKey:
 
 
 def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
-    """The ``promotion_ledger`` asset: the append-only decision table, published."""
+    """The ``promotion_ledger`` asset: the append-only decision table, published.
+
+    One ledger per use case: a segmented use case's entries name their segment and model.
+    """
 
     @dg.asset(
         key=ledger_key(spec),
-        deps=[champion_key(spec)],
+        deps=[champion_key(view) for view in spec.segment_specs()],
         group_name=spec.name,
         kinds={"pandas", "parquet"},
         description=f"{spec.name}: every promotion decision, rollback and delete, oldest first.",
@@ -126,7 +130,8 @@ def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "last_reason": str(last["reason"]) if last is not None else "",
                 "preview": dg.MetadataValue.md(
                     ledger.tail(10)[
-                        ["at", "action", "champion_version", "challenger_version", "reason"]
+                        ["at", "action", "model_name", "champion_version", "challenger_version"]
+                        + ["reason"]
                     ].to_markdown(index=False)
                     if len(ledger)
                     else "(empty)"
@@ -147,7 +152,8 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         deps=[tuned_key(spec)],
         group_name=spec.name,
         kinds={"mlflow"},
-        description=f"{spec.name}: the registry's champion after the promotion gate.",
+        description=f"{spec.registered_model_name()}: the registry's champion after the "
+        "promotion gate.",
     )
     def champion_model(
         context: dg.AssetExecutionContext,

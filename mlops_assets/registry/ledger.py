@@ -41,6 +41,7 @@ class LedgerEntry:
     trigger: str = "manual"
     dagster_run_id: str | None = None
     at: str = field(default_factory=lambda: now_iso())
+    segment: str | None = None  # the segment whose model the decision is about, if any
 
 
 def now_iso() -> str:
@@ -73,12 +74,18 @@ def append_entry(store: ObjectStore, spec: UseCaseSpec, entry: LedgerEntry) -> s
 
 
 def read_ledger(store: ObjectStore, spec: UseCaseSpec) -> pd.DataFrame:
-    """Every entry, oldest first (an empty frame with the columns if there is none)."""
+    """Every entry, oldest first (an empty frame with the columns if there is none).
+
+    A segment's view (:meth:`UseCaseSpec.segment_spec`) reads its own model's entries only, so
+    champion history, rollback targets and training windows are per segment.
+    """
     keys = [info.key for info in store.list(ledger_prefix(spec)) if info.key.endswith(".parquet")]
     if not keys:
         return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))
     rows = [row for key in sorted(keys) for row in read_table(store, key).to_dict("records")]
     frame = pd.DataFrame(rows, columns=list(LedgerEntry.__dataclass_fields__))
+    if spec.segment:
+        frame = frame[frame["model_name"] == spec.registered_model_name()]
     return frame.sort_values("at", kind="stable").reset_index(drop=True)
 
 

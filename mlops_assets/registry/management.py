@@ -49,6 +49,7 @@ def rollback(
     entry = LedgerEntry(
         action="rollback",
         model_name=name,
+        segment=spec.segment,
         champion_version=target,
         reason=f"rolled back from v{current_version} to v{target}",
         incumbent_version=current_version,
@@ -73,7 +74,8 @@ def delete_version(
     if champion is not None and str(champion.version) == version:
         raise ManagementError(
             f"{name} v{version} is the champion and cannot be deleted; roll back "
-            f"(`mlops rollback {spec.name}`) or promote another version first"
+            f"(`mlops rollback {spec.name}{' --segment ' + spec.segment if spec.segment else ''}`)"
+            " or promote another version first"
         )
     run_id = str(getattr(versions[version], "run_id", "") or "norun")
     removed = delete_bento_of(spec, name, version, run_id)
@@ -82,6 +84,7 @@ def delete_version(
     entry = LedgerEntry(
         action="delete",
         model_name=name,
+        segment=spec.segment,
         champion_version=str(champion.version) if champion is not None else None,
         reason=f"deleted v{version}" + (f" and {', '.join(removed)}" if removed else ""),
         challenger_version=str(challenger.version) if challenger is not None else None,
@@ -93,13 +96,19 @@ def delete_version(
 
 def delete_bento_of(spec: UseCaseSpec, name: str, version: str, run_id: str) -> list[str]:
     """Remove the bento and BentoML model built for a version, if any; returns their tags."""
-    from mlops_assets.serving.bento import ModelRef, bento_tag, bentoml_api, model_tag
+    from mlops_assets.serving.bento import ModelRef, bento_name, bento_tag, bentoml_api, model_tag
 
     bentoml = bentoml_api()
     from bentoml.exceptions import NotFound
 
     ref = ModelRef(name, version, run_id)
     removed = []
+    if spec.segment:  # the use case's bentos that carry this segment version
+        label = f"{spec.segment}_model_tag"
+        for bento in bentoml.bentos.list(bento_name(spec)):
+            if dict(bento.info.labels).get(label) == model_tag(spec, ref):
+                bentoml.bentos.delete(bento.tag)
+                removed.append(str(bento.tag))
     for store, tag in (
         (bentoml.bentos, bento_tag(spec, ref)),
         (bentoml.models, model_tag(spec, ref)),

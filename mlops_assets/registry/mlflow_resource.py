@@ -100,6 +100,28 @@ class MlflowTracking(dg.ConfigurableResource):
                 return None
             raise
 
+    def register_version(self, model_name: str, model_info: Any) -> str:
+        """Register a logged model as a new version of ``model_name``; returns the version.
+
+        The client calls ``mlflow.register_model`` makes, without its notices printed to
+        stderr (they interleave with the CLI's and the demo's output).
+        """
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.create_registered_model(model_name)
+        except MlflowException as error:
+            if error.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+                raise
+        version = client.create_model_version(
+            model_name,
+            source=model_info.model_uri,
+            run_id=model_info.run_id,
+            model_id=model_info.model_id,
+        )
+        return str(version.version)
+
     def load_pipeline(self, model_name: str, version: str) -> Any:
         """The registered scikit-learn pipeline of one version (through the local cache)."""
         from mlops_assets.registry.model_cache import load_version

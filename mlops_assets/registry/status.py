@@ -21,10 +21,24 @@ def describe_version(version: Any) -> dict[str, Any]:
 
 
 def use_case_status(spec: UseCaseSpec, mlflow: MlflowTracking) -> dict[str, Any]:
-    """Champion and challenger of a use case (``None`` where an alias is unset)."""
+    """Champion and challenger of a use case or segment (``None`` where an alias is unset).
+
+    A segmented use case has no model of its own: its status is each segment's, under
+    ``segments``.
+    """
+    if spec.segments:
+        return {
+            "use_case": spec.name,
+            "primary_metric": spec.primary_metric,
+            "tracking_uri": mlflow.uri(),
+            "segments": {
+                str(view.segment): use_case_status(view, mlflow) for view in spec.segment_specs()
+            },
+        }
     name = spec.registered_model_name()
     result: dict[str, Any] = {
         "use_case": spec.name,
+        "segment": spec.segment,
         "model_name": name,
         "primary_metric": spec.primary_metric,
         "tracking_uri": mlflow.uri(),
@@ -36,22 +50,25 @@ def use_case_status(spec: UseCaseSpec, mlflow: MlflowTracking) -> dict[str, Any]
 
 
 def use_case_table() -> list[str]:
-    """One line per use case: rows stored, champion version, primary metric on the test set."""
+    """One line per use case (per segment): rows stored, champion, primary metric on the test set.
+
+    A segmented use case's segments are listed as ``<use_case>/<segment>``.
+    """
     from mlops_assets.specs import load_specs
 
-    lines = [f"{'use case':<15} {'rows':>7} {'champion':>9}  primary metric"]
+    lines = [f"{'use case':<26} {'rows':>7} {'champion':>9}  primary metric"]
     for name, spec in load_specs().items():
-        status = use_case_status(spec, MlflowTracking())
-        champion = status["champion"]
         rows = stored_rows(name)
-        if champion is None:
-            lines.append(f"{name:<15} {rows:>7} {'-':>9}  {spec.primary_metric}: -")
-            continue
-        score = champion["metrics"].get(spec.primary_metric)
-        shown = f"{score:.4g}" if score is not None else "-"
-        lines.append(
-            f"{name:<15} {rows:>7} {'v' + champion['version']:>9}  {spec.primary_metric}={shown}"
-        )
+        for view in spec.segment_specs():
+            label = f"{name}/{view.segment}" if view.segment else name
+            champion = use_case_status(view, MlflowTracking())["champion"]
+            if champion is None:
+                lines.append(f"{label:<26} {rows:>7} {'-':>9}  {spec.primary_metric}: -")
+                continue
+            score = champion["metrics"].get(spec.primary_metric)
+            shown = f"{score:.4g}" if score is not None else "-"
+            version = "v" + champion["version"]
+            lines.append(f"{label:<26} {rows:>7} {version:>9}  {spec.primary_metric}={shown}")
     return lines
 
 

@@ -17,7 +17,7 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=bento_key(spec),
-        deps=[champion_key(spec)],
+        deps=[champion_key(view) for view in spec.segment_specs()],
         group_name=spec.name,
         kinds={"bentoml"},
         description=f"{spec.name}: the champion built into a BentoML bento (once per version).",
@@ -35,10 +35,9 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 f"{build.bento_tag} was built from older bento/ code; `bentoml delete "
                 f"{build.bento_tag}` and materialize again to rebuild it"
             )
-        context.log.info(
-            f"{action} bento {build.bento_tag} for {build.model.model_name} "
-            f"v{build.model.version} in {build.seconds:.1f} s"
-        )
+        models = [build.model, *build.segment_models.values()][1 if build.segment_models else 0 :]
+        served = ", ".join(f"{m.model_name} v{m.version}" for m in models)
+        context.log.info(f"{action} bento {build.bento_tag} for {served} in {build.seconds:.1f} s")
         return dg.MaterializeResult(
             metadata={
                 "bento_tag": build.bento_tag,
@@ -51,6 +50,10 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 "bento_bytes": build.bento_bytes,
                 "model_bytes": build.model_bytes,
                 "build_seconds": round(build.seconds, 2),
+                **{
+                    f"{segment}_model": f"{ref.model_name} v{ref.version}"
+                    for segment, ref in build.segment_models.items()
+                },
                 "serve": dg.MetadataValue.md(
                     f"`mlops serve {spec.name}` or `bentoml serve {build.bento_tag}`"
                 ),

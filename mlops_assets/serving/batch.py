@@ -47,6 +47,24 @@ def read_input(path: Path, spec: UseCaseSpec) -> pd.DataFrame:
     return frame
 
 
+def segment_of_file(spec: UseCaseSpec, path: Path) -> UseCaseSpec:
+    """The segment that scores a file: the first whose fields are all among its columns.
+
+    The service's routing rule applied to a whole file (one header, so one segment).
+    """
+    from mlops_assets.serving.routing import choose_segment, no_segment_message
+
+    if not path.is_file():
+        raise BatchScoringError(f"no such file: {path}")
+    columns = list(read_landed_file(path.name, path.read_bytes()).columns)
+    segment = choose_segment(columns, spec)
+    if segment is None:
+        raise BatchScoringError(
+            f"{path}: its columns {no_segment_message(columns, spec).replace('carries', 'carry')}"
+        )
+    return spec.segment_spec(segment)
+
+
 def output_frame(score: FrameScore, spec: UseCaseSpec, name: str, version: str) -> pd.DataFrame:
     """Row position, ids, prediction (and class probabilities) and the model of each row."""
     columns: dict[str, object] = {"row": score.cleaned[ROW_NUMBER].to_numpy()}
@@ -85,6 +103,8 @@ def predict_file(
     """
     from mlops_assets.serving.bento import champion_ref
 
+    if spec.segments:
+        spec = segment_of_file(spec, source)
     ref = champion_ref(spec, mlflow)
     if ref is None:
         raise BatchScoringError(f"{spec.name}: no champion in the registry; run a refresh first")

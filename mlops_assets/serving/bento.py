@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class BentoBuild:
     seconds: float
     built: bool
     stale_source: bool = False
+    segment_models: dict[str, ModelRef] = field(default_factory=dict)  # segmented use cases
 
 
 def bento_source_dir() -> Path:
@@ -92,8 +93,8 @@ def bento_name(spec: UseCaseSpec) -> str:
 
 
 def model_tag(spec: UseCaseSpec, ref: ModelRef) -> str:
-    """BentoML model tag of an MLflow version."""
-    return f"{spec.name}:{ref.tag_version}"
+    """BentoML model tag of an MLflow version (named like the registered model)."""
+    return f"{spec.registered_model_name()}:{ref.tag_version}"
 
 
 def bento_tag(spec: UseCaseSpec, ref: ModelRef) -> str:
@@ -152,22 +153,126 @@ def champion_ref(spec: UseCaseSpec, mlflow: MlflowTracking) -> ModelRef | None:
 
 def find_bento(spec: UseCaseSpec, ref: ModelRef) -> Any | None:
     """The stored bento of a model version, or ``None``."""
+    return _stored_bento(bento_tag(spec, ref))
+
+
+def _stored_bento(tag: str) -> Any | None:
     bentoml = bentoml_api()
     from bentoml.exceptions import NotFound
 
     try:
-        return bentoml.bentos.get(bento_tag(spec, ref))
+        return bentoml.bentos.get(tag)
     except NotFound:
         return None
 
 
 def current_bento_tag(spec: UseCaseSpec, mlflow: MlflowTracking) -> str | None:
     """Tag of the champion's bento when it has been built, else ``None``."""
+    if spec.segments:
+        refs = segment_champion_refs(spec, mlflow)
+        if any(ref is None for ref in refs.values()):
+            return None
+        bento = _stored_bento(segmented_bento_tag(spec, refs))  # type: ignore[arg-type]
+        return str(bento.tag) if bento is not None else None
     ref = champion_ref(spec, mlflow)
     if ref is None:
         return None
     bento = find_bento(spec, ref)
     return str(bento.tag) if bento is not None else None
+
+
+# ---------------------------------------------------------------- segmented use cases
+
+
+def segment_champion_refs(spec: UseCaseSpec, mlflow: MlflowTracking) -> dict[str, ModelRef | None]:
+    """Each segment's champion version (``None`` where a segment has none yet)."""
+    return {str(view.segment): champion_ref(view, mlflow) for view in spec.segment_specs()}
+
+
+def segmented_bento_tag(spec: UseCaseSpec, refs: dict[str, ModelRef]) -> str:
+    """Bento tag of one combination of segment champions (``mushroom_service:v3-1a2b.v2-3c4d``).
+
+    BentoML versions are at most 63 characters: a longer combination is replaced by its digest.
+    """
+    import hashlib
+
+    version = ".".join(refs[name].tag_version for name in spec.segment_names)
+    if len(version) > 63:
+        version = "s-" + hashlib.sha256(version.encode()).hexdigest()[:16]
+    return f"{bento_name(spec)}:{version}"
+
+
+def segment_models_arg(tags: dict[str, str]) -> str:
+    """The ``segment_models`` build argument: ``segment=model_tag`` pairs, comma-separated."""
+    return ",".join(f"{segment}={tag}" for segment, tag in tags.items())
+
+
+def build_segmented_bento(
+    spec: UseCaseSpec, refs: dict[str, ModelRef], models: dict[str, Any]
+) -> tuple[Any, bool]:
+    """One bento carrying every segment's champion; built once per combination of versions."""
+    bentoml = bentoml_api()
+    tag = segmented_bento_tag(spec, refs)
+    existing = _stored_bento(tag)
+    if existing is not None:
+        return existing, False
+    source = bento_source_dir()
+    bentofile = source / "bentofile.yaml"
+    if not bentofile.is_file():
+        raise BentoBuildError(f"{spec.name}: no bento build file at {bentofile}")
+    labels = {"use_case": spec.name, "service_digest": source_digest(source)}
+    for name, ref in refs.items():
+        labels[f"{name}_model_tag"] = str(models[name].tag)
+        labels[f"{name}_mlflow_model_name"] = ref.model_name
+        labels[f"{name}_mlflow_model_version"] = ref.version
+        labels[f"{name}_mlflow_run_id"] = ref.run_id
+    bento = bentoml.bentos.build_bentofile(
+        str(bentofile),
+        build_ctx=str(source),
+        name=bento_name(spec),
+        version=tag.split(":", 1)[1],
+        labels=labels,
+        args={
+            "use_case": spec.name,
+            "segment_models": segment_models_arg({n: str(m.tag) for n, m in models.items()}),
+        },
+        reload=True,
+    )
+    return bento, True
+
+
+def ensure_segmented_bento(spec: UseCaseSpec, mlflow: MlflowTracking) -> BentoBuild:
+    """Every segment's champion imported, and the bento that routes between them."""
+    refs = segment_champion_refs(spec, mlflow)
+    missing = [name for name, ref in refs.items() if ref is None]
+    if missing:
+        names = ", ".join(spec.registered_model_name(name) for name in missing)
+        raise BentoBuildError(
+            f"{spec.name}: no version of {names} carries the `{CHAMPION}` alias; the service "
+            "needs a champion for every segment"
+        )
+    present: dict[str, ModelRef] = {name: ref for name, ref in refs.items() if ref is not None}
+    started = time.perf_counter()
+    models: dict[str, Any] = {}
+    imported = False
+    for view in spec.segment_specs():
+        model, new = import_model(view, mlflow, present[str(view.segment)])
+        models[str(view.segment)] = model
+        imported = imported or new
+    bento, built = build_segmented_bento(spec, present, models)
+    stale = dict(bento.info.labels).get("service_digest") != source_digest()
+    first = spec.segment_names[0]
+    return BentoBuild(
+        bento_tag=str(bento.tag),
+        model_tag=",".join(str(m.tag) for m in models.values()),
+        model=present[first],
+        bento_bytes=folder_size(Path(bento.path)),
+        model_bytes=sum(folder_size(Path(m.path)) for m in models.values()),
+        seconds=time.perf_counter() - started,
+        built=imported or built,
+        stale_source=stale,
+        segment_models=present,
+    )
 
 
 def import_model(spec: UseCaseSpec, mlflow: MlflowTracking, ref: ModelRef) -> tuple[Any, bool]:
@@ -189,10 +294,13 @@ def import_model(spec: UseCaseSpec, mlflow: MlflowTracking, ref: ModelRef) -> tu
         "mlflow_tracking_uri": mlflow.uri(),
         **{key.replace(".", "_"): run_tags[key] for key in RUN_TAGS_KEPT if key in run_tags},
     }
+    labels = ref.labels(spec.name)
+    if spec.segment:
+        labels["segment"] = spec.segment
     model = bentoml.sklearn.save_model(
         tag,
         pipeline,
-        labels=ref.labels(spec.name),
+        labels=labels,
         metadata=metadata,
         signatures={"predict": {"batchable": False}},
     )
@@ -233,7 +341,12 @@ def build_bento(spec: UseCaseSpec, ref: ModelRef, model: Any) -> tuple[Any, bool
 
 
 def ensure_champion_bento(spec: UseCaseSpec, mlflow: MlflowTracking) -> BentoBuild:
-    """The champion imported and built (once per version); reused when already in the store."""
+    """The champion imported and built (once per version); reused when already in the store.
+
+    A segmented use case's bento carries every segment's champion (once per combination).
+    """
+    if spec.segments:
+        return ensure_segmented_bento(spec, mlflow)
     ref = champion_ref(spec, mlflow)
     if ref is None:
         raise BentoBuildError(

@@ -216,13 +216,14 @@ class PredictionLog:
     def describe(self) -> str:
         """Where the log goes, without credentials."""
         if self.database_url:
-            return f"table {log_table(self.spec.name)} ({_without_password(self.database_url)})"
+            table = log_table(self.spec.registered_model_name())  # one table per segment model
+            return f"table {table} ({_without_password(self.database_url)})"
         return self.store.describe(log_prefix(self.spec.name))
 
     def _write_frame(self, frame: pd.DataFrame, first: dt.datetime) -> str:
         """One Parquet object, or one transaction of inserts (all rows or none)."""
         if self.database_url:
-            table = log_table(self.spec.name)
+            table = log_table(self.spec.registered_model_name())
             with _engine(self.database_url).begin() as connection:
                 frame.to_sql(
                     table,
@@ -239,7 +240,8 @@ class PredictionLog:
 
     def _key(self, first: dt.datetime) -> str:
         stamp = first.strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{stamp}-{os.getpid()}-{next(self._sequence):06d}.parquet"
+        segment = f"-{self.spec.segment}" if self.spec.segment else ""  # one log per segment
+        name = f"{stamp}-{os.getpid()}{segment}-{next(self._sequence):06d}.parquet"
         return f"{log_prefix(self.spec.name)}{first.date().isoformat()}/{name}"
 
 

@@ -11,7 +11,14 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 Task = Literal["regression", "binary", "multiclass", "forecast"]
 ColumnType = Literal["numeric", "integer", "categorical", "date"]
@@ -285,10 +292,23 @@ class RetrainingSpec(_Strict):
 
 
 class SegmentSpec(_Strict):
-    """A sub-model trained on a subset of the features and routed to by the fields a request has."""
+    """A sub-model trained on a subset of the features and routed to by the fields a request has.
+
+    A segmented use case has one registered model, champion and promotion gate per segment
+    (``<use_case>__<segment>``) and one service that routes each record to the first segment
+    whose features (and the use case's id columns) the record carries.
+    """
 
     name: str
-    features: list[str]
+    features: list[str] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or "__" in value:
+            raise ValueError("must be snake_case (a-z, 0-9, single underscores)")
+        return value
 
 
 # ---------------------------------------------------------------- the spec
@@ -328,6 +348,9 @@ class UseCaseSpec(_Strict):
         le=1,
         description="Largest share of unreadable or out-of-domain values in a column.",
     )
+
+    _segment: str | None = PrivateAttr(default=None)
+    """Set on the view of one segment (:meth:`segment_spec`), never in a spec file."""
 
     @field_validator("name")
     @classmethod
@@ -418,15 +441,79 @@ class UseCaseSpec(_Strict):
             for ref in self.split.by or []:
                 if ref not in columns:
                     raise ValueError(f"split.by: unknown column `{ref}`")
-        feature_names = {c.name for c in self.features}
-        for segment in self.segments:
-            unknown = sorted(set(segment.features) - feature_names)
-            if unknown:
-                raise ValueError(f"segments.{segment.name}: unknown features {unknown}")
+        self._check_segments()
         if self.partitions.date_column and self.partitions.date_column not in columns:
             raise ValueError(
                 f"partitions.date_column: unknown column `{self.partitions.date_column}`"
             )
+
+    def _check_segments(self) -> None:
+        feature_names = {c.name for c in self.features}
+        names = [s.name for s in self.segments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"segments: names declared twice: {duplicates}")
+        feature_sets: dict[frozenset[str], str] = {}
+        for segment in self.segments:
+            unknown = sorted(set(segment.features) - feature_names)
+            if unknown:
+                raise ValueError(f"segments.{segment.name}: unknown features {unknown}")
+            repeated = sorted({f for f in segment.features if segment.features.count(f) > 1})
+            if repeated:
+                raise ValueError(f"segments.{segment.name}: features listed twice: {repeated}")
+            key = frozenset(segment.features)
+            if key in feature_sets:
+                raise ValueError(
+                    f"segments.{segment.name}: same features as `{feature_sets[key]}` "
+                    "(it could never be routed to)"
+                )
+            feature_sets[key] = segment.name
+            for imputer in self.group_imputers:
+                uses = {imputer.column, imputer.group_by} & feature_names
+                if imputer.column in segment.features and not uses <= set(segment.features):
+                    raise ValueError(
+                        f"segments.{segment.name}: group imputer of `{imputer.column}` needs "
+                        f"`{imputer.group_by}`, which the segment does not have"
+                    )
+
+    # -------------------------------------------------------------- segments
+
+    @property
+    def segment(self) -> str | None:
+        """The segment this spec is the view of (``None`` for a whole use case)."""
+        return self._segment
+
+    @property
+    def segment_names(self) -> list[str]:
+        """Names of the use case's segments, in spec order (routing order)."""
+        return [s.name for s in self.segments]
+
+    def segment_spec(self, name: str) -> UseCaseSpec:
+        """The use case as one segment's model sees it: the segment's features only.
+
+        Training, the promotion gate, the registry, scoring and management code take this view
+        like any unsegmented spec: its :meth:`registered_model_name` is ``<use_case>__<segment>``
+        and its asset keys carry the segment, while its name (asset group, storage prefixes,
+        retrain lock) stays the use case's.
+        """
+        found = next((s for s in self.segments if s.name == name), None)
+        if found is None:
+            known = ", ".join(self.segment_names) or "none"
+            raise KeyError(f"{self.name}: no segment `{name}` (segments: {known})")
+        keep = set(found.features)
+        view = self.model_copy(
+            update={
+                "features": [c for c in self.features if c.name in keep],
+                "group_imputers": [g for g in self.group_imputers if g.column in keep],
+                "segments": [],
+            }
+        )
+        view._segment = name
+        return view
+
+    def segment_specs(self) -> list[UseCaseSpec]:
+        """One view per segment, or the spec itself when it has no segments."""
+        return [self.segment_spec(n) for n in self.segment_names] or [self]
 
     # -------------------------------------------------------------- derived views
 
@@ -458,5 +545,9 @@ class UseCaseSpec(_Strict):
         raise KeyError(f"{self.name}: no column `{name}`")
 
     def registered_model_name(self, segment: str | None = None) -> str:
-        """MLflow registered model name: the use case, or ``<use_case>__<segment>``."""
+        """MLflow registered model name: the use case, or ``<use_case>__<segment>``.
+
+        A segment's view names its own segment's model when no segment is given.
+        """
+        segment = segment or self._segment
         return f"{self.name}__{segment}" if segment else self.name

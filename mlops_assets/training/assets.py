@@ -14,9 +14,14 @@ from mlops_assets.registry.mlflow_resource import CHALLENGER, MlflowTracking
 from mlops_assets.specs.model import UseCaseSpec
 
 
+def model_key(spec: UseCaseSpec, asset: str) -> dg.AssetKey:
+    """Key of a per-model asset: ``<uc>/<asset>``, or ``<uc>/<segment>/<asset>`` for a segment."""
+    return dg.AssetKey([spec.name, *([spec.segment] if spec.segment else []), asset])
+
+
 def tuned_key(spec: UseCaseSpec) -> dg.AssetKey:
-    """Asset key of the tuned challenger."""
-    return dg.AssetKey([spec.name, "tuned_model"])
+    """Asset key of the tuned challenger (of one segment, for a segment's view)."""
+    return model_key(spec, "tuned_model")
 
 
 class TuneConfig(dg.Config):
@@ -112,10 +117,9 @@ def log_and_register(
         signature=infer_signature(example, prediction),
         input_example=example,
         pip_requirements=pip_requirements(),
-        registered_model_name=spec.registered_model_name(),
         serialization_format="cloudpickle",
     )
-    version = str(info.registered_model_version)
+    version = mlflow_resource.register_version(spec.registered_model_name(), info)
     mlflow_resource.client().set_registered_model_alias(
         spec.registered_model_name(), CHALLENGER, version
     )
@@ -142,7 +146,8 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         ins={"train_set": dg.AssetIn(key=train_key(spec))},
         group_name=spec.name,
         kinds={"optuna", "mlflow", "catboost"},
-        description=f"{spec.name}: best model of an Optuna search, registered as challenger.",
+        description=f"{spec.registered_model_name()}: best model of an Optuna search, "
+        "registered as challenger.",
     )
     def tuned_model(
         context: dg.AssetExecutionContext,
@@ -162,11 +167,13 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         study_name = f"{spec.registered_model_name()}-{version_of_data}"
         tags = {
             "use_case": spec.name,
+            **({"segment": spec.segment} if spec.segment else {}),
             "data_version": version_of_data,
             "data_partitions": ",".join(partitions),
             "optuna.study": study_name,
         }
-        with mlflow.start_run(spec.name, f"tune-{version_of_data}", tags, context.run_id) as run:
+        run_name = f"tune-{spec.segment + '-' if spec.segment else ''}{version_of_data}"
+        with mlflow.start_run(spec.name, run_name, tags, context.run_id) as run:
             result = run_study(
                 spec,
                 train_set,

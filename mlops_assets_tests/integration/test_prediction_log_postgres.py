@@ -71,9 +71,10 @@ def test_log_rows_land_in_a_postgres_table(
         if spec.column(column).type in {"numeric", "integer"}:
             np.testing.assert_allclose(got.astype(float), expected.astype(float))
         else:
-            assert got.where(got.notna(), None).tolist() == expected.astype(object).where(
-                expected.notna(), None
-            ).tolist(), column
+            assert (
+                got.where(got.notna(), None).tolist()
+                == expected.astype(object).where(expected.notna(), None).tolist()
+            ), column
     if spec.is_classification:
         sums = logged[[f"proba_{c}" for c in spec.target.classes or []]].sum(axis=1)
         np.testing.assert_allclose(sums, 1.0)

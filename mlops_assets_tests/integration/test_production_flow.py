@@ -133,9 +133,7 @@ def test_optuna_trials_are_in_postgres_from_two_overlapping_workers(
     assert len(by_pid) == 2, by_pid  # two worker processes...
     (first, second) = by_pid.values()
     assert any(
-        a_start < b_end and b_start < a_end
-        for a_start, a_end in first
-        for b_start, b_end in second
+        a_start < b_end and b_start < a_end for a_start, a_end in first for b_start, b_end in second
     ), by_pid  # ...searching at the same time
     threads = stack.query(
         OPTUNA_DATABASE,

@@ -115,3 +115,45 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
     assert "rolled back from v3 to v2" in out and "deleted v1" in out
     assert main(["delete", UC, "--version", "3"]) == 2
     assert "is the champion" in capsys.readouterr().err
+
+
+def test_segment_rollback_moves_only_its_segment(mlops_home, capsys) -> None:
+    """A segmented use case: one ledger, read and rolled back per segment's model."""
+    mushroom = load_specs()["mushroom"]
+    mlflow = MlflowTracking()
+    store = LocalObjectStore(mlops_home / "storage")
+    frame, _ = clean_frame(
+        get_generator("mushroom").generate(200, dt.date(2025, 1, 1), 1), mushroom
+    )
+    versions = {"cap_gill": ["1", "2"], "stem_season": ["1"]}
+    for segment, numbers in versions.items():
+        view = mushroom.segment_spec(segment)
+        name = view.registered_model_name()
+        for index, number in enumerate(numbers):
+            pipeline = build_pipeline(view, "logistic_regression", {"C": 1.0 + index})
+            pipeline.fit(model_input(frame, view), frame[mushroom.target.name].astype(str))
+            with mlflow.start_run("mushroom", "test", {}, None):
+                landed = frame.assign(_landed_date="2025-01-01")
+                assert log_and_register(view, mlflow, pipeline, landed) == number
+            mlflow.client().set_registered_model_alias(name, CHAMPION, number)
+            entry = gate(
+                number, numbers[index - 1] if index else None, True, f"2025-02-0{index + 1}"
+            )
+            entry.model_name, entry.segment, entry.metric = name, segment, "log_loss"
+            append_entry(store, view, entry)
+
+    assert main(["rollback", "mushroom", "--segment", "cap_gill"]) == 0
+    assert "mushroom__cap_gill: rolled back from v2 to v1" in capsys.readouterr().out
+    assert str(mlflow.alias_version("mushroom__cap_gill", CHAMPION).version) == "1"
+    assert str(mlflow.alias_version("mushroom__stem_season", CHAMPION).version) == "1"
+    assert main(["rollback", "mushroom", "--segment", "stem_season"]) == 2
+    assert "replaced no earlier champion" in capsys.readouterr().err
+
+    ledger = read_ledger(store, mushroom)
+    assert list(ledger["segment"]) == ["cap_gill", "stem_season", "cap_gill", "cap_gill"]  # by time
+    cap_gill = read_ledger(store, mushroom.segment_spec("cap_gill"))
+    assert list(cap_gill["action"]) == ["promotion_gate", "promotion_gate", "rollback"]
+    assert champion_on(cap_gill, "2099-01-01") == "1"
+    assert (
+        champion_on(read_ledger(store, mushroom.segment_spec("stem_season")), "2099-01-01") == "1"
+    )

@@ -68,3 +68,25 @@ def test_one_process_builds_several_bentos(trained_home: Any, spec: UseCaseSpec)
     bento, built = build_bento(spec, other, model)
     bentoml.bentos.delete(bento.tag)
     assert built and str(bento.tag) == bento_tag(spec, other)
+
+
+def test_segmented_bento_tag_and_build_argument() -> None:
+    """One bento per combination of segment champions; the tag stays a valid BentoML version."""
+    from mlops_assets.serving.bento import ModelRef, segment_models_arg, segmented_bento_tag
+    from mlops_assets.serving.routing import parse_segment_models
+    from mlops_assets.specs import load_specs
+
+    mushroom = load_specs()["mushroom"]
+    refs = {
+        "cap_gill": ModelRef("mushroom__cap_gill", "3", "1a2b3c4d5e"),
+        "stem_season": ModelRef("mushroom__stem_season", "12", "99887766aa"),
+    }
+    assert segmented_bento_tag(mushroom, refs) == "mushroom_service:v3-1a2b3c4d.v12-99887766"
+    long = {name: ModelRef(ref.model_name, "1" * 30, ref.run_id) for name, ref in refs.items()}
+    version = segmented_bento_tag(mushroom, long).split(":")[1]
+    assert version.startswith("s-") and len(version) <= 63
+    tags = {"cap_gill": "mushroom__cap_gill:v3-1a2b3c4d"}
+    assert parse_segment_models(mushroom, segment_models_arg(tags)) == {
+        "cap_gill": "mushroom__cap_gill:v3-1a2b3c4d",
+        "stem_season": "mushroom__stem_season:latest",
+    }

@@ -93,6 +93,58 @@ def test_segments_must_name_features() -> None:
         parse_spec(data)
 
 
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        (
+            [{"name": "a", "features": ["Item_MRP"]}, {"name": "a", "features": ["Item_Type"]}],
+            r"segments: names declared twice: \['a'\]",
+        ),
+        (
+            [{"name": "a", "features": ["Item_MRP"]}, {"name": "b", "features": ["Item_MRP"]}],
+            "segments.b: same features as `a`",
+        ),
+        ([{"name": "a", "features": ["Item_MRP", "Item_MRP"]}], "features listed twice"),
+        ([{"name": "a", "features": []}], "segments.0.features"),
+        ([{"name": "Big Items", "features": ["Item_MRP"]}], "segments.0.name"),
+    ],
+)
+def test_invalid_segments(segments: list, expected: str) -> None:
+    data = bigmart()
+    data["segments"] = segments
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(data)
+
+
+def test_segment_keeps_what_its_imputers_need() -> None:
+    data = bigmart()
+    data["group_imputers"] = [{"column": "Item_Weight", "group_by": "Item_Type"}]
+    data["segments"] = [{"name": "a", "features": ["Item_Weight", "Item_MRP"]}]
+    with pytest.raises(SpecError, match="group imputer of `Item_Weight` needs `Item_Type`"):
+        parse_spec(data)
+
+
+def test_segment_view_is_the_segment_model() -> None:
+    """A segment's view keeps the use case's name and ids, its own features and model name."""
+    mushroom = load_specs()["mushroom"]
+    assert mushroom.segment_names == ["cap_gill", "stem_season"]
+    assert mushroom.segment is None
+    view = mushroom.segment_spec("stem_season")
+    assert (view.name, view.segment) == ("mushroom", "stem_season")
+    assert view.registered_model_name() == "mushroom__stem_season"
+    assert view.feature_names[0] == "stem-height" and "cap-shape" not in view.feature_names
+    assert view.segments == [] and view.segment_specs() == [view]
+    assert mushroom.registered_model_name() == "mushroom"
+    with pytest.raises(KeyError, match="segments: cap_gill, stem_season"):
+        mushroom.segment_spec("gills")
+    bigmart_spec = load_specs()["bigmart_sales"]
+    assert bigmart_spec.segment_specs() == [bigmart_spec]
+    data = bigmart()
+    data["group_imputers"] = [{"column": "Item_Weight", "group_by": "Item_Identifier"}]
+    data["segments"] = [{"name": "price", "features": ["Item_MRP"]}]
+    assert parse_spec(data).segment_spec("price").group_imputers == []
+
+
 def test_invalid_spec_file_fails_definitions_load(tmp_path: Path, monkeypatch) -> None:
     bad = _set(bigmart(), "name", "second_use_case")
     bad = _set(bad, "primary_metric", "log_loss")

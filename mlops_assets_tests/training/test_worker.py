@@ -51,9 +51,13 @@ def test_workers_add_trials_that_tuned_model_resumes(stored_train, mlops_home: P
     assert any("resuming study" in m and "trials already complete" in m for m in messages)
     assert not any(m.startswith("trial ") for m in messages), "no trial was left to run"
     assert result.trials_complete + result.trials_pruned + result.trials_failed == 4
-    runs = MlflowTracking().client().search_runs(
-        [MlflowTracking().client().get_experiment_by_name(spec.name).experiment_id],
-        filter_string="tags.`optuna.worker_index` = '1'",
+    runs = (
+        MlflowTracking()
+        .client()
+        .search_runs(
+            [MlflowTracking().client().get_experiment_by_name(spec.name).experiment_id],
+            filter_string="tags.`optuna.worker_index` = '1'",
+        )
     )
     assert len(runs) == 1, "each worker's trials nest under one MLflow run"
 

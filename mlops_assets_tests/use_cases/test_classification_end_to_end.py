@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import UseCaseSpec, load_specs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FILES = {
@@ -50,15 +50,38 @@ def land_repeated_specimens(days: list[str]) -> int:
     return len(again)
 
 
-@pytest.mark.parametrize("uc", sorted(FILES))
-def test_use_case_materializes_end_to_end(mlops_home: Path, uc: str) -> None:
-    from mlops_assets.demo import land_generated_days
+def check_champion(spec: UseCaseSpec, test: pd.DataFrame) -> None:
+    """The champion of a use case (or of one segment) is sound on the test set."""
     from mlops_assets.features.pipeline import model_input
-    from mlops_assets.orchestration import load_definitions, refresh
     from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
     from mlops_assets.registry.status import use_case_status
     from mlops_assets.training.evaluation import evaluate, spec_metrics
     from mlops_assets.training.families import predict_frame
+
+    status = use_case_status(spec, MlflowTracking())
+    champion = status[CHAMPION]
+    assert champion is not None and champion["version"] == "1", spec.registered_model_name()
+    assert set(spec_metrics(spec)) <= set(champion["metrics"])
+    assert {"brier", "ece"} <= set(champion["metrics"])
+
+    # Per-class probabilities in the spec's class order, summing to 1.
+    pipeline = MlflowTracking().load_pipeline(spec.registered_model_name(), champion["version"])
+    labels, proba = predict_frame(pipeline, model_input(test, spec), spec)
+    assert proba.shape == (len(test), len(spec.target.classes or []))
+    assert (proba >= 0).all() and np.allclose(proba.sum(axis=1), 1.0)
+    assert set(labels) <= set(spec.target.classes or [])
+    scores = evaluate(spec, pipeline, test)
+    primary = spec.primary_metric
+    assert scores[primary] == pytest.approx(champion["metrics"][primary], rel=1e-4)
+    # Better than knowing only the class shares.
+    majority = test[spec.target.name].value_counts(normalize=True).max()
+    assert scores["accuracy"] > majority + 0.1
+
+
+@pytest.mark.parametrize("uc", sorted(FILES))
+def test_use_case_materializes_end_to_end(mlops_home: Path, uc: str) -> None:
+    from mlops_assets.demo import land_generated_days
+    from mlops_assets.orchestration import load_definitions, refresh
 
     spec = load_specs()[uc]
     days = land_generated_days(uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
@@ -84,30 +107,19 @@ def test_use_case_materializes_end_to_end(mlops_home: Path, uc: str) -> None:
     for name in ("raw_data", "clean_data"):
         assert sorted(p.stem for p in (storage / name).glob("*.parquet")) == days
 
-    # The champion: every metric of the spec with calibration, and its bento.
-    status = use_case_status(spec, MlflowTracking())
-    champion = status[CHAMPION]
-    assert champion is not None and champion["version"] == "1"
-    assert set(spec_metrics(spec)) <= set(champion["metrics"])
-    assert {"brier", "ece"} <= set(champion["metrics"])
-    bento = instance.get_latest_materialization_event(dg.AssetKey([uc, "champion_bento"]))
-    assert bento is not None
-
-    # Per-class probabilities in the spec's class order, summing to 1.
+    # The champion (of each segment): every metric of the spec with calibration, and its bento.
     test = pd.read_parquet(storage / "test_set.parquet")
     train = pd.read_parquet(storage / "train_set.parquet")
     assert len(test) > 50 and len(train) > 3 * len(test)
-    pipeline = MlflowTracking().load_pipeline(spec.registered_model_name(), champion["version"])
-    labels, proba = predict_frame(pipeline, model_input(test, spec), spec)
-    assert proba.shape == (len(test), len(spec.target.classes))
-    assert (proba >= 0).all() and np.allclose(proba.sum(axis=1), 1.0)
-    assert set(labels) <= set(spec.target.classes)
-    scores = evaluate(spec, pipeline, test)
-    primary = spec.primary_metric
-    assert scores[primary] == pytest.approx(champion["metrics"][primary], rel=1e-4)
-    # Better than knowing only the class shares.
-    majority = test[spec.target.name].value_counts(normalize=True).max()
-    assert scores["accuracy"] > majority + 0.1
+    views = spec.segment_specs()
+    for view in views:
+        check_champion(view, test)
+    bento = instance.get_latest_materialization_event(dg.AssetKey([uc, "champion_bento"]))
+    assert bento is not None
+    if spec.segments:
+        metadata = bento.asset_materialization.metadata
+        assert {f"{s}_model" for s in spec.segment_names} <= set(metadata)
+        assert [v.segment for v in views] == ["cap_gill", "stem_season"]
 
     if uc == "mushroom":
         features = spec.feature_names
