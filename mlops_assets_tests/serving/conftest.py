@@ -184,13 +184,14 @@ def bento_server(
     champion_bento_tag: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBento]:
     """The shared server, started by ``mlops serve``: 1000 records a request at most, log
-    flushed every second."""
+    flushed every second, following the champion alias every second."""
     served = start_bento(
         champion_bento_tag,
         tmp_path_factory.mktemp("bento-shared"),
         via_cli=True,
         MLOPS_SERVING_MAX_RECORDS="1000",
         MLOPS_PREDICTION_LOG_FLUSH_S="1",
+        MLOPS_CHAMPION_POLL_S="1",
     )
     try:
         yield served

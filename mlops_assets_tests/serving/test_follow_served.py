@@ -21,7 +21,7 @@ from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Scorer
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets_tests.serving.conftest import ServedBento, record, start_bento
+from mlops_assets_tests.serving.conftest import ServedBento, record
 
 pytestmark = pytest.mark.integration
 
@@ -82,12 +82,12 @@ def second_version(trained_home: Any, spec: UseCaseSpec, fitted_pipeline: Any) -
 
 
 def test_serve_switches_to_promoted_and_rolled_back_champions(
-    champion_bento_tag: str,
+    bento_server: ServedBento,
     second_version: str,
     spec: UseCaseSpec,
     fitted_pipeline: Any,
-    tmp_path,
 ) -> None:
+    """The shared server (``mlops serve``, alias polled every second) follows both moves."""
     tracking = MlflowTracking()
     name = spec.registered_model_name()
     original = str(tracking.alias_version(name, CHAMPION).version)
@@ -95,9 +95,7 @@ def test_serve_switches_to_promoted_and_rolled_back_champions(
     expected_new = offline.score_requests([columns_of([record()], spec)], ["offline"])[0]
     expected_new = expected_new.predictions[0]
 
-    served = start_bento(
-        champion_bento_tag, tmp_path / "serve", via_cli=True, MLOPS_CHAMPION_POLL_S="1"
-    )
+    served = bento_server
     traffic = Traffic(served)
     client = threading.Thread(target=traffic.run, daemon=True)
     client.start()
@@ -113,7 +111,6 @@ def test_serve_switches_to_promoted_and_rolled_back_champions(
     finally:
         traffic.stop.set()
         client.join(timeout=60)
-        served.stop()
 
     assert to_new < SWITCH_LIMIT_S and to_old < SWITCH_LIMIT_S
     statuses = {status for _, status, _, _ in traffic.answers}
