@@ -12,10 +12,10 @@ from mlops_assets.ingest.event_dates import (
     backfill_policy,
     by_event_date,
     read_event_days,
+    read_files,
     split_by_day,
 )
 from mlops_assets.ingest.landing import LandingZone, fingerprint
-from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
@@ -35,16 +35,7 @@ def read_day(landing: LandingZone, spec: UseCaseSpec, day: str) -> tuple[pd.Data
             f"{landing.store().describe(f'{spec.name}/{day}/')}",
             allow_retries=False,
         )
-    frames = []
-    for info in files:
-        try:
-            frame = read_landed_file(info.key, landing.store().get_bytes(info.key))
-        except UnreadableFileError as error:  # the file is broken: retrying cannot help
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        frame["_source_file"] = info.key
-        frame["_row_number"] = range(1, len(frame) + 1)
-        frames.append(frame)
-    raw = pd.concat(frames, ignore_index=True)
+    raw = read_files(landing, files)
     raw["_landed_date"] = day
     raw["_ingested_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return raw, files
