@@ -87,6 +87,15 @@ def source_digest(source: Path | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
+def bento_build_file(spec: UseCaseSpec) -> tuple[Path, Path]:
+    """The bento source folder and its ``bentofile.yaml``; a clear error if it is missing."""
+    source = bento_source_dir()
+    bentofile = source / "bentofile.yaml"
+    if not bentofile.is_file():
+        raise BentoBuildError(f"{spec.name}: no bento build file at {bentofile}")
+    return source, bentofile
+
+
 def bento_name(spec: UseCaseSpec) -> str:
     """Name of a use case's bentos."""
     return f"{spec.name}_service"
@@ -216,10 +225,7 @@ def build_segmented_bento(
     existing = _stored_bento(tag)
     if existing is not None:
         return existing, False
-    source = bento_source_dir()
-    bentofile = source / "bentofile.yaml"
-    if not bentofile.is_file():
-        raise BentoBuildError(f"{spec.name}: no bento build file at {bentofile}")
+    source, bentofile = bento_build_file(spec)
     labels = {"use_case": spec.name, "service_digest": source_digest(source)}
     for name, ref in refs.items():
         labels[f"{name}_model_tag"] = str(models[name].tag)
@@ -320,10 +326,7 @@ def build_bento(spec: UseCaseSpec, ref: ModelRef, model: Any) -> tuple[Any, bool
     existing = find_bento(spec, ref)
     if existing is not None:
         return existing, False
-    source = bento_source_dir()
-    bentofile = source / "bentofile.yaml"
-    if not bentofile.is_file():
-        raise BentoBuildError(f"{spec.name}: no bento build file at {bentofile}")
+    source, bentofile = bento_build_file(spec)
     bento = bentoml.bentos.build_bentofile(
         str(bentofile),
         build_ctx=str(source),

@@ -48,6 +48,13 @@ CLASSIFICATION_FAMILIES = {
 }
 
 
+def snake_case(value: str) -> str:
+    """``value`` if it is a snake_case name (``__`` is reserved: it joins use case and segment)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or "__" in value:
+        raise ValueError("must be snake_case (a-z, 0-9, single underscores)")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -306,9 +313,7 @@ class SegmentSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _snake_case(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or "__" in value:
-            raise ValueError("must be snake_case (a-z, 0-9, single underscores)")
-        return value
+        return snake_case(value)
 
 
 # ---------------------------------------------------------------- the spec
@@ -355,9 +360,7 @@ class UseCaseSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _snake_case(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", value) or "__" in value:
-            raise ValueError("must be snake_case (a-z, 0-9, single underscores)")
-        return value
+        return snake_case(value)
 
     @field_validator("features")
     @classmethod

@@ -30,16 +30,7 @@ from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec, load_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
-CAP_GILL = [
-    "cap-diameter",
-    "cap-shape",
-    "cap-surface",
-    "cap-color",
-    "does-bruise-or-bleed",
-    "gill-attachment",
-    "gill-spacing",
-    "gill-color",
-]
+CAP_GILL = next(s.features for s in load_specs()["mushroom"].segments if s.name == "cap_gill")
 
 
 @pytest.fixture(scope="module")
