@@ -39,12 +39,17 @@ def land_generated_days(
 
 
 def land_history(
-    use_case: str, days: int, seed: int, end: dt.date | None = None
+    use_case: str,
+    days: int,
+    seed: int,
+    end: dt.date | None = None,
+    landed_on: dt.date | None = None,
 ) -> tuple[str, str]:
     """Land ONE generated history file of ``days`` event dates ending ``end`` (yesterday).
 
-    It lands in today's folder, the way a history extract arrives; for an event-date use case
-    its rows become ``days`` partitions. Returns the first and last event date.
+    It lands in the folder of ``landed_on`` (default: today, or the day after ``end`` if that
+    is later), the way a history extract arrives; for an event-date use case its rows become
+    ``days`` partitions. Returns the first and last event date.
     """
     from mlops_assets.orchestration import initialized_resource
     from mlops_assets.partitions import today
@@ -58,8 +63,8 @@ def land_history(
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     with initialized_resource(resources_for_environment(), "landing") as landing:
-        landed_on = max(end + dt.timedelta(days=1), today()).isoformat()
-        landing.land(use_case, landed_on, "history.csv", buffer.getvalue().encode())
+        landed_on = landed_on or max(end + dt.timedelta(days=1), today())
+        landing.land(use_case, landed_on.isoformat(), "history.csv", buffer.getvalue().encode())
     return first.isoformat(), end.isoformat()
 
 

@@ -63,12 +63,10 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
     champions = [build_champion_model(view) for view in views]
     ledger = build_promotion_ledger(spec)
     bento = build_champion_bento(modelled)
-    # Daily monitoring scores one landing day's rows; a forecast's rows need their series'
-    # history for features, which it does not load yet: event-date use cases go without.
-    monitoring = [] if by_event_date(spec) else [build_monitoring(spec)]
+    monitoring = build_monitoring(spec)
     ingest_job = dg.define_asset_job(
         ingest_job_name(spec),
-        selection=dg.AssetSelection.assets(raw, clean, *monitoring),
+        selection=dg.AssetSelection.assets(raw, clean, monitoring),
         partitions_def=daily_partitions(spec),
         executor_def=dg.in_process_executor,
         description=f"{spec.name}: ingest, check, clean and monitor one landing day.",
@@ -86,7 +84,7 @@ def build_use_case(spec: UseCaseSpec) -> UseCaseDefs:
         jobs.append(simulate_job)
         schedules.append(simulate_schedule)
     return UseCaseDefs(
-        assets=[raw, clean, splits, *tuned, *champions, ledger, bento, *monitoring],
+        assets=[raw, clean, splits, *tuned, *champions, ledger, bento, monitoring],
         jobs=jobs,
         sensors=[
             build_event_date_sensor(spec, ingest_job.name)

@@ -61,10 +61,11 @@ def test_loading_the_location_imports_no_heavy_library() -> None:
 
 
 def test_event_date_use_case_backfills_in_one_run() -> None:
-    """m5_sales partitions by event date: raw and clean data take a whole range in one run."""
+    """m5_sales partitions by event date: ingestion and monitoring take a whole range in one
+    run."""
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    for name in ("raw_data", "clean_data"):
+    for name in ("raw_data", "clean_data", "model_performance", "data_drift"):
         node = graph.get(dg.AssetKey(["m5_sales", name]))
         assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
     assert graph.get(key("raw_data")).backfill_policy is None  # landing days: a run per day
@@ -72,6 +73,8 @@ def test_event_date_use_case_backfills_in_one_run() -> None:
     assert {k.path[-1] for k in ingest.asset_layer.executable_asset_keys} == {
         "raw_data",
         "clean_data",
+        "model_performance",
+        "data_drift",
     }
     assert definitions.resolve_sensor_def("m5_sales__landing_sensor")
 

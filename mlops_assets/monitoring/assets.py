@@ -3,6 +3,8 @@
 Both are computed in one step per day (the champion is loaded once) and emit numeric metadata,
 so the Dagster UI plots them over partitions. The champion of a day is read from the promotion
 ledger, and its error is reported only on days outside its training window (out of sample).
+An event-date use case monitors a whole range of days in one step (see
+:mod:`mlops_assets.monitoring.event_dates`).
 """
 
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pandas as pd
 
 from mlops_assets import settings
 from mlops_assets.features.assets import clean_key, train_key
+from mlops_assets.ingest.event_dates import backfill_policy, by_event_date
 from mlops_assets.metrics import HIGHER_IS_BETTER
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.registry.ledger import champion_on, read_ledger, training_window
@@ -71,14 +74,32 @@ def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.Da
     return served
 
 
+def join_columns(spec: UseCaseSpec) -> list[str]:
+    """Columns that tie a served prediction to its labelled row.
+
+    A forecast's row is its series on its date (calendar ids such as ``d`` may be left out of a
+    request); other use cases join on all their id columns.
+    """
+    if spec.task == "forecast" and spec.forecast is not None and spec.partitions.date_column:
+        return [*spec.forecast.series, spec.partitions.date_column]
+    return spec.id_names
+
+
 def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFrame) -> dict:
-    """Metrics of the served predictions joined to the day's labels by the id columns."""
+    """Metrics of the served predictions joined to the day's labels by the id columns.
+
+    Where a prediction was served several times for one row, the last answer counts.
+    """
     from mlops_assets.training.evaluation import score_predictions
 
-    ids = spec.id_names
+    ids = join_columns(spec)
     if served.empty or not ids or not set(ids) <= set(served.columns):
         return {"served_rows": 0}
     last = served.drop_duplicates(subset=ids, keep="last")
+    dates = [c.name for c in spec.input_columns if c.type == "date" and c.name in ids]
+    if dates:  # the log keeps timestamps; a day's rows carry midnight
+        last = last.assign(**{c: pd.to_datetime(last[c]).dt.normalize() for c in dates})
+        labelled = labelled.assign(**{c: pd.to_datetime(labelled[c]) for c in dates})
     joined = labelled.merge(last, on=ids, how="inner", suffixes=("", "_served"))
     if joined.empty:
         return {"served_rows": 0}
@@ -86,7 +107,7 @@ def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFra
     if spec.is_classification:
         proba = joined[[f"proba_{c}" for c in spec.target.classes or []]].to_numpy()
     scores = score_predictions(
-        spec, joined[spec.target.name], joined["prediction"].to_numpy(), proba
+        spec, joined[spec.target.name], joined["prediction"].to_numpy(), proba, joined
     )
     return {"served_rows": len(joined), **{f"served_{k}": v for k, v in scores.items()}}
 
@@ -99,8 +120,13 @@ def performance_metadata(
     version: str,
     ledger: pd.DataFrame,
     store: ObjectStore,
+    served: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the day's champion on the day's labels, when the day is out of sample."""
+    """Metrics of the day's champion on the day's labels, when the day is out of sample.
+
+    ``served``: the predictions the service answered for these rows; default: the prediction
+    log of ``day`` (a landing day's rows are scored on the day they land).
+    """
     from mlops_assets.training.evaluation import evaluate, labelled
 
     metadata: dict[str, Any] = {"champion_version": version}
@@ -124,8 +150,15 @@ def performance_metadata(
         metadata["degradation"] = degradation(
             spec.primary_metric, scores[spec.primary_metric], reference
         )
-    metadata.update(served_metrics(spec, served_predictions(store, spec, day), rows))
+    if served is None:
+        served = served_predictions(store, spec, day)
+    metadata.update(served_metrics(spec, served, rows))
     return metadata
+
+
+def reference_sample(reference: pd.DataFrame) -> pd.DataFrame:
+    """The training rows whose predictions stand for the reference in prediction drift."""
+    return reference.sample(min(len(reference), REFERENCE_SAMPLE), random_state=0)
 
 
 def drift_metadata(
@@ -135,8 +168,13 @@ def drift_metadata(
     reference: pd.DataFrame,
     day: str,
     store: ObjectStore,
+    reference_predictions: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Per-feature PSI (and KS for numerics) and prediction drift against the training data."""
+    """Per-feature PSI (and KS for numerics) and prediction drift against the training data.
+
+    ``reference_predictions``: the champion's predictions on :func:`reference_sample`, when a
+    run monitoring many days has them already.
+    """
     from mlops_assets.features.pipeline import model_input
     from mlops_assets.monitoring.drift import column_drift, drift_report_html
     from mlops_assets.training.families import predict_frame
@@ -146,8 +184,9 @@ def drift_metadata(
         for c in spec.features
         if c.type != "date" and c.name in clean.columns and c.name in reference.columns
     ]
-    sample = reference.sample(min(len(reference), REFERENCE_SAMPLE), random_state=0)
-    ref_pred, _ = predict_frame(pipeline, model_input(sample, spec), spec)
+    ref_pred = reference_predictions
+    if ref_pred is None:
+        ref_pred, _ = predict_frame(pipeline, model_input(reference_sample(reference), spec), spec)
     cur_pred, _ = predict_frame(pipeline, model_input(clean, spec), spec)
     prediction = column_drift(
         "prediction",
@@ -213,6 +252,7 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         ],
         name=f"{spec.name}__monitoring",
         partitions_def=partitions,
+        backfill_policy=backfill_policy(spec),  # an event-date range is one run, as ingestion
         # Reads the lake and the registry: an outage of either is retried with backoff.
         retry_policy=STORAGE_RETRY_POLICY,
     )
@@ -221,8 +261,13 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult]:
         from mlops_assets.registry.model_cache import load_version
 
-        day = context.partition_key
         store = lake.store()
+        if by_event_date(spec):  # a range of event dates, each day with its series' history
+            from mlops_assets.monitoring.event_dates import event_date_monitoring
+
+            yield from event_date_monitoring(context, spec, store, mlflow)
+            return
+        day = context.partition_key
         clean = read_table(store, table_key(clean_key(spec).path, day))
         if spec.segments:
             yield from segmented_monitoring(spec, clean, day, store, mlflow)

@@ -456,6 +456,10 @@ class UseCaseSpec(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"segments: names declared twice: {duplicates}")
+        if self.segments and self.partitions.by == "event_date":
+            # Event-date monitoring judges one champion per range run; per-segment champions
+            # there are not built yet.
+            raise ValueError("segments: not supported with event-date partitions")
         feature_sets: dict[frozenset[str], str] = {}
         for segment in self.segments:
             unknown = sorted(set(segment.features) - feature_names)

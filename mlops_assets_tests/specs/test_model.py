@@ -198,3 +198,10 @@ def test_forecast_spec_shape_is_expressible() -> None:
         parse_spec({k: v for k, v in data.items() if k != "forecast"})
     with pytest.raises(SpecError, match="unknown column `store`"):
         parse_spec({**data, "forecast": {"series": ["id", "store"]}})
+
+
+def test_segments_are_refused_with_event_date_partitions() -> None:
+    data = yaml.safe_load((BUNDLED_SPECS_DIR / "m5_sales.yaml").read_text())
+    data["segments"] = [{"name": "prices", "features": ["sell_price", "store_id"]}]
+    with pytest.raises(SpecError, match="segments: not supported with event-date partitions"):
+        parse_spec(data)

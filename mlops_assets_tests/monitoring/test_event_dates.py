@@ -1,0 +1,105 @@
+"""Monitoring of an event-date range: which days are judged, and one status per day otherwise.
+
+Scoring itself is checked end to end against offline scores in
+``use_cases/test_forecast_end_to_end.py``; here the range run over days no champion can be
+judged on, which must cost no model and still leave every day its own status.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from mlops_assets.monitoring.assets import drift_key, performance_key
+from mlops_assets.monitoring.event_dates import judged_days, lookback_days, scored_span
+from mlops_assets.registry.ledger import LedgerEntry, append_entry, read_ledger
+from mlops_assets.specs import load_specs
+from mlops_assets.storage.objectstore import LocalObjectStore
+
+DAYS = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"]
+
+
+@pytest.fixture
+def spec():
+    return load_specs()["m5_sales"]
+
+
+def promoted(version: str, train_last_day: str, at: str) -> LedgerEntry:
+    return LedgerEntry(
+        action="promotion_gate",
+        model_name="m5_sales",
+        champion_version=version,
+        reason="test",
+        promoted=True,
+        challenger_version=version,
+        metric="rmsse",
+        challenger_score=0.8,
+        challenger_train_first_day="2025-01-01",
+        challenger_train_last_day=train_last_day,
+        at=at,
+    )
+
+
+def test_a_forecast_scores_a_week_with_its_lags_history(spec) -> None:
+    assert scored_span(spec) == 7
+    # rolling_mean_28 shifted by 7 reads 35 days back; the week adds 6 more.
+    assert lookback_days(spec) == 35 + 6
+
+
+def test_only_days_after_the_champions_training_days_are_judged(tmp_path, spec) -> None:
+    store = LocalObjectStore(tmp_path)
+    assert judged_days(read_ledger(store, spec), None, DAYS) == []
+    append_entry(store, spec, promoted("1", "2025-03-02", "2025-03-10T00:00:00+00:00"))
+    assert judged_days(read_ledger(store, spec), "1", DAYS) == DAYS[2:]
+
+
+def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+    from mlops_assets.resources import resources_for_environment
+    from mlops_assets.use_case import build_use_case
+
+    monitoring = next(a for a in build_use_case(spec).assets if performance_key(spec) in a.keys)
+    return dg.materialize(
+        [monitoring],
+        resources=resources_for_environment(),
+        tags={
+            "dagster/asset_partition_range_start": DAYS[0],
+            "dagster/asset_partition_range_end": DAYS[-1],
+            **tags,
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+def day_metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, dict]:
+    return {
+        event.partition: {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    }
+
+
+@pytest.mark.parametrize(
+    ("ledger", "expected"),
+    [
+        (False, "no champion yet"),
+        (True, "in the champion's training window"),
+    ],
+)
+def test_a_range_without_judged_days_gets_a_status_per_day(
+    spec, mlops_home, ledger: bool, expected: str
+) -> None:
+    """No model is loaded (none is registered here): every day just says why it is not scored."""
+    from mlops_assets.settings import storage_uri
+
+    if ledger:
+        store = LocalObjectStore(storage_uri())
+        append_entry(store, spec, promoted("1", DAYS[-1], "2025-03-10T00:00:00+00:00"))
+    result = run_monitoring(spec, mlops_home, {"mlops/as_of": "2025-03-11T00:00:00+00:00"})
+    assert result.success
+    for key in (performance_key(spec), drift_key(spec)):
+        found = day_metadata(result, key)
+        assert sorted(found) == DAYS  # one materialization per day of the range, in one run
+        for metadata in found.values():
+            assert metadata["status"] == expected
+            assert metadata["monitored_range"] == f"{DAYS[0]}..{DAYS[-1]}"
+            assert metadata["judged_days"] == 0
