@@ -11,6 +11,8 @@ Serving options are read from the environment at start: ``MLOPS_SERVING_MAX_RECO
 ``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``). With ``MLOPS_FOLLOW_CHAMPION=on`` (set
 by ``mlops serve``) the service follows the registry's ``champion`` alias, polled every
 ``MLOPS_CHAMPION_POLL_S`` seconds, and serves a promotion or rollback without a restart.
+``MLOPS_SERVE_SEGMENTS`` (set by ``mlops serve --segment``) narrows a segmented use case's
+service to those segments: only their models are loaded and only their records are routed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mlops_assets.serving.routing import (
     segment_model_attributes,
     segmented_columns_json_schema,
     segmented_records_json_schema,
+    served_segments,
 )
 from mlops_assets.serving.runtime import REQUEST_ID_HEADER, ServingRuntime
 from mlops_assets.specs import load_specs
@@ -47,8 +50,8 @@ class BentoArgs(BaseModel):
 
 
 ARGS = bentoml.use_arguments(BentoArgs)
-SPEC = load_specs()[ARGS.use_case]
 OPTIONS = ServingOptions.from_env()
+SPEC = served_segments(load_specs()[ARGS.use_case], OPTIONS.segments)  # all, or those asked for
 
 SEGMENT_MODELS = parse_segment_models(SPEC, ARGS.segment_models)  # {} without segments
 RECORDS_SCHEMA = (

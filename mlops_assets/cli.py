@@ -101,24 +101,33 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Champion and challenger with their test metrics (of each segment, or of ``--segment``)."""
+    from mlops_assets.monitoring.toggles import retraining_summary
+    from mlops_assets.orchestration import instance
     from mlops_assets.registry.status import use_case_status
 
     spec = _spec(args.use_case)
     views = _views(spec, args.segment)
     statuses = [use_case_status(view, _mlflow()) for view in views]
     bento = _bento_tag(spec, statuses)
+    retraining = retraining_summary(spec, instance())
     if args.json:
         if spec.segments:
             found = {str(v.segment): s for v, s in zip(views, statuses, strict=True)}
             print(
                 json.dumps(
-                    {"use_case": spec.name, "segments": found, "bento": bento},
+                    {
+                        "use_case": spec.name,
+                        "segments": found,
+                        "bento": bento,
+                        "retraining": retraining,
+                    },
                     indent=2,
                     default=str,
                 )
             )
         else:
-            print(json.dumps({**statuses[0], "bento": bento}, indent=2, default=str))
+            summary = {**statuses[0], "bento": bento, "retraining": retraining}
+            print(json.dumps(summary, indent=2, default=str))
         return 0
     for status in statuses:
         segment = f" segment {status['segment']}" if status.get("segment") else ""
@@ -134,6 +143,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
             print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
     print(f"  bento: {bento or 'none'}")
+    paused = retraining.pop("paused_segments", [])
+    states = ", ".join(f"{name} {state}" for name, state in sorted(retraining.items()))
+    print(f"  automatic retraining: {states}")
+    if paused:
+        print(f"  paused segments: {', '.join(paused)} (the others retrain by themselves)")
     return 0
 
 
@@ -152,16 +166,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mlops_assets.serving.serve import champion_bento_for_serving, exec_serve
 
     spec = _spec(args.use_case)
+    segment = _views(spec, args.segment)[0].segment if args.segment else None
     try:
         tag = champion_bento_for_serving(spec, _mlflow(), log=print)
     except BentoBuildError as error:
         raise SystemExit(str(error)) from None
     following = "pinned to this version" if args.pin else "following the champion alias"
+    only = f", segment {segment} only" if segment else ""
     print(
-        f"serving {tag} on http://{args.host}:{args.port} (POST /predict), {following}",
+        f"serving {tag} on http://{args.host}:{args.port} (POST /predict), {following}{only}",
         flush=True,
     )
-    exec_serve(tag, args.port, args.host, follow=not args.pin)
+    exec_serve(tag, args.port, args.host, follow=not args.pin, segment=segment)
     return 0
 
 
@@ -193,7 +209,8 @@ def cmd_tune_worker(args: argparse.Namespace) -> int:
     from mlops_assets import settings
     from mlops_assets.training.worker import TuneWorkerError, tune_worker
 
-    spec = _spec(args.use_case)
+    # A segment's model has its own study (named after ``<use_case>__<segment>``).
+    spec = _one_view(_spec(args.use_case), args.segment, "tune-worker")
     index = args.index
     if index is None:  # a Kubernetes Indexed Job numbers its pods
         index = int(os.environ.get("JOB_COMPLETION_INDEX") or 0)
@@ -295,9 +312,24 @@ def cmd_toggle(args: argparse.Namespace) -> int:
     """Pause or resume automatic retraining (the retrain sensor and weekly schedule)."""
     from mlops_assets.monitoring.toggles import set_retraining
 
+    running = args.command == "resume"
     spec = _spec(args.use_case)
-    for line in set_retraining(spec, running=args.command == "resume"):
+    if args.segment is not None:  # the automation keeps running for the other segments
+        from mlops_assets.monitoring.toggles import set_segment_retraining
+        from mlops_assets.orchestration import instance
+
+        segment = str(_views(spec, args.segment)[0].segment)
+        for line in set_segment_retraining(spec, [segment], running, instance()):
+            print(f"{spec.name} {line}")
+        return 0
+    for line in set_retraining(spec, running=running):
         print(line)
+    if running and spec.segments:  # resuming the use case resumes each of its segments
+        from mlops_assets.monitoring.toggles import set_segment_retraining
+        from mlops_assets.orchestration import instance
+
+        for line in set_segment_retraining(spec, spec.segment_names, True, instance()):
+            print(f"{spec.name} {line}")
     return 0
 
 
@@ -343,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--index", type=int, help="worker number, seeds the sampler (default JOB_COMPLETION_INDEX)"
     )
+    worker.add_argument("--segment", help="the segment whose study gets the trials")
     worker.set_defaults(func=cmd_tune_worker)
 
     status = sub.add_parser("status", help="champion and challenger")
@@ -359,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pin",
         action="store_true",
         help="keep serving this version (default: switch when the champion alias moves)",
+    )
+    serve.add_argument(
+        "--segment", help="answer for this segment only (default: every segment, routed)"
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -398,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("pause", "pause automatic retraining"), ("resume", "resume it")):
         toggle = sub.add_parser(name, help=text)
         toggle.add_argument("use_case")
+        toggle.add_argument(
+            "--segment", help=f"{name} this segment only (the others keep retraining by themselves)"
+        )
         toggle.set_defaults(func=cmd_toggle)
 
     demo = sub.add_parser("demo", help="the end-to-end demo on generated data")

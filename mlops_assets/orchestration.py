@@ -16,7 +16,7 @@ import dagster as dg
 
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.assets import tuned_key
-from mlops_assets.use_case import ingest_job_name, retrain_job_name
+from mlops_assets.use_case import ingest_job_name, retrain_job_name, retrain_selection
 
 
 @dataclass
@@ -210,29 +210,12 @@ def _retrain(
             dagster_instance,
             run_config=retrain_run_config(trained, n_trials, seed),
             tags={"mlops/trigger": "refresh", **({"mlops/segment": segment} if segment else {})},
-            asset_selection=segment_retrain_selection(spec, segment) if segment else None,
+            asset_selection=retrain_selection(spec, [segment]) if segment else None,
         )
         if log:
             state = "ok" if outcome.retrain.success else "FAILED"
             log(f"retrain {spec.name}: {state} (run {outcome.retrain.run_id})")
     return outcome
-
-
-def segment_retrain_selection(spec: UseCaseSpec, segment: str) -> list[dg.AssetKey]:
-    """The retrain job's assets for one segment: splits, its model and gate, ledger and bento."""
-    from mlops_assets.features.assets import test_key, train_key
-    from mlops_assets.registry.assets import champion_key, ledger_key
-    from mlops_assets.serving.assets import bento_key
-
-    view = spec.segment_spec(segment)
-    return [
-        train_key(spec),
-        test_key(spec),
-        tuned_key(view),
-        champion_key(view),
-        ledger_key(spec),
-        bento_key(spec),
-    ]
 
 
 @contextmanager

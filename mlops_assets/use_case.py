@@ -26,6 +26,27 @@ from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.assets import build_tuned_model
 
 
+def retrain_selection(spec: UseCaseSpec, segments: list[str]) -> list[dg.AssetKey]:
+    """The retrain job's assets for some segments: splits, their models and gates, ledger, bento.
+
+    The others keep their champions; the ledger and the bento cover every segment anyway.
+    """
+    from mlops_assets.features.assets import test_key, train_key
+    from mlops_assets.registry.assets import champion_key, ledger_key
+    from mlops_assets.serving.assets import bento_key
+    from mlops_assets.training.assets import tuned_key
+
+    views = [spec.segment_spec(segment) for segment in segments]
+    return [
+        train_key(spec),
+        test_key(spec),
+        *(tuned_key(view) for view in views),
+        *(champion_key(view) for view in views),
+        ledger_key(spec),
+        bento_key(spec),
+    ]
+
+
 def ingest_job_name(spec: UseCaseSpec) -> str:
     """Daily job: a day's raw and clean data, its checks and its monitoring."""
     return f"{spec.name}__ingest"

@@ -47,3 +47,22 @@ def test_refresh_fails_loudly_and_keeps_good_days(mlops_home: Path, tmp_path: Pa
     # The good day is ingested now; a second refresh only retries the broken one.
     assert main(["refresh", "bigmart_sales", "--no-train"]) == 1
     assert len(instance.get_runs()) == 3
+
+
+def test_serve_segment_is_checked_before_anything_starts(mlops_home: Path) -> None:
+    """`mlops serve --segment`: a segment of the use case, else an error naming the segments."""
+    with pytest.raises(SystemExit, match="no segment 'gills'; segments: cap_gill, stem_season"):
+        main(["serve", "mushroom", "--segment", "gills"])
+    with pytest.raises(SystemExit, match="bigmart_sales has no segments"):
+        main(["serve", "bigmart_sales", "--segment", "cap_gill"])
+
+
+def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The served bento is told which segment to answer for (in the environment it inherits)."""
+    from mlops_assets.serving import serve
+
+    seen: dict = {}
+    monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: seen.update(env))
+    serve.exec_serve("mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
+    assert seen["MLOPS_SERVE_SEGMENTS"] == "stem_season"
+    assert seen["MLOPS_FOLLOW_CHAMPION"] == "on"

@@ -14,7 +14,8 @@ window: the reference of both moves slowly, and without a pause a lasting shift 
 every day.
 
 A weekly schedule retrains regardless, as the M5 project did. Both are toggles in the UI
-(*Automation*) and ``mlops pause`` / ``mlops resume`` flip them together.
+(*Automation*) and ``mlops pause`` / ``mlops resume`` flip them together. A segmented use
+case's paused segments (``mlops pause <uc> --segment S``) are left out of the runs both request.
 """
 
 import datetime as dt
@@ -150,23 +151,57 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
             yield dg.SkipReason("no retraining condition holds")
             return
         reasons = [e.reason for e in fresh]
-        yield dg.RunRequest(
+        request = retrain_request(
+            spec,
+            context.instance,
+            policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons),
             run_key=f"{spec.name}:retrain:" + "|".join(e.token for e in fresh),
-            tags=policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons),
         )
-        context.update_cursor(json.dumps((fired + [e.token for e in fresh])[-200:]))
+        yield request
+        if isinstance(request, dg.RunRequest):  # evidence held back by a pause fires later
+            context.update_cursor(json.dumps((fired + [e.token for e in fresh])[-200:]))
 
     return retrain_sensor
 
 
+def retrain_request(
+    spec: UseCaseSpec, instance: dg.DagsterInstance, tags: dict[str, str], run_key: str | None
+) -> dg.RunRequest | dg.SkipReason:
+    """A run of the retrain job, without the segments that are paused (skipped if all are)."""
+    from mlops_assets.monitoring.toggles import paused_segments
+
+    paused = paused_segments(spec, instance) if spec.segments else []
+    if not paused:
+        return dg.RunRequest(run_key=run_key, tags=tags)
+    active = [name for name in spec.segment_names if name not in paused]
+    if not active:
+        return dg.SkipReason(f"every segment of {spec.name} is paused ({', '.join(paused)})")
+    from mlops_assets.use_case import retrain_selection
+
+    return dg.RunRequest(
+        run_key=run_key,
+        tags={
+            **tags,
+            "mlops/segments": ",".join(active),
+            "mlops/paused_segments": ",".join(paused),
+        },
+        asset_selection=retrain_selection(spec, active),
+    )
+
+
 def build_weekly_schedule(spec: UseCaseSpec, job_name: str) -> dg.ScheduleDefinition:
-    """Retrain weekly whatever the data says."""
-    return dg.ScheduleDefinition(
+    """Retrain weekly whatever the data says (the segments not paused, if it has segments)."""
+
+    @dg.schedule(
         name=f"{spec.name}__weekly_retrain",
         cron_schedule=spec.retraining.weekly_schedule,
         job_name=job_name,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        tags=policy_tags(spec, "schedule: weekly", ["weekly schedule"]),
         description=f"{spec.name}: weekly retrain ({spec.retraining.weekly_schedule} UTC).",
     )
+    def weekly_retrain(context: dg.ScheduleEvaluationContext):
+        tags = policy_tags(spec, "schedule: weekly", ["weekly schedule"])
+        return retrain_request(spec, context.instance, tags, run_key=None)
+
+    return weekly_retrain

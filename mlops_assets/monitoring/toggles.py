@@ -3,10 +3,16 @@
 The toggles are Dagster's own instigator states (the switches under *Automation* in the UI), set
 against the instance in ``DAGSTER_HOME`` the way Dagster's own CLI sets them, so the UI, the
 daemon and ``mlops`` always agree on whether a use case retrains by itself.
+
+A segmented use case can also pause one segment (``mlops pause <uc> --segment S``): the sensor
+and the schedule keep running and retrain the other segments only. The paused segments are a
+key of the instance's key-value store (``mlops/paused_segments/<uc>``), so the daemon's sensor
+ticks read what the CLI wrote.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -84,3 +90,36 @@ def retraining_state(spec: UseCaseSpec, instance: dg.DagsterInstance) -> dict[st
         if state.name in names:
             states[state.name] = state.status.value.lower()
     return states
+
+
+def paused_segments_key(spec: UseCaseSpec) -> str:
+    """The instance key-value entry listing a use case's paused segments."""
+    return f"mlops/paused_segments/{spec.name}"
+
+
+def paused_segments(spec: UseCaseSpec, instance: dg.DagsterInstance) -> list[str]:
+    """The segments whose automatic retraining is paused, in spec order."""
+    key = paused_segments_key(spec)
+    stored = instance.run_storage.get_cursor_values({key}).get(key)
+    names = set(json.loads(stored)) if stored else set()
+    return [name for name in spec.segment_names if name in names]
+
+
+def set_segment_retraining(
+    spec: UseCaseSpec, segments: list[str], running: bool, instance: dg.DagsterInstance
+) -> list[str]:
+    """Pause or resume the automatic retraining of ``segments``; returns what was changed."""
+    paused = set(paused_segments(spec, instance))
+    paused = paused - set(segments) if running else paused | set(segments)
+    ordered = [name for name in spec.segment_names if name in paused]
+    instance.run_storage.set_cursor_values({paused_segments_key(spec): json.dumps(ordered)})
+    state = "retrained automatically" if running else "paused (other segments still retrain)"
+    return [f"segment {name}: {state}" for name in segments]
+
+
+def retraining_summary(spec: UseCaseSpec, instance: dg.DagsterInstance) -> dict[str, object]:
+    """What ``mlops status`` shows: each instigator's state and the paused segments."""
+    summary: dict[str, object] = dict(retraining_state(spec, instance))
+    if spec.segments:
+        summary["paused_segments"] = paused_segments(spec, instance)
+    return summary

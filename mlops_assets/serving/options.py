@@ -68,6 +68,9 @@ class ServingOptions:
             (``MLOPS_FOLLOW_CHAMPION``): off, a bento serves the version it was built with; on
             (what ``mlops serve`` sets), a promotion or rollback is served without a restart.
         champion_poll_s: Seconds between looks at the alias (``MLOPS_CHAMPION_POLL_S``).
+        segments: The segments a segmented use case's service answers for
+            (``MLOPS_SERVE_SEGMENTS``, comma-separated; what ``mlops serve --segment`` sets).
+            Empty: every segment.
     """
 
     max_records: int = DEFAULT_MAX_RECORDS
@@ -81,6 +84,7 @@ class ServingOptions:
     log_max_rows: int = 100_000
     follow_champion: bool = False
     champion_poll_s: float = 10.0
+    segments: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> ServingOptions:
@@ -97,6 +101,11 @@ class ServingOptions:
             log_max_rows=_int("MLOPS_PREDICTION_LOG_MAX_ROWS", cls.log_max_rows),
             follow_champion=_flag("MLOPS_FOLLOW_CHAMPION", cls.follow_champion),
             champion_poll_s=_float("MLOPS_CHAMPION_POLL_S", cls.champion_poll_s),
+            segments=tuple(
+                name.strip()
+                for name in os.environ.get("MLOPS_SERVE_SEGMENTS", "").split(",")
+                if name.strip()
+            ),
         )
         counts = (options.max_records, options.max_batch_records, options.workers, options.threads)
         if min(counts) < 1:

@@ -15,8 +15,13 @@ per segment and routes by the fields a record carries, never by their values:
 Records of one request may go to different segments: each segment scores its share through its
 own batcher, and the answer puts every prediction back in record order, naming for each record
 the segment that answered (``segments``) and each segment's model and version (``models``).
-A request is answered 422 as a whole when any of its records has a problem; its records of
-another segment that passed may already have been scored and logged.
+A request is answered 422 as a whole when any of its records has a problem, and then nothing
+of it is scored or logged: a request whose records go to several segments has every share
+checked before any share is scored (its cleaning runs twice; a one-segment request's once).
+
+A service can answer for some segments only (``MLOPS_SERVE_SEGMENTS``, set by
+``mlops serve --segment``): :func:`served_segments` narrows the spec, so routing, the JSON
+schema and the models loaded know only those segments.
 
 A columnar body (``/predict_columns``) is one segment for all its rows: its column names choose it.
 """
@@ -39,6 +44,25 @@ from mlops_assets.serving.records import (
 from mlops_assets.serving.runtime import Answer, ServingRuntime
 from mlops_assets.serving.scoring import Accepted, Rejected
 from mlops_assets.specs.model import UseCaseSpec
+
+
+def served_segments(spec: UseCaseSpec, names: Sequence[str]) -> UseCaseSpec:
+    """The use case narrowed to the segments ``names`` (spec order kept); all of them if empty.
+
+    Raises:
+        ValueError: ``names`` given for a use case without segments, or a name it lacks.
+    """
+    if not names:
+        return spec
+    if not spec.segments:
+        raise ValueError(f"MLOPS_SERVE_SEGMENTS: {spec.name} has no segments")
+    unknown = [name for name in names if name not in spec.segment_names]
+    if unknown:
+        raise ValueError(
+            f"MLOPS_SERVE_SEGMENTS: {spec.name} has no segment {', '.join(unknown)} "
+            f"(segments: {', '.join(spec.segment_names)})"
+        )
+    return spec.model_copy(update={"segments": [s for s in spec.segments if s.name in names]})
 
 
 def segment_fields(view: UseCaseSpec) -> list[str]:
@@ -158,9 +182,14 @@ class SegmentRouter:
             shares[name] = [trim_to_segment(records[row], view, self.known) for row in rows]
             problems = structure_problems(shares[name], view, self.max_records)
             found.extend(renumbered(p, rows) for p in problems)
+        names = list(groups)
+        if not found and len(names) > 1:  # all shares pass, or none is scored and logged
+            for name in names:
+                columns = columns_of(shares[name], self.views[name])
+                checked = self.runtimes[name].scorer.check(columns)
+                found.extend(renumbered(p, groups[name]) for p in checked)
         if found:
             return self._rejected(request_id, found)
-        names = list(groups)
         outcomes = await asyncio.gather(
             *(
                 self.runtimes[name].batcher.submit(

@@ -159,6 +159,10 @@ class Scorer:
 
     # ------------------------------------------------------------ steps
 
+    def check(self, columns: Mapping[str, list[Any]]) -> list[RequestProblem]:
+        """Every problem of a request's records, without scoring (nothing is logged)."""
+        return self._clean_and_check(columns)[1]
+
     def _clean_and_check(
         self, columns: Mapping[str, list[Any]]
     ) -> tuple[pd.DataFrame, list[RequestProblem]]:

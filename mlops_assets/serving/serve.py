@@ -63,14 +63,19 @@ def champion_bento_for_serving(
     return build.bento_tag
 
 
-def exec_serve(bento_tag: str, port: int, host: str, follow: bool = True) -> None:
+def exec_serve(
+    bento_tag: str, port: int, host: str, follow: bool = True, segment: str | None = None
+) -> None:
     """Replace this process by ``bentoml serve`` (signals then reach BentoML directly).
 
     With ``follow`` (the default of ``mlops serve``) the service follows the ``champion`` alias
     unless the environment already says otherwise; ``--pin`` keeps the bento's own version.
+    ``segment``: a segmented use case's service answers for that segment only.
     """
     command = serve_command(bento_tag, port, host)
     env = serve_environment()
+    if segment:
+        env["MLOPS_SERVE_SEGMENTS"] = segment
     if follow:
         env.setdefault("MLOPS_FOLLOW_CHAMPION", "on")
     else:

@@ -159,12 +159,13 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         from mlops_assets.features.splits import data_version
         from mlops_assets.training.tuning import run_study
+        from mlops_assets.training.worker import study_name_for
 
         retrain_lock.acquire(spec.name)  # held by the run already; re-checked here
         budget = _budget(spec, config)
         version_of_data = data_version(train_set)
         partitions = training_partitions(spec, train_set)
-        study_name = f"{spec.registered_model_name()}-{version_of_data}"
+        study_name = study_name_for(spec, train_set)  # the one `mlops tune-worker` grows
         tags = {
             "use_case": spec.name,
             **({"segment": spec.segment} if spec.segment else {}),

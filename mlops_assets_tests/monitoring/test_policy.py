@@ -99,7 +99,7 @@ def tick(spec, instance, cursor=None):
     definitions = dg.Definitions(
         assets=parts.assets, jobs=parts.jobs, resources=resources_for_environment()
     )
-    sensor = build_retrain_sensor(spec, f"{UC}__retrain")
+    sensor = build_retrain_sensor(spec, f"{spec.name}__retrain")
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions) as ctx:
         return sensor.evaluate_tick(ctx)
 
@@ -123,3 +123,48 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
     # New evidence (a later day) fires again.
     report(instance, drift_key(spec), "2025-01-21", max_psi=0.6, max_psi_feature="Item_MRP")
     assert len(tick(spec, instance, first.cursor).run_requests) == 1
+
+
+def test_paused_segments_are_left_out_of_policy_and_weekly_runs(mlops_home) -> None:
+    mushroom = load_specs()["mushroom"]
+    with dg.instance_for_test() as instance:  # a schedule's context needs a persistent one
+        check_paused_segments(mushroom, instance)
+
+
+def check_paused_segments(mushroom, instance) -> None:
+    from mlops_assets.monitoring.toggles import set_segment_retraining
+    from mlops_assets.use_case import retrain_selection
+
+    trained_through(instance, mushroom, "2025-01-10")
+    report(instance, drift_key(mushroom), "2025-01-20", max_psi=0.9, max_psi_feature="habitat")
+    set_segment_retraining(mushroom, ["cap_gill"], False, instance)
+    result = tick(mushroom, instance)
+    [request] = result.run_requests
+    assert request.asset_selection == retrain_selection(mushroom, ["stem_season"])
+    assert dg.AssetKey(["mushroom", "cap_gill", "tuned_model"]) not in request.asset_selection
+    assert request.tags["mlops/segments"] == "stem_season"
+    assert request.tags["mlops/paused_segments"] == "cap_gill"
+    weekly = weekly_request(mushroom, instance)
+    assert weekly.asset_selection == request.asset_selection
+
+    # Every segment paused: nothing runs, and the evidence is not used up.
+    set_segment_retraining(mushroom, ["stem_season"], False, instance)
+    skipped = tick(mushroom, instance)
+    assert skipped.run_requests == [] and "every segment of mushroom is paused" in str(
+        skipped.skip_message
+    )
+    assert skipped.cursor is None
+    assert isinstance(weekly_request(mushroom, instance), dg.SkipReason)
+    set_segment_retraining(mushroom, ["cap_gill", "stem_season"], True, instance)
+    [resumed] = tick(mushroom, instance).run_requests
+    assert resumed.asset_selection is None  # the whole retrain job again
+
+
+def weekly_request(spec, instance):
+    """What the weekly schedule asks for: a run request, or the skip reason."""
+    from mlops_assets.monitoring.policy import build_weekly_schedule
+
+    schedule = build_weekly_schedule(spec, f"{spec.name}__retrain")
+    with dg.build_schedule_context(instance=instance) as context:
+        result = schedule.evaluate_tick(context)
+    return result.run_requests[0] if result.run_requests else dg.SkipReason(result.skip_message)

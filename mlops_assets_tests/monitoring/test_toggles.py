@@ -1,9 +1,10 @@
 """``mlops pause`` / ``mlops resume`` flip Dagster's own sensor and schedule state."""
 
 import dagster as dg
+import pytest
 
 from mlops_assets.cli import main
-from mlops_assets.monitoring.toggles import retraining_state
+from mlops_assets.monitoring.toggles import paused_segments, retraining_state
 from mlops_assets.specs import load_specs
 
 UC = "bigmart_sales"
@@ -22,3 +23,33 @@ def test_pause_and_resume(mlops_home, capsys) -> None:
     assert all(s.name != f"{UC}__landing_sensor" for s in instance.all_instigator_state())
     assert main(["resume", UC]) == 0
     assert set(retraining_state(spec, instance).values()) == {"running"}
+
+
+def test_pause_and_resume_one_segment(mlops_home, capsys) -> None:
+    """A segment's pause is the instance's, and the use case's automation keeps running."""
+    import json
+
+    spec = load_specs()["mushroom"]
+    assert main(["pause", "mushroom", "--segment", "cap_gill"]) == 0
+    assert "mushroom segment cap_gill: paused" in capsys.readouterr().out
+    instance = dg.DagsterInstance.get()
+    assert paused_segments(spec, instance) == ["cap_gill"]
+    assert set(retraining_state(spec, instance).values()) == {"running (default)"}
+    assert main(["status", "mushroom", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["retraining"]["paused_segments"] == ["cap_gill"]
+    assert main(["pause", "mushroom", "--segment", "stem_season"]) == 0
+    assert paused_segments(spec, instance) == ["cap_gill", "stem_season"]
+    assert main(["resume", "mushroom", "--segment", "cap_gill"]) == 0
+    assert paused_segments(spec, instance) == ["stem_season"]
+    # Resuming the use case resumes every segment too.
+    assert main(["resume", "mushroom"]) == 0
+    assert paused_segments(spec, instance) == []
+    assert all(s.startswith("running") for s in retraining_state(spec, instance).values())
+
+
+def test_segment_pause_needs_a_segment_of_the_use_case(mlops_home) -> None:
+    with pytest.raises(SystemExit, match="no segment 'gills'; segments: cap_gill, stem_season"):
+        main(["pause", "mushroom", "--segment", "gills"])
+    with pytest.raises(SystemExit, match="bigmart_sales has no segments"):
+        main(["resume", UC, "--segment", "cap_gill"])

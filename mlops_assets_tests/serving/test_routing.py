@@ -25,6 +25,7 @@ from mlops_assets.serving.routing import (
     choose_segment,
     missing_by_segment,
     route_records,
+    served_segments,
 )
 from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec, load_specs
@@ -210,6 +211,51 @@ def test_domain_problem_of_one_segment_rejects_the_request(router, landed, mushr
     assert status == 422
     assert body["detail"][0]["record"] == 1
     assert body["detail"][0]["field"] == "season"
+
+
+def test_a_rejected_mixed_request_scores_and_logs_nothing(router, landed, mushroom, store) -> None:
+    """The cap_gill record is valid, but it is not scored while its neighbour is rejected."""
+    cap, stem = mushroom.segment_spec("cap_gill"), mushroom.segment_spec("stem_season")
+    full = raw_records(landed, mushroom, 2)
+    status, _ = answer(router, [only(full[0], cap), {**only(full[1], stem), "season": "x"}])
+    assert status == 422
+    router.close()
+    assert read_prediction_log(store, mushroom.name).empty
+
+
+def test_a_service_narrowed_to_one_segment_routes_only_to_it(
+    mushroom, pipelines, store, landed
+) -> None:
+    narrowed = served_segments(mushroom, ["stem_season"])
+    assert narrowed.segment_names == ["stem_season"]
+    view = narrowed.segment_spec("stem_season")
+    runtime = ServingRuntime(
+        view, pipelines["stem_season"], view.registered_model_name(), "4", ServingOptions()
+    )
+    router = SegmentRouter(narrowed, {"stem_season": runtime})
+    full = raw_records(landed, mushroom, 2)
+    status, body = answer(router, full)  # every field: would go to cap_gill if it were served
+    assert status == 200, body
+    assert body["segments"] == ["stem_season"] * 2
+    cap = mushroom.segment_spec("cap_gill")
+    status, body = answer(router, [only(full[0], cap)])
+    assert status == 422
+    assert "stem_season needs stem-height" in body["error"] and "cap_gill" not in body["error"]
+    router.close()
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["gills"], "has no segment gills .segments: cap_gill, stem_season"),
+    ],
+)
+def test_serving_an_unknown_segment_is_refused(mushroom, names, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        served_segments(mushroom, names)
+    with pytest.raises(ValueError, match="bigmart_sales has no segments"):
+        served_segments(load_specs()["bigmart_sales"], ["stem_season"])
+    assert served_segments(mushroom, []) is mushroom
 
 
 @pytest.mark.parametrize("body", [[], {"records": 1}, "x"])

@@ -79,8 +79,10 @@ def test_bad_requests_are_422(runtime, body: Any, expected: str) -> None:
 def test_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_SERVING_MAX_RECORDS", "12")
     monkeypatch.setenv("MLOPS_PREDICTION_LOG", "off")
+    monkeypatch.setenv("MLOPS_SERVE_SEGMENTS", " stem_season, cap_gill ")
     options = ServingOptions.from_env()
     assert (options.max_records, options.prediction_log) == (12, False)
+    assert options.segments == ("stem_season", "cap_gill")
     monkeypatch.setenv("MLOPS_SERVING_WORKERS", "two")
     with pytest.raises(ValueError, match="MLOPS_SERVING_WORKERS"):
         ServingOptions.from_env()

@@ -74,3 +74,28 @@ def test_the_kubernetes_job_runs_an_existing_command() -> None:
     args = build_parser().parse_args(command[1:])
     assert args.func is cmd_tune_worker and args.use_case == "bigmart_sales"
     assert args.trials > 0 and args.index is None  # the pod's JOB_COMPLETION_INDEX seeds it
+
+
+def test_a_segmented_use_case_needs_the_segment_whose_study_to_grow(mlops_home: Path) -> None:
+    # Without --segment there is no study to add to: each segment's model has its own.
+    with pytest.raises(SystemExit, match="needs --segment .one of: cap_gill, stem_season"):
+        main(["tune-worker", "mushroom", "--trials", "1"])
+    with pytest.raises(SystemExit, match="no segment 'gills'"):
+        main(["tune-worker", "mushroom", "--trials", "1", "--segment", "gills"])
+    # The segment's view reaches the worker: its training set is the use case's.
+    with pytest.raises(SystemExit, match="mushroom: no training set"):
+        main(["tune-worker", "mushroom", "--trials", "1", "--segment", "cap_gill"])
+
+
+def test_a_segment_worker_grows_the_segments_study(mlops_home: Path, capsys) -> None:
+    """The study the segment's ``tuned_model`` opens, on the segment's features."""
+    spec = load_specs()["mushroom"]
+    raw = get_generator("mushroom").generate(120, dt.date(2025, 3, 1), 5)
+    train = clean_frame(raw, spec)[0]
+    store = LocalObjectStore(mlops_home / "storage")
+    write_table(store, table_key(train_key(spec).path), train)
+    main(["tune-worker", "mushroom", "--trials", "1", "--segment", "cap_gill"])
+    view = spec.segment_spec("cap_gill")
+    train = read_train_set(view, store)  # as tuned_model receives it, through the IO manager
+    assert f"added 1 trials to {study_name_for(view, train)}" in capsys.readouterr().out
+    assert study_name_for(view, train).startswith("mushroom__cap_gill-")
