@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -19,6 +23,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets_tests.conftest import point_at_home
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FILES = {
@@ -78,23 +83,54 @@ def check_champion(spec: UseCaseSpec, test: pd.DataFrame) -> None:
     assert scores["accuracy"] > majority + 0.1
 
 
-@pytest.mark.parametrize("uc", sorted(FILES))
-def test_use_case_materializes_end_to_end(mlops_home: Path, uc: str) -> None:
+@dataclass
+class TrainedUseCase:
+    """A use case refreshed once in its own home: generated days plus its real-dialect file."""
+
+    spec: UseCaseSpec
+    home: Path
+    days: list[str]
+    instance: dg.DagsterInstance
+    outcome: Any
+    repeated: int
+
+
+@pytest.fixture(scope="module", params=sorted(FILES))
+def trained(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrainedUseCase]:
+    import mlflow
+
     from mlops_assets.demo import land_generated_days
     from mlops_assets.orchestration import load_definitions, refresh
 
-    spec = load_specs()[uc]
-    days = land_generated_days(uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
-    fixture = (FIXTURES / FILES[uc]).read_bytes()
-    land_bytes(uc, days[0], FILES[uc], fixture)
-    repeated = land_repeated_specimens(days) if uc == "mushroom" else 0
+    uc = request.param
+    home = tmp_path_factory.mktemp(uc) / "mlops"
+    saved = dict(os.environ)
+    saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with pytest.MonkeyPatch.context() as patch:
+        point_at_home(patch, home)
+        spec = load_specs()[uc]
+        days = land_generated_days(uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
+        land_bytes(uc, days[0], FILES[uc], (FIXTURES / FILES[uc]).read_bytes())
+        repeated = land_repeated_specimens(days) if uc == "mushroom" else 0
+        instance = dg.DagsterInstance.ephemeral()
+        outcome = refresh(spec, load_definitions(), instance, n_trials=3, seed=SEED)
+        yield TrainedUseCase(spec, home, days, instance, outcome, repeated)
+    os.environ.clear()
+    os.environ.update(saved)
+    mlflow.set_tracking_uri(saved_uris[0])
+    mlflow.set_registry_uri(saved_uris[1])
 
-    instance = dg.DagsterInstance.ephemeral()
-    outcome = refresh(spec, load_definitions(), instance, n_trials=3, seed=SEED)
+
+def test_use_case_materializes_end_to_end(trained: TrainedUseCase) -> None:
+    spec, days, instance, outcome = trained.spec, trained.days, trained.instance, trained.outcome
+    uc, repeated = spec.name, trained.repeated
+    fixture = (FIXTURES / FILES[uc]).read_bytes()
     assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
     assert sorted(r.partition for r in outcome.ingested) == days
 
-    storage = mlops_home / "storage" / uc
+    storage = trained.home / "storage" / uc
     # The real-dialect file was ingested with the generated batch of its day, cleanly.
     clean = pd.read_parquet(storage / "clean_data" / f"{days[0]}.parquet")
     fixture_rows = clean["_source_file"].astype(str).str.endswith(FILES[uc])
@@ -130,3 +166,48 @@ def test_use_case_materializes_end_to_end(mlops_home: Path, uc: str) -> None:
         assert not set(identity["train"]) & set(identity["test"])
         both = pd.concat([identity["train"], identity["test"]])
         assert both.duplicated().sum() >= repeated  # the repeated specimens are all there
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("trained", ["loan_approval", "obesity"], indirect=True)
+def test_the_bento_serves_the_use_case(trained: TrainedUseCase) -> None:
+    """``bentoml serve`` on the champion's bento: per-class probabilities summing to 1, and the
+    champion's own predictions. mushroom's two-segment bento is served in
+    ``serving/test_segment_service.py``."""
+    from mlops_assets.features.cleaning import clean_frame
+    from mlops_assets.features.pipeline import model_input
+    from mlops_assets.registry.mlflow_resource import MlflowTracking
+    from mlops_assets.serving.bento import current_bento_tag
+    from mlops_assets.training.families import predict_frame
+    from mlops_assets_tests.serving.conftest import start_bento
+
+    spec = trained.spec
+    with pytest.MonkeyPatch.context() as patch:
+        point_at_home(patch, trained.home)
+        mlflow = MlflowTracking()
+        tag = current_bento_tag(spec, mlflow)
+        assert tag is not None
+        rows = pd.read_parquet(trained.home / "storage" / spec.name / "test_set.parquet").head(40)
+        fields = [c.name for c in spec.input_columns]
+        records = [
+            {k: (None if pd.isna(v) else v) for k, v in r.items()}
+            for r in rows[fields].astype(object).to_dict("records")
+        ]
+        server = start_bento(tag, trained.home / "serve", MLOPS_PREDICTION_LOG="off")
+        try:
+            answer = server.predict({"records": records})
+            lacking = {k: v for k, v in records[0].items() if k != fields[-1]}
+            missing = server.predict({"records": [lacking]})
+        finally:
+            server.stop()
+        pipeline = mlflow.load_pipeline(spec.registered_model_name(), "1")
+        cleaned, _ = clean_frame(rows[fields], spec)
+        labels, proba = predict_frame(pipeline, model_input(cleaned, spec), spec)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    classes = list(spec.target.classes or [])
+    assert body["predictions"] == list(labels)
+    served = np.array([[p[c] for c in classes] for p in body["probabilities"]])
+    assert np.allclose(served.sum(axis=1), 1.0)
+    assert served == pytest.approx(proba, abs=1e-9)
+    assert missing.status_code == 422 and fields[-1] in missing.text
