@@ -118,7 +118,8 @@ def event_date_raw(
     that verdict, so the splits read only days of ranges that passed.
     """
     days = list(context.partition_keys)
-    raw, files, undated = read_event_days(landing, spec, days)
+    found = read_event_days(landing, spec, days, index=lake.store())
+    raw, files = found.rows, found.files
     per_day = split_by_day(raw, spec)
     outcomes = raw_checks(raw, spec)
     for day in per_day:
@@ -133,7 +134,8 @@ def event_date_raw(
             "days_with_rows": len(per_day),
             "first_day": days[0],
             "last_day": days[-1],
-            "rows_without_date": undated,
+            "rows_without_date": found.undated,
+            "files_skipped_by_index": found.skipped,
             "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
         },
     )

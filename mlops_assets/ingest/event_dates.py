@@ -11,16 +11,20 @@ one run over the range of dates they hold; a landing day counts as handled once 
 run carries its fingerprint in its tags (``mlops/landing_day`` and
 ``mlops/source_fingerprint``), so neither the sensor nor ``mlops refresh`` asks for it twice.
 
-Cost: a partition's rows may come from any landed file, so ``raw_data`` reads every landed file
-of the use case and keeps the rows of its range. That is cheap for daily extracts plus a few
-history files; a very large landing history would want an index of the files' date ranges.
+Cost: a partition's rows may come from any landed file. ``raw_data`` keeps an index of the
+files it has read under the asset storage (``<uc>/landing_index/``: one empty object per file
+version, named by the file's digest and its first and last event date), so one listing tells
+which files can hold rows of a range, and a daily extract's run does not read a years-long
+history file again. A file never read, or changed since, is read and indexed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -29,7 +33,7 @@ from mlops_assets.ingest.landing import LandingZone, fingerprint
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.objectstore import ObjectInfo
+from mlops_assets.storage.objectstore import ObjectInfo, ObjectStore
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -71,14 +75,61 @@ def read_files(landing: LandingZone, files: Iterable[ObjectInfo]) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def read_event_days(
-    landing: LandingZone, spec: UseCaseSpec, days: list[str]
-) -> tuple[pd.DataFrame, list[ObjectInfo], int]:
-    """Rows of every landed file whose event date is one of ``days``.
+INDEX_FOLDER = "landing_index"
+NO_DATE = "none"
 
-    Returns:
-        The rows (text, as landed, plus ingestion columns), the files read, and how many rows
-        of those files had no readable date (they belong to no partition).
+
+@dataclass
+class EventDayRows:
+    """What ``raw_data`` read for a range of event dates."""
+
+    rows: pd.DataFrame  # text, as landed, plus ingestion columns
+    files: list[ObjectInfo]  # the files read
+    undated: int  # rows of those files without a readable date (they belong to no partition)
+    skipped: int  # files the index shows hold no date of the range (not read)
+
+
+def file_digest(info: ObjectInfo) -> str:
+    """Names one version of a landed file (key, size and change token)."""
+    payload = json.dumps([info.key, info.size, info.version])
+    return hashlib.sha1(payload.encode()).hexdigest()[:20]
+
+
+def indexed_spans(index: ObjectStore, spec: UseCaseSpec) -> dict[str, tuple[str, str] | None]:
+    """First and last event date of each indexed file version (``None``: no dated row)."""
+    prefix = f"{spec.name}/{INDEX_FOLDER}/"
+    spans: dict[str, tuple[str, str] | None] = {}
+    for info in index.list(prefix):
+        parts = info.key[len(prefix) :].split("_")
+        if len(parts) == 3:
+            digest, first, last = parts
+            spans[digest] = None if first == NO_DATE else (first, last)
+    return spans
+
+
+def index_files(
+    index: ObjectStore, spec: UseCaseSpec, files: list[ObjectInfo], frame: pd.DataFrame
+) -> None:
+    """Record the event-date span of each file read (its rows are in ``frame``)."""
+    dates = event_days(frame, spec) if len(frame) else pd.Series(dtype=object)
+    spans = (
+        dates.groupby(frame["_source_file"]).agg(["min", "max"]) if len(frame) else pd.DataFrame()
+    )
+    for info in files:
+        first = last = NO_DATE
+        if info.key in spans.index and pd.notna(spans.loc[info.key, "min"]):
+            first, last = str(spans.loc[info.key, "min"]), str(spans.loc[info.key, "max"])
+        name = f"{file_digest(info)}_{first}_{last}"
+        index.put_bytes(f"{spec.name}/{INDEX_FOLDER}/{name}", b"")
+
+
+def read_event_days(
+    landing: LandingZone, spec: UseCaseSpec, days: list[str], index: ObjectStore | None = None
+) -> EventDayRows:
+    """Rows of the landed files whose event date is one of ``days``.
+
+    With ``index`` (the asset storage), files whose indexed span misses ``days`` are not read,
+    and the files read are indexed.
     """
     files = [f for day_files in landing.files_by_day(spec.name).values() for f in day_files]
     if not files:
@@ -87,13 +138,22 @@ def read_event_days(
             f"{landing.store().describe(f'{spec.name}/')}",
             allow_retries=False,
         )
-    frame = read_files(landing, files)
-    dates = event_days(frame, spec)
-    undated = int(dates.isna().sum())
-    keep = dates.isin(set(days))
-    raw = frame[keep].reset_index(drop=True)
+    spans = indexed_spans(index, spec) if index is not None else {}
+    first, last = min(days), max(days)
+    unread = [
+        f
+        for f in files
+        if (span := spans.get(file_digest(f), ())) == ()
+        or (span is not None and span[0] <= last and span[1] >= first)
+    ]
+    frame = read_files(landing, unread)
+    if index is not None:
+        fresh = [f for f in unread if file_digest(f) not in spans]
+        index_files(index, spec, fresh, frame)
+    dates = event_days(frame, spec) if len(frame) else pd.Series(dtype=object)
+    raw = frame[dates.isin(set(days))].reset_index(drop=True) if len(frame) else frame
     raw["_ingested_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return raw, files, undated
+    return EventDayRows(raw, unread, int(dates.isna().sum()), len(files) - len(unread))
 
 
 def split_by_day(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, pd.DataFrame]:

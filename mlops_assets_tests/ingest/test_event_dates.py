@@ -91,6 +91,23 @@ def test_history_file_is_one_run_over_its_dates(mlops_home: Path) -> None:
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests] == [
         (next_day.isoformat(), next_day.isoformat())
     ]
+    # Its run reads the daily file only: the index shows the history file has no row that day.
+    daily = execute(definitions, ingest_job_name(spec), instance, tags=dict(requests[0].tags))
+    assert daily.success, daily.errors
+    event = instance.get_latest_materialization_event(dg.AssetKey(["m5_sales", "raw_data"]))
+    assert event is not None and event.asset_materialization is not None
+    metadata = event.asset_materialization.metadata
+    assert [Path(key).name for key in metadata["files"].value] == ["daily.csv"]
+    assert metadata["files_skipped_by_index"].value == 1
+    stored = pd.read_parquet(storage / "raw_data" / f"{next_day}.parquet")
+    assert len(stored) == len(generator.generate(0, next_day, seed=1))
+    # A corrected history file (a new version) is read again.
+    land("2025-02-10", history.assign(sales=history["sales"] + 1))
+    rerun = execute(definitions, ingest_job_name(spec), instance, tags=dict(requests[0].tags))
+    assert rerun.success, rerun.errors
+    event = instance.get_latest_materialization_event(dg.AssetKey(["m5_sales", "raw_data"]))
+    files = event.asset_materialization.metadata["files"].value
+    assert sorted(Path(key).name for key in files) == ["daily.csv", "history.csv"]
 
 
 def test_a_day_landed_in_two_files_keeps_both(mlops_home: Path) -> None:
