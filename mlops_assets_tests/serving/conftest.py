@@ -120,11 +120,18 @@ class ServedBento:
         stop_process_tree(self.process, grace=30)
 
 
-def start_bento(bento_tag: str, folder: Path, via_cli: bool = False, **env: str) -> ServedBento:
+def start_bento(
+    bento_tag: str,
+    folder: Path,
+    via_cli: bool = False,
+    cli_args: tuple[str, ...] = (USE_CASE,),
+    **env: str,
+) -> ServedBento:
     """A bento served on a free port, its log in ``folder``, ready to answer.
 
-    With ``via_cli`` the server is started as a person would, by ``mlops serve USE_CASE``
-    (which execs ``bentoml serve`` on the champion's bento), else by ``bentoml serve TAG``.
+    With ``via_cli`` the server is started as a person would, by ``mlops serve`` with
+    ``cli_args`` (the use case, then options; it execs ``bentoml serve`` on the champion's
+    bento), else by ``bentoml serve TAG``.
     """
     from mlops_assets.serving.serve import serve_command, serve_environment
 
@@ -135,7 +142,7 @@ def start_bento(bento_tag: str, folder: Path, via_cli: bool = False, **env: str)
     environment = {**serve_environment(), "MLOPS_STORAGE_URI": str(storage), **env}
     command = serve_command(bento_tag, port)
     if via_cli:
-        command = [str(venv_executable("mlops")), "serve", USE_CASE, "--port", str(port)]
+        command = [str(venv_executable("mlops")), "serve", *cli_args, "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,

@@ -149,6 +149,34 @@ def test_columns_body_is_routed_by_its_columns(segmented: SegmentedServer) -> No
     assert answer.json()["model_name"] == "mushroom__stem_season"
 
 
+def test_mlops_serve_segment_answers_for_that_segment_only(
+    segmented: SegmentedServer, tmp_path
+) -> None:
+    """``mlops serve mushroom --segment stem_season``: a record with every field goes to
+    stem_season (cap_gill is not served), and a cap/gill record is a 422 naming what it lacks."""
+    spec = segmented.spec
+    narrowed = start_bento(
+        segmented.server.bento_tag,
+        tmp_path / "serve-stem",
+        via_cli=True,
+        cli_args=("mushroom", "--segment", "stem_season"),
+        MLOPS_PREDICTION_LOG="off",
+    )
+    try:
+        full = records(segmented.rows.head(2), spec.feature_names)
+        answer = narrowed.predict({"records": full})
+        cap = spec.segment_spec("cap_gill").feature_names
+        refused = narrowed.predict({"records": records(segmented.rows.head(1), cap)})
+    finally:
+        narrowed.stop()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["segments"] == ["stem_season"] * 2
+    assert list(answer.json()["models"]) == ["stem_season"]
+    assert refused.status_code == 422
+    assert "stem_season needs stem-height" in refused.json()["error"]
+    assert "cap_gill" not in refused.json()["error"]
+
+
 def test_each_segment_follows_its_own_champion(segmented: SegmentedServer) -> None:
     """A new champion of one segment is served without a restart; the other keeps its own."""
     import time
