@@ -50,12 +50,17 @@ def reference_score(ledger: pd.DataFrame, version: str, metric: str) -> float | 
     return float(as_challenger.iloc[-1]["challenger_score"])
 
 
+def worsening(metric: str, observed: float, reference: float) -> float:
+    """How much worse the observed metric is than the reference, in its units (positive = worse)."""
+    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
+    return sign * (observed - reference)
+
+
 def degradation(metric: str, observed: float, reference: float) -> float:
     """How much worse the observed metric is than the reference, as a share (positive = worse)."""
     if reference == 0:
         return 0.0
-    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
-    return sign * (observed - reference) / abs(reference)
+    return worsening(metric, observed, reference) / abs(reference)
 
 
 def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
@@ -148,6 +153,9 @@ def performance_metadata(
     if reference is not None:
         metadata[f"reference_{spec.primary_metric}"] = reference
         metadata["degradation"] = degradation(
+            spec.primary_metric, scores[spec.primary_metric], reference
+        )
+        metadata["metric_change"] = worsening(
             spec.primary_metric, scores[spec.primary_metric], reference
         )
     if served is None:
@@ -326,6 +334,7 @@ def segmented_monitoring(
             "degradation", float("-inf")
         ):
             performance["degradation"] = found["degradation"]
+            performance["metric_change"] = found["metric_change"]
             performance["degradation_segment"] = segment
         if reference is None:
             continue

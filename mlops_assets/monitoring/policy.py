@@ -6,7 +6,9 @@ say why it happened:
 
 - K: ``retraining.new_partitions`` clean days landed after the last training window;
 - X: the champion's primary metric on a day is worse than its test score by more than
-  ``retraining.max_metric_degradation`` (relative);
+  ``retraining.max_metric_degradation`` (relative), and by more than
+  ``retraining.min_metric_change`` in the metric's units (a near-zero reference makes any
+  relative change large);
 - Y: a feature's PSI on a day is above ``retraining.max_psi``.
 
 Drift and degradation are ignored for ``retraining.cooldown_days`` days after the last training
@@ -90,6 +92,9 @@ def policy_evidence(instance: dg.DagsterInstance, spec: UseCaseSpec) -> list[Evi
     worse = performance.get("degradation")
     if _cooling_down(perf_day, last_day, policy.cooldown_days):
         worse = None
+    change = performance.get("metric_change")
+    if change is not None and change <= policy.min_metric_change:
+        worse = None  # a large share of a tiny reference: noise, not degradation
     if perf_day and worse is not None and worse > policy.max_metric_degradation:
         evidence.append(
             Evidence(

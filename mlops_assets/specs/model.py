@@ -288,6 +288,12 @@ class RetrainingSpec(_Strict):
     max_metric_degradation: float = Field(
         default=0.1, gt=0, description="X: primary metric worse than the champion's by this share."
     )
+    min_metric_change: float = Field(
+        default=0.0,
+        ge=0,
+        description="Absolute worsening of the primary metric that X also needs: a relative "
+        "change of a near-zero reference (the log loss of a near-perfect classifier) is noise.",
+    )
     max_psi: float = Field(default=0.2, gt=0, description="Y: a feature's PSI above this.")
     weekly_schedule: str = Field(default="0 3 * * 1", description="Cron of the weekly retrain.")
     cooldown_days: int = Field(

@@ -75,6 +75,17 @@ def test_metric_degradation(spec, worse: float, fires: bool) -> None:
     assert ("degradation" in kinds(instance, spec)) is fires
 
 
+@pytest.mark.parametrize(("change", "fires"), [(0.004, False), (0.05, True)])
+def test_degradation_of_a_near_zero_metric_needs_an_absolute_change(change, fires) -> None:
+    """mushroom's log loss near 0.01: +40% is 0.004, below its `min_metric_change` of 0.02."""
+    mushroom = load_specs()["mushroom"]
+    assert mushroom.retraining.min_metric_change == 0.02
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, mushroom, "2025-01-10")
+    report(instance, performance_key(mushroom), "2025-01-20", degradation=0.4, metric_change=change)
+    assert ("degradation" in kinds(instance, mushroom)) is fires
+
+
 @pytest.mark.parametrize(("max_psi", "fires"), [(0.1, False), (0.4, True)])
 def test_drift(spec, max_psi: float, fires: bool) -> None:
     instance = dg.DagsterInstance.ephemeral()
