@@ -309,27 +309,24 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_toggle(args: argparse.Namespace) -> int:
-    """Pause or resume automatic retraining (the retrain sensor and weekly schedule)."""
-    from mlops_assets.monitoring.toggles import set_retraining
+    """Pause or resume automatic retraining (the retrain sensor and weekly schedule).
+
+    With ``--segment`` only that segment's: the automation keeps running for the others.
+    """
+    from mlops_assets.monitoring.toggles import set_retraining, set_segment_retraining
+    from mlops_assets.orchestration import instance
 
     running = args.command == "resume"
     spec = _spec(args.use_case)
-    if args.segment is not None:  # the automation keeps running for the other segments
-        from mlops_assets.monitoring.toggles import set_segment_retraining
-        from mlops_assets.orchestration import instance
-
-        segment = str(_views(spec, args.segment)[0].segment)
-        for line in set_segment_retraining(spec, [segment], running, instance()):
-            print(f"{spec.name} {line}")
-        return 0
-    for line in set_retraining(spec, running=running):
+    segments = [str(view.segment) for view in _views(spec, args.segment)]
+    lines = []
+    if args.segment is None:
+        lines = set_retraining(spec, running=running)
+    if spec.segments and (args.segment is not None or running):  # resume: every segment too
+        changed = set_segment_retraining(spec, segments, running, instance())
+        lines += [f"{spec.name} {line}" for line in changed]
+    for line in lines:
         print(line)
-    if running and spec.segments:  # resuming the use case resumes each of its segments
-        from mlops_assets.monitoring.toggles import set_segment_retraining
-        from mlops_assets.orchestration import instance
-
-        for line in set_segment_retraining(spec, spec.segment_names, True, instance()):
-            print(f"{spec.name} {line}")
     return 0
 
 

@@ -108,7 +108,8 @@ def event_date_monitoring(
     days = sorted(context.partition_keys)
     ledger = read_ledger(store, spec)
     version = champion_on(ledger, as_of(context.run.tags)[:10])
-    judged = judged_days(ledger, version, days)
+    window = training_window(ledger, version) if version is not None else None
+    judged = judged_days(window, version, days)
     shared: dict[str, Any] = {"monitored_range": f"{days[0]}..{days[-1]}"}
     for day in days:
         if day not in judged:
@@ -116,7 +117,8 @@ def event_date_monitoring(
             for key in (performance_key(spec), drift_key(spec)):
                 context.add_asset_metadata({"status": status}, asset_key=key, partition_key=day)
     if version is not None and judged:
-        for key, day, metadata in judge_days(spec, store, mlflow, ledger, version, judged):
+        judging = judge_days(spec, store, mlflow, ledger, version, window, judged)
+        for key, day, metadata in judging:
             context.add_asset_metadata(metadata, asset_key=key, partition_key=day)
         shared["judged_version"] = version
     shared["judged_days"] = len(judged)
@@ -124,11 +126,10 @@ def event_date_monitoring(
     yield dg.MaterializeResult(asset_key=drift_key(spec), metadata=shared)
 
 
-def judged_days(ledger: pd.DataFrame, version: str | None, days: list[str]) -> list[str]:
-    """The days of ``days`` after the champion's training window (none without a champion)."""
+def judged_days(window: tuple[str, str] | None, version: str | None, days: list[str]) -> list[str]:
+    """The days of ``days`` after the champion's training ``window`` (none without a champion)."""
     if version is None:
         return []
-    window = training_window(ledger, version)
     return [day for day in days if window is None or day > window[1]]
 
 
@@ -138,6 +139,7 @@ def judge_days(
     mlflow: MlflowTracking,
     ledger: pd.DataFrame,
     version: str,
+    window: tuple[str, str] | None,
     days: list[str],
 ) -> Iterator[tuple[dg.AssetKey, str, dict[str, Any]]]:
     """Performance and drift metadata of each judged day, as (asset key, day, metadata)."""
@@ -149,7 +151,6 @@ def judge_days(
     modelled = model_spec(spec)  # a forecast's lags are model features (and drift columns)
     pipeline = load_version(mlflow, spec.registered_model_name(), version)
     rows = model_rows(store, spec, days)
-    window = training_window(ledger, version)
     out_of_sample = window[1] if window else None
     served = served_forecasts(store, spec)
     reference_path = table_key(train_key(spec).path)

@@ -12,7 +12,7 @@ import pytest
 
 from mlops_assets.monitoring.assets import drift_key, performance_key
 from mlops_assets.monitoring.event_dates import judged_days, lookback_days, scored_span
-from mlops_assets.registry.ledger import LedgerEntry, append_entry, read_ledger
+from mlops_assets.registry.ledger import LedgerEntry, append_entry, read_ledger, training_window
 from mlops_assets.specs import load_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
@@ -48,9 +48,12 @@ def test_a_forecast_scores_a_week_with_its_lags_history(spec) -> None:
 
 def test_only_days_after_the_champions_training_days_are_judged(tmp_path, spec) -> None:
     store = LocalObjectStore(tmp_path)
-    assert judged_days(read_ledger(store, spec), None, DAYS) == []
+    assert judged_days(None, None, DAYS) == []
     append_entry(store, spec, promoted("1", "2025-03-02", "2025-03-10T00:00:00+00:00"))
-    assert judged_days(read_ledger(store, spec), "1", DAYS) == DAYS[2:]
+    window = training_window(read_ledger(store, spec), "1")
+    assert window == ("2025-01-01", "2025-03-02")
+    assert judged_days(window, "1", DAYS) == DAYS[2:]
+    assert judged_days(None, "1", DAYS) == DAYS  # no recorded window: every day is judged
 
 
 def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
