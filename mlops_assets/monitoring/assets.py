@@ -83,11 +83,32 @@ def join_columns(spec: UseCaseSpec) -> list[str]:
     """Columns that tie a served prediction to its labelled row.
 
     A forecast's row is its series on its date (calendar ids such as ``d`` may be left out of a
-    request); other use cases join on all their id columns.
+    request); other use cases join on their id columns. A use case without ids (mushroom,
+    obesity) joins on every input column: a labelled row is the served record whose cleaned
+    values are all the same (the log keeps them cleaned, as ``clean_data`` does).
     """
     if spec.task == "forecast" and spec.forecast is not None and spec.partitions.date_column:
         return [*spec.forecast.series, spec.partitions.date_column]
-    return spec.id_names
+    return spec.id_names or [c.name for c in spec.input_columns]
+
+
+def comparable(spec: UseCaseSpec, columns: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """``columns`` of ``frame`` in one dtype per kind, so the log and the labels join.
+
+    The log keeps timestamps (a day's rows carry midnight), text as ``string`` and integers as
+    ``Int64``; clean data may hold the same values as dates, objects and floats.
+    """
+    kinds = {c.name: c.type for c in spec.input_columns}
+    typed: dict[str, pd.Series] = {}
+    for name in columns:
+        kind = kinds.get(name, "categorical")
+        if kind == "date":
+            typed[name] = pd.to_datetime(frame[name]).dt.normalize()
+        elif kind in {"numeric", "integer"}:
+            typed[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        else:
+            typed[name] = frame[name].astype("string")
+    return frame.assign(**typed)
 
 
 def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFrame) -> dict:
@@ -101,10 +122,7 @@ def served_metrics(spec: UseCaseSpec, served: pd.DataFrame, labelled: pd.DataFra
     if served.empty or not ids or not set(ids) <= set(served.columns):
         return {"served_rows": 0}
     last = served.drop_duplicates(subset=ids, keep="last")
-    dates = [c.name for c in spec.input_columns if c.type == "date" and c.name in ids]
-    if dates:  # the log keeps timestamps; a day's rows carry midnight
-        last = last.assign(**{c: pd.to_datetime(last[c]).dt.normalize() for c in dates})
-        labelled = labelled.assign(**{c: pd.to_datetime(labelled[c]) for c in dates})
+    last, labelled = comparable(spec, ids, last), comparable(spec, ids, labelled)
     joined = labelled.merge(last, on=ids, how="inner", suffixes=("", "_served"))
     if joined.empty:
         return {"served_rows": 0}
