@@ -1,8 +1,9 @@
 """``make bench``: every benchmark of the project, each in a fresh process, results in ``results/``.
 
 Each benchmark is a script with its own arguments and its own ``results/<name>.json`` and ``.md``:
-``serving.py`` (the bento against FastAPI + pyfunc and bare endpoints) and ``daily_cost.py`` (a
-day's work as data grows). Extra arguments select benchmarks by name: ``run.py serving``.
+``serving.py`` (the bento against FastAPI + pyfunc and bare endpoints), ``daily_cost.py`` (a
+day's work as data grows) and ``event_dates.py`` (a daily extract's read of an event-date use case
+as the landed history grows). Extra arguments select benchmarks by name: ``run.py serving``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ("serving", "daily_cost")
+BENCHMARKS = ("serving", "daily_cost", "event_dates")
 
 
 def main(argv: list[str]) -> int:
