@@ -37,6 +37,11 @@ def _views(spec: UseCaseSpec, segment: str | None) -> list[UseCaseSpec]:
     return [spec.segment_spec(segment)]
 
 
+def _segment_name(spec: UseCaseSpec, segment: str | None) -> str | None:
+    """``--segment`` checked against the use case (an error lists its segments); ``None``: all."""
+    return _views(spec, segment)[0].segment if segment is not None else None
+
+
 def _one_view(spec: UseCaseSpec, segment: str | None, command: str) -> UseCaseSpec:
     """The one model a command acts on: a segmented use case needs ``--segment``."""
     if spec.segments and segment is None:
@@ -87,7 +92,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from mlops_assets.orchestration import refresh
 
     spec = _spec(args.use_case)
-    segment = _views(spec, args.segment)[0].segment if args.segment else None
+    segment = _segment_name(spec, args.segment)
     outcome = refresh(
         spec, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
     )
@@ -166,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mlops_assets.serving.serve import champion_bento_for_serving, exec_serve
 
     spec = _spec(args.use_case)
-    segment = _views(spec, args.segment)[0].segment if args.segment else None
+    segment = _segment_name(spec, args.segment)
     try:
         tag = champion_bento_for_serving(spec, _mlflow(), log=print)
     except BentoBuildError as error:

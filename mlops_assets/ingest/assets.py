@@ -18,6 +18,7 @@ from mlops_assets.ingest.event_dates import (
 from mlops_assets.ingest.landing import LandingZone, fingerprint
 from mlops_assets.partitions import daily_partitions
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectInfo
 from mlops_assets.storage.resources import STORAGE_RETRY_POLICY, ObjectStorage
 
 
@@ -92,18 +93,20 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         raw, files = read_day(landing, spec, day)
         outcomes = raw_checks(raw, spec)
         write_verdict(lake.store(), spec, day, "raw", outcomes, context.run_id)
-        yield dg.Output(
-            raw,
-            metadata={
-                "files": dg.MetadataValue.json([f.key for f in files]),
-                "source_fingerprint": fingerprint(files),
-                "num_rows": len(raw),
-                "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
-            },
-        )
+        yield dg.Output(raw, metadata=read_metadata(raw, files))
         yield from check_results(key, outcomes)
 
     return raw_data
+
+
+def read_metadata(raw: pd.DataFrame, files: list[ObjectInfo]) -> dict[str, Any]:
+    """What every ``raw_data`` run reports: the files read, their fingerprint, rows, columns."""
+    return {
+        "files": dg.MetadataValue.json([f.key for f in files]),
+        "source_fingerprint": fingerprint(files),
+        "num_rows": len(raw),
+        "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
+    }
 
 
 def event_date_raw(
@@ -119,7 +122,7 @@ def event_date_raw(
     """
     days = list(context.partition_keys)
     found = read_event_days(landing, spec, days, index=lake.store())
-    raw, files = found.rows, found.files
+    raw = found.rows
     per_day = split_by_day(raw, spec)
     outcomes = raw_checks(raw, spec)
     for day in per_day:
@@ -127,16 +130,13 @@ def event_date_raw(
     yield dg.Output(
         per_day,
         metadata={
-            "files": dg.MetadataValue.json([f.key for f in files]),
-            "source_fingerprint": fingerprint(files),
-            "num_rows": len(raw),
+            **read_metadata(raw, found.files),
             "partitions_in_run": len(days),
             "days_with_rows": len(per_day),
             "first_day": days[0],
             "last_day": days[-1],
             "rows_without_date": found.undated,
             "files_skipped_by_index": found.skipped,
-            "columns": dg.MetadataValue.json([c for c in raw.columns if c[:1] != "_"]),
         },
     )
     yield from check_results(raw_key(spec), outcomes)

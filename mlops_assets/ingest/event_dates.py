@@ -108,10 +108,13 @@ def indexed_spans(index: ObjectStore, spec: UseCaseSpec) -> dict[str, tuple[str,
 
 
 def index_files(
-    index: ObjectStore, spec: UseCaseSpec, files: list[ObjectInfo], frame: pd.DataFrame
+    index: ObjectStore,
+    spec: UseCaseSpec,
+    files: list[ObjectInfo],
+    frame: pd.DataFrame,
+    dates: pd.Series,
 ) -> None:
-    """Record the event-date span of each file read (its rows are in ``frame``)."""
-    dates = event_days(frame, spec) if len(frame) else pd.Series(dtype=object)
+    """Record the event-date span of each file read (its rows in ``frame``, their ``dates``)."""
     spans = (
         dates.groupby(frame["_source_file"]).agg(["min", "max"]) if len(frame) else pd.DataFrame()
     )
@@ -140,20 +143,20 @@ def read_event_days(
         )
     spans = indexed_spans(index, spec) if index is not None else {}
     first, last = min(days), max(days)
-    unread = [
+    to_read = [
         f
         for f in files
-        if (span := spans.get(file_digest(f), ())) == ()
+        if (span := spans.get(file_digest(f), ())) == ()  # never indexed
         or (span is not None and span[0] <= last and span[1] >= first)
     ]
-    frame = read_files(landing, unread)
-    if index is not None:
-        fresh = [f for f in unread if file_digest(f) not in spans]
-        index_files(index, spec, fresh, frame)
+    frame = read_files(landing, to_read)
     dates = event_days(frame, spec) if len(frame) else pd.Series(dtype=object)
+    if index is not None:
+        fresh = [f for f in to_read if file_digest(f) not in spans]
+        index_files(index, spec, fresh, frame, dates)
     raw = frame[dates.isin(set(days))].reset_index(drop=True) if len(frame) else frame
     raw["_ingested_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return EventDayRows(raw, unread, int(dates.isna().sum()), len(files) - len(unread))
+    return EventDayRows(raw, to_read, int(dates.isna().sum()), len(files) - len(to_read))
 
 
 def split_by_day(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, pd.DataFrame]:

@@ -63,10 +63,11 @@ def degradation(metric: str, observed: float, reference: float) -> float:
     return worsening(metric, observed, reference) / abs(reference)
 
 
-def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str) -> pd.DataFrame:
+def served_predictions(store: ObjectStore, spec: UseCaseSpec, day: str | None) -> pd.DataFrame:
     """What the service answered on ``day`` (its prediction log, wherever it is), maybe empty.
 
-    A segment's view keeps its own model's answers only.
+    ``day=None``: every answer it logged, oldest first. A segment's view keeps its own model's
+    answers only.
     """
     from mlops_assets.serving.prediction_log import read_prediction_log
 

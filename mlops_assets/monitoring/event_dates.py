@@ -38,6 +38,7 @@ from mlops_assets.monitoring.assets import (
     performance_key,
     performance_metadata,
     reference_sample,
+    served_predictions,
 )
 from mlops_assets.registry.ledger import as_of, champion_on, read_ledger, training_window
 from mlops_assets.registry.mlflow_resource import MlflowTracking
@@ -82,16 +83,6 @@ def rows_between(rows: pd.DataFrame, spec: UseCaseSpec, first: str, last: str) -
     """The rows whose event date is in ``first..last``."""
     dates = pd.to_datetime(rows[spec.partitions.date_column or ""])
     return rows[(dates >= pd.Timestamp(first)) & (dates <= pd.Timestamp(last))]
-
-
-def served_forecasts(store: ObjectStore, spec: UseCaseSpec) -> pd.DataFrame:
-    """Every answer the service logged for the use case (oldest first), maybe empty."""
-    from mlops_assets import settings
-    from mlops_assets.serving.prediction_log import read_prediction_log
-
-    database = settings.prediction_log_database()
-    source = spec.registered_model_name() if database else spec.name
-    return read_prediction_log(store, source, None, database)
 
 
 def event_date_monitoring(
@@ -152,7 +143,7 @@ def judge_days(
     pipeline = load_version(mlflow, spec.registered_model_name(), version)
     rows = model_rows(store, spec, days)
     out_of_sample = window[1] if window else None
-    served = served_forecasts(store, spec)
+    served = served_predictions(store, spec, None)  # a forecast may be asked any day
     reference_path = table_key(train_key(spec).path)
     reference = read_table(store, reference_path) if store.exists(reference_path) else None
     reference_predictions: np.ndarray | None = None
