@@ -10,27 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-ISOLATED_VARIABLES = [
-    "MLOPS_STORAGE_URI",
-    "MLOPS_LANDING_URI",
-    "MLFLOW_TRACKING_URI",
-    "MLOPS_OPTUNA_STORAGE",
-    "MLOPS_MLFLOW_ARTIFACTS_URI",
-    "MLOPS_SPECS_DIRS",
-    "BENTOML_HOME",
-    "DAGSTER_HOME",
-]
-
-
-def point_at_home(patch: pytest.MonkeyPatch, home: Path) -> None:
-    """Make every location default to a folder under ``home``."""
-    for variable in ISOLATED_VARIABLES:
-        patch.delenv(variable, raising=False)
-    patch.setenv("MLOPS_HOME", str(home))
-    patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    patch.setenv("BENTOML_DO_NOT_TRACK", "true")
-    patch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    patch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+from mlops_assets_tests.harness.homes import point_at_home
 
 
 @pytest.fixture

@@ -7,14 +7,11 @@ import dagster as dg
 import pytest
 
 from mlops_assets.ingest.landing import LandingZone
-from mlops_assets.ingest.sensors import build_landing_sensor, pending_days
+from mlops_assets.ingest.sensors import pending_days
 from mlops_assets.partitions import today
-from mlops_assets.resources import resources_for_environment
 from mlops_assets.specs import load_specs
 from mlops_assets.storage.resources import ObjectStorage
-from mlops_assets.use_case import build_use_case
-
-CSV = b"Item_Identifier,Item_MRP\nFDA15,249.8\n"
+from mlops_assets_tests.harness.records import CSV, tick
 
 
 @pytest.fixture
@@ -25,18 +22,6 @@ def spec():
 @pytest.fixture
 def landing(tmp_path: Path) -> LandingZone:
     return LandingZone(storage=ObjectStorage(uri=str(tmp_path / "landing")))
-
-
-def tick(spec, landing: LandingZone, instance: dg.DagsterInstance, cursor: str | None):
-    parts = build_use_case(spec)
-    definitions = dg.Definitions(
-        assets=parts.assets, jobs=parts.jobs, resources=resources_for_environment()
-    )
-    sensor = build_landing_sensor(spec, "bigmart_sales__ingest")
-    with dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={"landing": landing}, definitions=definitions
-    ) as context:
-        return sensor.evaluate_tick(context)
 
 
 def test_one_run_per_new_file_never_twice(spec, landing: LandingZone) -> None:

@@ -1,4 +1,4 @@
-"""Session-scoped real servers for the integration suite (see ``mlops_assets_tests.servers``).
+"""Session-scoped real servers for the integration suite (see ``mlops_assets_tests.harness``).
 
 Each server starts once per session, on free ports, the first time a test asks for it, and is
 stopped (its temporary data removed) at the end of the session, whatever the tests did. Fault
@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlops_assets_tests.servers import MLflowServer, PostgresServer, SeaweedS3
+from mlops_assets_tests.harness.mlflow import MLflowServer
+from mlops_assets_tests.harness.postgres import PostgresServer
+from mlops_assets_tests.harness.s3 import SeaweedS3
 
 MLFLOW_DATABASE = "mlflow"
 MLFLOW_BUCKET = "mlops"

@@ -19,8 +19,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from mlops_assets_tests.conftest import point_at_home
-from mlops_assets_tests.servers import MLflowServer, PostgresServer, SeaweedS3
+from mlops_assets_tests.harness.homes import point_at_home
+from mlops_assets_tests.harness.mlflow import MLflowServer
+from mlops_assets_tests.harness.postgres import PostgresServer
+from mlops_assets_tests.harness.s3 import SeaweedS3
 
 UC = "bigmart_sales"
 BUCKET = "prodflow"

@@ -12,8 +12,8 @@ from mlops_assets.ingest.landing import LandingZone
 from mlops_assets.specs import load_specs
 from mlops_assets.storage.objectstore import S3ObjectStore
 from mlops_assets.storage.resources import ObjectStorage
-from mlops_assets_tests.ingest.test_sensors import CSV, tick
-from mlops_assets_tests.servers import SeaweedS3
+from mlops_assets_tests.harness.records import CSV, tick
+from mlops_assets_tests.harness.s3 import SeaweedS3
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
 from mlops_assets.specs import load_specs
 from mlops_assets.training.tuning import TuningBudget, run_study, worker_count
-from mlops_assets_tests.servers import PostgresServer
+from mlops_assets_tests.harness.postgres import PostgresServer
 
 
 def refuse_to_log(trial: Any, *args: Any) -> None:

@@ -20,7 +20,7 @@ from mlops_assets.serving.prediction_log import PredictionLog, log_table, read_p
 from mlops_assets.serving.scoring import ScoredBatch
 from mlops_assets.specs import UseCaseSpec, load_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.servers import PostgresServer
+from mlops_assets_tests.harness.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -19,13 +19,13 @@ import dagster as dg
 import pytest
 
 from mlops_assets.registry.lock import RetrainLock, RetrainLockError
+from mlops_assets_tests.harness.postgres import PostgresServer
 from mlops_assets_tests.integration.stack import (
     UC,
     ProductionStack,
     champion_version,
     production_stack,
 )
-from mlops_assets_tests.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
 

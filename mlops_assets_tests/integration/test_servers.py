@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from mlops_assets.storage.objectstore import S3ObjectStore, StorageError
-from mlops_assets_tests.servers import MLflowServer, PostgresServer, SeaweedS3
+from mlops_assets_tests.harness.mlflow import MLflowServer
+from mlops_assets_tests.harness.postgres import PostgresServer
+from mlops_assets_tests.harness.s3 import SeaweedS3
 
 
 def _store(s3: SeaweedS3, uri: str, max_attempts: int = 3) -> S3ObjectStore:

@@ -18,7 +18,7 @@ from mlops_assets.serving.follow import ChampionFollower
 from mlops_assets.serving.options import ServingOptions
 from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets_tests.serving.conftest import record
+from mlops_assets_tests.harness.records import record
 
 
 class ConstantModel:

@@ -21,7 +21,8 @@ from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Scorer
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets_tests.serving.conftest import ServedBento, record
+from mlops_assets_tests.harness.bento import ServedBento
+from mlops_assets_tests.harness.records import record
 
 pytestmark = pytest.mark.integration
 

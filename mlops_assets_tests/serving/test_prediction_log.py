@@ -15,7 +15,7 @@ from mlops_assets.serving.prediction_log import PredictionLog, log_frame, read_p
 from mlops_assets.serving.scoring import ScoredBatch
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.serving.conftest import record
+from mlops_assets_tests.harness.records import record
 
 
 def batch(spec: UseCaseSpec, ids: list[str], counts: list[int], **changes: Any) -> ScoredBatch:

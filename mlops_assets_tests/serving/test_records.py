@@ -17,7 +17,7 @@ from mlops_assets.serving.records import (
     type_problems,
 )
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets_tests.serving.conftest import record
+from mlops_assets_tests.harness.records import record
 
 
 def test_valid_records_have_no_problems(spec: UseCaseSpec) -> None:

@@ -14,7 +14,7 @@ from mlops_assets.serving.prediction_log import PredictionLog, read_prediction_l
 from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.serving.conftest import record
+from mlops_assets_tests.harness.records import record
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Accepted, Rejected, ScoredBatch, Scorer
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.training.families import predict_frame
-from mlops_assets_tests.serving.conftest import landed_records, record
+from mlops_assets_tests.harness.records import landed_records, record
 
 
 def score(scorer: Scorer, *requests: list[dict[str, Any]]) -> list[Accepted | Rejected]:

@@ -8,18 +8,17 @@ and a record carrying no segment's fields must be a 422 naming what it lacks.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import pytest
 
 from mlops_assets.specs import UseCaseSpec, load_specs
-from mlops_assets_tests.conftest import point_at_home
-from mlops_assets_tests.serving.conftest import ServedBento, start_bento
+from mlops_assets_tests.harness.bento import ServedBento, start_bento
+from mlops_assets_tests.harness.homes import point_at_home
+from mlops_assets_tests.harness.records import records
 
 pytestmark = pytest.mark.integration
 
@@ -72,13 +71,6 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
     os.environ.update(saved)
     mlflow.set_tracking_uri(saved_uris[0])
     mlflow.set_registry_uri(saved_uris[1])
-
-
-def records(rows: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in rows[fields].astype(object).to_dict("records")
-    ]
 
 
 def offline(spec: UseCaseSpec, rows: pd.DataFrame) -> list[str]:

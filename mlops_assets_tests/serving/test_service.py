@@ -28,7 +28,8 @@ from mlops_assets.features.validation import validate_frame
 from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.training.families import predict_frame
-from mlops_assets_tests.serving.conftest import ServedBento, landed_records, record
+from mlops_assets_tests.harness.bento import ServedBento
+from mlops_assets_tests.harness.records import landed_records, record
 
 pytestmark = pytest.mark.integration
 

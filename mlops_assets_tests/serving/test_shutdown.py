@@ -13,7 +13,8 @@ import pytest
 from mlops_assets.serving.prediction_log import read_prediction_log
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import open_store
-from mlops_assets_tests.serving.conftest import record, start_bento
+from mlops_assets_tests.harness.bento import start_bento
+from mlops_assets_tests.harness.records import record
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.specs import UseCaseSpec, load_specs
-from mlops_assets_tests.conftest import point_at_home
+from mlops_assets_tests.harness.homes import point_at_home
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FILES = {
@@ -179,7 +179,7 @@ def test_the_bento_serves_the_use_case(trained: TrainedUseCase) -> None:
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.serving.bento import current_bento_tag
     from mlops_assets.training.families import predict_frame
-    from mlops_assets_tests.serving.conftest import start_bento
+    from mlops_assets_tests.harness.bento import start_bento
 
     spec = trained.spec
     with pytest.MonkeyPatch.context() as patch:

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.specs import UseCaseSpec, load_specs
-from mlops_assets_tests.conftest import point_at_home
+from mlops_assets_tests.harness.homes import point_at_home
 
 END = dt.date(2025, 6, 30)
 DAYS, SEED = 100, 5
@@ -133,8 +133,8 @@ def served_forecasts(spec: UseCaseSpec, home: Path, rows: pd.DataFrame) -> pd.Da
     """Next week forecast by the champion's bento under ``bentoml serve``, its log flushed."""
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.serving.bento import current_bento_tag
-    from mlops_assets_tests.serving.conftest import start_bento
-    from mlops_assets_tests.serving.test_segment_service import records
+    from mlops_assets_tests.harness.bento import start_bento
+    from mlops_assets_tests.harness.records import records
 
     tag = current_bento_tag(spec, MlflowTracking())
     assert tag is not None, "the retrain job did not build the champion's bento"
