@@ -19,25 +19,23 @@ temporary home first. Writes ``bench/results/serving.json`` and ``bench/results/
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+
+from mlops_assets_tests.harness.bento import start_bento as serve_bento
+from mlops_assets_tests.harness.processes import ServedProcess, free_port, start_server
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -116,85 +114,54 @@ def benchmark_rows(n: int) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+STARTUP_TIMEOUT_S = 180
 
 
-@dataclass
-class Server:
-    """A server process started in its own session, stopped with its whole tree."""
+def start(
+    name: str, command: list[str], env: dict[str, str], cwd: Path, port: int, probe: str
+) -> ServedProcess:
+    """A server started by the harness's launcher: its own session, ready when ``probe``
+    answers 200, stopped with its whole tree; its log in a temporary file."""
+    handle, log = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")
+    os.close(handle)
+    return start_server(
+        name,
+        command,
+        port=port,
+        ready_path=probe,
+        log_path=Path(log),
+        env=env,
+        cwd=cwd,
+        timeout=STARTUP_TIMEOUT_S,
+    )
 
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
 
-    @classmethod
-    def start(
-        cls, name: str, command: list[str], env: dict[str, str], cwd: Path, port: int, probe: str
-    ) -> Server:
-        log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
-        with log.open("wb") as handle:
-            process = subprocess.Popen(
-                command,
-                env=env,
-                cwd=cwd,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = cls(name, f"http://127.0.0.1:{port}", process, log)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(server.url + probe, timeout=2).status_code == 200:
-                    return server
-            time.sleep(0.3)
-        server.stop()
-        raise RuntimeError(f"{name} not ready:\n{log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        try:
-            parent = psutil.Process(self.process.pid)
-            procs = [parent, *parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return
-        for proc in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(procs, timeout=30)
-        for proc in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
+def python_path() -> str:
+    """``PYTHONPATH`` of the servers: this checkout first (for ``bench.*`` and the package)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def base_env() -> dict[str, str]:
     from mlops_assets.serving.serve import serve_environment
 
     env = serve_environment()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path()
     return env
 
 
-def start_bento(bento_tag: str, workers: int, log_on: bool, storage: Path) -> Server:
-    from mlops_assets.serving.serve import serve_command
-
-    port = free_port()
-    storage.mkdir(parents=True, exist_ok=True)
-    env = {
-        **base_env(),
-        "MLOPS_STORAGE_URI": str(storage),
-        "MLOPS_SERVING_WORKERS": str(workers),
-        "MLOPS_PREDICTION_LOG": "on" if log_on else "off",
-    }
-    return Server.start("bento", serve_command(bento_tag, port), env, storage, port, "/readyz")
+def start_bento(bento_tag: str, workers: int, log_on: bool, folder: Path) -> ServedProcess:
+    """The bento under ``bentoml serve``, by the tests' launcher; its stores under ``folder``."""
+    return serve_bento(
+        bento_tag,
+        folder,
+        timeout=STARTUP_TIMEOUT_S,
+        PYTHONPATH=python_path(),
+        MLOPS_SERVING_WORKERS=str(workers),
+        MLOPS_PREDICTION_LOG="on" if log_on else "off",
+    )
 
 
-def start_fastapi(model_name: str) -> Server:
+def start_fastapi(model_name: str) -> ServedProcess:
     from mlops_assets import settings
 
     port = free_port()
@@ -207,10 +174,10 @@ def start_fastapi(model_name: str) -> Server:
         sys.executable, "-m", "uvicorn", "bench.fastapi_pyfunc:app",
         "--port", str(port), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return Server.start("fastapi_pyfunc", command, env, ROOT, port, "/healthz")
+    return start("fastapi_pyfunc", command, env, ROOT, port, "/healthz")
 
 
-def start_depends_bento(model_tag: str, workers: int) -> Server:
+def start_depends_bento(model_tag: str, workers: int) -> ServedProcess:
     from mlops_assets.serving.serve import bentoml_executable
 
     port = free_port()
@@ -218,25 +185,25 @@ def start_depends_bento(model_tag: str, workers: int) -> Server:
     command = [
         bentoml_executable(), "serve", "depends_service:DependsService", "--port", str(port),
     ]  # fmt: skip
-    return Server.start("bentoml_depends", command, env, BENCH, port, "/readyz")
+    return start("bentoml_depends", command, env, BENCH, port, "/readyz")
 
 
-def start_bare_bento(workers: int) -> Server:
+def start_bare_bento(workers: int) -> ServedProcess:
     from mlops_assets.serving.serve import bentoml_executable
 
     port = free_port()
     env = {**base_env(), "MLOPS_SERVING_WORKERS": str(workers)}
     command = [bentoml_executable(), "serve", "bare_service:BareService", "--port", str(port)]
-    return Server.start("bare_bentoml", command, env, BENCH, port, "/readyz")
+    return start("bare_bentoml", command, env, BENCH, port, "/readyz")
 
 
-def start_bare_starlette() -> Server:
+def start_bare_starlette() -> ServedProcess:
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "bench.bare_starlette:app",
         "--port", str(port), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return Server.start("bare_starlette", command, base_env(), ROOT, port, "/healthz")
+    return start("bare_starlette", command, base_env(), ROOT, port, "/healthz")
 
 
 # ------------------------------------------------------------------ load
@@ -269,7 +236,7 @@ def wrk(url: str, body_file: Path, concurrency: int, duration: int) -> dict[str,
     }
 
 
-def load_series(server: Server, body_file: Path, duration: int) -> list[dict[str, Any]]:
+def load_series(server: ServedProcess, body_file: Path, duration: int) -> list[dict[str, Any]]:
     for _ in range(20):  # warm up: first requests import lazily loaded code
         httpx.post(
             server.url + "/predict",
@@ -452,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     main_name = f"bento (log on, {args.workers} worker{'s' * (args.workers > 1)})"
     starters = [
         (main_name, lambda: start_bento(model["bento_tag"], args.workers, True, work / "log-on")),
-        ("bento (log off)", lambda: start_bento(model["bento_tag"], args.workers, False, work)),
+        (
+            "bento (log off)",
+            lambda: start_bento(model["bento_tag"], args.workers, False, work / "log-off"),
+        ),
         ("bentoml_depends", lambda: start_depends_bento(model["model_tag"], args.workers)),
         ("fastapi_pyfunc", lambda: start_fastapi(model["model_name"])),
         ("bare_bentoml", lambda: start_bare_bento(args.workers)),
