@@ -1,72 +1,53 @@
-"""The champion of one use case behind ``POST /predict``: a thin BentoML shell.
+"""A use case's champions behind ``POST /predict``: a thin BentoML shell.
 
-Which use case and model come from the bento's build arguments (``use_case``, ``model_tag``;
-set by the ``champion_bento`` asset), or when serving this folder directly from
-``MLOPS_USE_CASE`` / ``MLOPS_MODEL_TAG``. Cleaning, validation, batching, scoring and the
-prediction log live in ``mlops_assets.serving`` (the code training uses), not here.
-
-Serving options are read from the environment at start: ``MLOPS_SERVING_MAX_RECORDS``,
-``MLOPS_SERVING_WORKERS``, ``MLOPS_SERVING_MAX_BATCH_RECORDS``, ``MLOPS_SERVING_BATCH_WAIT_MS``,
-``MLOPS_PREDICTION_LOG`` (on/off) and ``MLOPS_PREDICTION_LOG_FLUSH_S``; the log is written under
-``MLOPS_STORAGE_URI`` (default ``<MLOPS_HOME>/storage``). With ``MLOPS_FOLLOW_CHAMPION=on`` (set
-by ``mlops serve``) the service follows the registry's ``champion`` alias, polled every
-``MLOPS_CHAMPION_POLL_S`` seconds, and serves a promotion or rollback without a restart.
-``MLOPS_SERVE_SEGMENTS`` (set by ``mlops serve --segment``) narrows a segmented use case's
-service to those segments: only their models are loaded and only their records are routed.
+Which use case and models come from the bento's build arguments (``use_case``, ``model_tags``:
+one BentoML model per model slot, set by the ``champion_bento`` asset), or when serving this
+folder directly from ``MLOPS_USE_CASE`` / ``MLOPS_MODEL_TAG``. Cleaning, validation, routing,
+batching, scoring and the prediction log live in ``mlops_assets.serving`` (the code training
+uses), not here; the environment is resolved once, at start
+(:class:`mlops_assets.environment.Environment`: ``MLOPS_SERVING_*``, ``MLOPS_PREDICTION_LOG*``,
+``MLOPS_FOLLOW_CHAMPION``, ``MLOPS_SERVE_SEGMENTS`` and the store locations).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import bentoml
 from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
 
+from mlops_assets.environment import Environment
+from mlops_assets.serving.follow import follow_champions
 from mlops_assets.serving.http import JsonOnlyMiddleware
 from mlops_assets.serving.metrics import batch_metrics, observe_batch
-from mlops_assets.serving.options import ServingOptions
-from mlops_assets.serving.records import columns_json_schema, records_json_schema
-from mlops_assets.serving.routing import (
-    follow_segment_champions,
-    parse_segment_models,
-    router_for_models,
-    segment_model_attributes,
-    segmented_columns_json_schema,
-    segmented_records_json_schema,
-    served_segments,
+from mlops_assets.serving.routing import columns_schema, records_schema, served_segments
+from mlops_assets.serving.runtime import REQUEST_ID_HEADER
+from mlops_assets.serving.worker import (
+    declare_slot_models,
+    runtime_for_models,
+    slot_model_tags,
 )
-from mlops_assets.serving.runtime import REQUEST_ID_HEADER, ServingRuntime
-from mlops_assets.specs import load_specs
+from mlops_assets.specs.catalog import use_case_specs
+
+ENV = Environment.from_env()
+OPTIONS = ENV.serving
 
 
 class BentoArgs(BaseModel):
     """Build arguments: fixed in the bento when the ``champion_bento`` asset builds it."""
 
-    use_case: str = Field(default_factory=lambda: os.environ.get("MLOPS_USE_CASE", "bigmart_sales"))
-    model_tag: str | None = Field(default_factory=lambda: os.environ.get("MLOPS_MODEL_TAG"))
-    segment_models: str | None = None  # segmented use cases: "segment=model_tag,..."
+    use_case: str = Field(default=OPTIONS.use_case)
+    model_tags: list[str] = Field(default_factory=list)  # one per slot, in spec order
 
 
 ARGS = bentoml.use_arguments(BentoArgs)
-OPTIONS = ServingOptions.from_env()
-SPEC = served_segments(load_specs()[ARGS.use_case], OPTIONS.segments)  # all, or those asked for
+FULL_SPEC = use_case_specs(ENV.specs_dirs)[ARGS.use_case]
+SPEC = served_segments(FULL_SPEC, OPTIONS.segments)  # every segment, or those asked for
+MODEL_TAGS = slot_model_tags(FULL_SPEC, SPEC, ARGS.model_tags, OPTIONS.model_tag)
 
-SEGMENT_MODELS = parse_segment_models(SPEC, ARGS.segment_models)  # {} without segments
-RECORDS_SCHEMA = (
-    segmented_records_json_schema(SPEC, OPTIONS.max_records)
-    if SPEC.segments
-    else records_json_schema(SPEC, OPTIONS.max_records)
-)
-
-Records = Annotated[list[Any], WithJsonSchema(RECORDS_SCHEMA)]
-COLUMNS_SCHEMA = (
-    segmented_columns_json_schema(SPEC, OPTIONS.max_records)
-    if SPEC.segments
-    else columns_json_schema(SPEC, OPTIONS.max_records)
-)
-Columns = Annotated[dict[str, Any], WithJsonSchema(COLUMNS_SCHEMA)]
+Records = Annotated[list[Any], WithJsonSchema(records_schema(SPEC, OPTIONS.max_records))]
+Columns = Annotated[dict[str, Any], WithJsonSchema(columns_schema(SPEC, OPTIONS.max_records))]
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
 
@@ -90,44 +71,20 @@ class PredictResponse(BaseModel):
     logging={"access": {"enabled": False}},
     labels={"use_case": SPEC.name},
 )
-@segment_model_attributes(SEGMENT_MODELS)
+@declare_slot_models(MODEL_TAGS)
 class ChampionService:
-    """Predictions of the registered champion for raw records, checked against the spec.
+    """Predictions of the registered champions for raw records, checked against the spec.
 
-    A segmented use case's service holds every segment's champion (``model_<segment>``) and
-    routes each record by its fields (``mlops_assets.serving.routing``).
+    The service holds one champion per model slot (``model_<n>`` attributes) and routes each
+    record to its slot by its fields (``mlops_assets.serving.routing``).
     """
 
-    model = (
-        None
-        if SPEC.segments
-        else bentoml.models.BentoModel(ARGS.model_tag or f"{SPEC.name}:latest")
-    )
-
     def __init__(self) -> None:
-        import bentoml.sklearn
-
-        if SPEC.segments:
-            models = {name: getattr(self, f"model_{name}") for name in SEGMENT_MODELS}
-            self.runtime = router_for_models(SPEC, models, OPTIONS, on_batch=observe_batch)
-        else:
-            labels = dict(self.model.info.labels)
-            self.runtime = ServingRuntime.for_model(
-                SPEC,
-                bentoml.sklearn.load_model(self.model),
-                labels,
-                fallback_version=str(self.model.tag.version),
-                options=OPTIONS,
-                on_batch=observe_batch,
-            )
+        models = {segment: getattr(self, attribute) for segment, attribute in self.slot_models}
+        self.runtime = runtime_for_models(SPEC, models, ENV, on_batch=observe_batch)
         self.follower = None
         if OPTIONS.follow_champion:
-            from mlops_assets.serving.follow import follow_champion
-
-            if SPEC.segments:  # one follower per segment's champion alias
-                self.follower = follow_segment_champions(self.runtime, OPTIONS.champion_poll_s)
-            else:
-                self.follower = follow_champion(SPEC, self.runtime, OPTIONS.champion_poll_s)
+            self.follower = follow_champions(self.runtime, OPTIONS.champion_poll_s, ENV.tracking())
 
     @bentoml.api(route="/predict")
     async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:

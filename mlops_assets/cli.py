@@ -1,7 +1,8 @@
 """``mlops``: land files, refresh, inspect and demo the platform from a terminal.
 
 Every command that changes state launches the code location's own jobs against the instance in
-``DAGSTER_HOME`` (default ``<MLOPS_HOME>/dagster``), so the Dagster UI shows what it did.
+``DAGSTER_HOME`` (default ``<MLOPS_HOME>/dagster``), so the Dagster UI shows what it did. The
+environment is resolved once per command (:class:`~mlops_assets.environment.Environment`).
 """
 
 from __future__ import annotations
@@ -10,22 +11,36 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.bentos.build import BentoBuildError
+from mlops_assets.environment import Environment
+from mlops_assets.ingest.days import today
+from mlops_assets.monitoring.pauses import set_paused
+from mlops_assets.ops import demo, launch, management, predict, serve, status, toggles
+from mlops_assets.registry.ledger import read_ledger
+from mlops_assets.specs.catalog import use_case_specs
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.worker import TuneWorkerError, tune_worker
+
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _spec(name: str) -> UseCaseSpec:
-    specs = load_specs()
+def _env() -> Environment:
+    return Environment.from_env()
+
+
+def _spec(env: Environment, name: str) -> UseCaseSpec:
+    specs = use_case_specs(env.specs_dirs)
     if name not in specs:
         raise SystemExit(f"unknown use case {name!r}; known: {', '.join(sorted(specs))}")
     return specs[name]
 
 
 def _views(spec: UseCaseSpec, segment: str | None) -> list[UseCaseSpec]:
-    """The segment asked for, else every segment (the use case itself when it has none)."""
+    """The segment asked for, else every slot (the use case itself when it has no segments)."""
     if segment is None:
         return spec.segment_specs()
     if not spec.segments:
@@ -52,53 +67,42 @@ def _one_view(spec: UseCaseSpec, segment: str | None, command: str) -> UseCaseSp
     return _views(spec, segment)[0]
 
 
-def _date(text: str) -> str:
+def parse_date(text: str) -> str:
+    """A ``YYYY-MM-DD`` date, and nothing else (``20261001`` is not one)."""
     try:
+        if not DATE.fullmatch(text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
-def _land_bytes(use_case: str, day: str, name: str, data: bytes) -> str:
-    from mlops_assets.orchestration import initialized_resource
-    from mlops_assets.resources import resources_for_environment
-
-    with initialized_resource(resources_for_environment(), "landing") as landing:
-        return landing.land(use_case, day, name, data)
-
-
-def _mlflow() -> Any:
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-
-    return MlflowTracking()
-
-
 def cmd_land(args: argparse.Namespace) -> int:
     """Copy a file into a landing day's folder."""
-    from mlops_assets.partitions import today
-
-    spec = _spec(args.use_case)
+    env = _env()
+    spec = _spec(env, args.use_case)
     source = Path(args.file)
     if not source.is_file():
         raise SystemExit(f"no such file: {source}")
     day = args.date or today().isoformat()
-    key = _land_bytes(spec.name, day, source.name, source.read_bytes())
+    key = env.landing_zone().land(spec.name, day, source.name, source.read_bytes())
     print(f"landed {source} as {key}")
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Ingest new landing days, then retrain and apply the promotion gate."""
-    from mlops_assets.orchestration import refresh
-
-    spec = _spec(args.use_case)
+    env = _env()
+    spec = _spec(env, args.use_case)
     segment = _segment_name(spec, args.segment)
-    outcome = refresh(
-        spec, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
+    outcome = launch.refresh(
+        spec, env, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
     )
     for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
         for error in run.errors:
             print(f"  {run.job} {run.partition or ''}: {error}", file=sys.stderr)
+    for key, why in outcome.unplaced.items():
+        print(f"  not ingested: {key}: {why}", file=sys.stderr)
     if not outcome.ingested and not args.no_train:
         print(f"{spec.name}: no new landing days")
     return 0 if outcome.success else 1
@@ -106,42 +110,32 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Champion and challenger with their test metrics (of each segment, or of ``--segment``)."""
-    from mlops_assets.monitoring.toggles import retraining_summary
-    from mlops_assets.orchestration import instance
-    from mlops_assets.registry.status import use_case_status
-
-    spec = _spec(args.use_case)
+    env = _env()
+    spec = _spec(env, args.use_case)
     views = _views(spec, args.segment)
-    statuses = [use_case_status(view, _mlflow()) for view in views]
-    bento = _bento_tag(spec, statuses)
-    retraining = retraining_summary(spec, instance())
+    found = status.status(spec, views, env, launch.instance(env))
+    slots, bento, retraining = found["slots"], found["bento"], found["retraining"]
     if args.json:
         if spec.segments:
-            found = {str(v.segment): s for v, s in zip(views, statuses, strict=True)}
-            print(
-                json.dumps(
-                    {
-                        "use_case": spec.name,
-                        "segments": found,
-                        "bento": bento,
-                        "retraining": retraining,
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
+            by_segment = {str(v.segment): s for v, s in zip(views, slots, strict=True)}
+            document = {
+                "use_case": spec.name,
+                "segments": by_segment,
+                "bento": bento,
+                "retraining": retraining,
+            }
         else:
-            summary = {**statuses[0], "bento": bento, "retraining": retraining}
-            print(json.dumps(summary, indent=2, default=str))
+            document = {**slots[0], "bento": bento, "retraining": retraining}
+        print(json.dumps(document, indent=2, default=str))
         return 0
-    for status in statuses:
-        segment = f" segment {status['segment']}" if status.get("segment") else ""
+    for slot in slots:
+        segment = f" segment {slot['segment']}" if slot.get("segment") else ""
         print(
-            f"{status['use_case']}{segment} (model {status['model_name']}, "
-            f"tracking {status['tracking_uri']})"
+            f"{slot['use_case']}{segment} (model {slot['model_name']}, "
+            f"tracking {slot['tracking_uri']})"
         )
         for alias in ("champion", "challenger"):
-            version = status[alias]
+            version = slot[alias]
             if version is None:
                 print(f"  {alias}: none")
                 continue
@@ -156,24 +150,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bento_tag(spec: UseCaseSpec, statuses: list[dict[str, Any]]) -> str | None:
-    """The champion's bento tag, when it was built (``None`` without a champion)."""
-    if any(status.get("champion") is None for status in statuses):
-        return None
-    from mlops_assets.serving.bento import current_bento_tag
-
-    return current_bento_tag(spec, _mlflow())
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the current champion's bento (built first if missing) with ``bentoml serve``."""
-    from mlops_assets.serving.bento import BentoBuildError
-    from mlops_assets.serving.serve import champion_bento_for_serving, exec_serve
-
-    spec = _spec(args.use_case)
+    """Serve the current champions' bento (built first if missing) with ``bentoml serve``."""
+    env = _env()
+    spec = _spec(env, args.use_case)
     segment = _segment_name(spec, args.segment)
     try:
-        tag = champion_bento_for_serving(spec, _mlflow(), log=print)
+        tag = serve.champion_bento_for_serving(spec, env, log=print)
     except BentoBuildError as error:
         raise SystemExit(str(error)) from None
     following = "pinned to this version" if args.pin else "following the champion alias"
@@ -182,22 +165,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"serving {tag} on http://{args.host}:{args.port} (POST /predict), {following}{only}",
         flush=True,
     )
-    exec_serve(tag, args.port, args.host, follow=not args.pin, segment=segment)
+    serve.exec_serve(env, tag, args.port, args.host, follow=not args.pin, segment=segment)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score an unlabeled file with the champion: ids, predictions, model version."""
-    from mlops_assets.serving.batch import BatchScoringError, predict_file
-
-    spec = _spec(args.use_case)
+    env = _env()
+    spec = _spec(env, args.use_case)
     if args.segment is not None:
         spec = _one_view(spec, args.segment, "predict")
     try:
-        result = predict_file(
-            spec, _mlflow(), Path(args.file), Path(args.output), skip_invalid=args.skip_invalid
+        result = predict.predict_file(
+            spec, env, Path(args.file), Path(args.output), skip_invalid=args.skip_invalid
         )
-    except BatchScoringError as error:
+    except predict.BatchScoringError as error:
         print(str(error), file=sys.stderr)
         return 2
     print(
@@ -211,23 +193,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_tune_worker(args: argparse.Namespace) -> int:
     """Add trials to the use case's current Optuna study (a pod of the Kubernetes worker Job)."""
-    from mlops_assets import settings
-    from mlops_assets.training.worker import TuneWorkerError, tune_worker
-
+    env = _env()
     # A segment's model has its own study (named after ``<use_case>__<segment>``).
-    spec = _one_view(_spec(args.use_case), args.segment, "tune-worker")
+    spec = _one_view(_spec(env, args.use_case), args.segment, "tune-worker")
     index = args.index
     if index is None:  # a Kubernetes Indexed Job numbers its pods
         index = int(os.environ.get("JOB_COMPLETION_INDEX") or 0)
     try:
         report = tune_worker(
-            spec,
-            _lake_store(),
-            _mlflow(),
-            settings.optuna_storage_uri(),
-            args.trials,
-            args.timeout,
-            index,
+            spec, env.lake(), env.tracking(), env.optuna_url, args.trials, args.timeout, index
         )
     except TuneWorkerError as error:
         raise SystemExit(str(error)) from None
@@ -239,30 +213,19 @@ def cmd_tune_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lake_store() -> Any:
-    from mlops_assets.orchestration import initialized_resource
-    from mlops_assets.resources import resources_for_environment
-
-    with initialized_resource(resources_for_environment(), "lake") as lake:
-        return lake.store()
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """Every use case with its champion and primary metric."""
-    from mlops_assets.registry.status import use_case_table
-
-    print("\n".join(use_case_table()))
+    print("\n".join(status.use_case_table(_env())))
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Print the promotion ledger: every gate decision, rollback and delete."""
-    from mlops_assets.registry.ledger import read_ledger
-
-    spec = _spec(args.use_case)
+    env = _env()
+    spec = _spec(env, args.use_case)
     if args.segment is not None:
         spec = _one_view(spec, args.segment, "history")
-    ledger = read_ledger(_lake_store(), spec)
+    ledger = read_ledger(env.lake(), spec)
     if args.json:
         print(ledger.to_json(orient="records", indent=2))
         return 0
@@ -287,12 +250,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Move the champion back (default: the champion the current one replaced)."""
-    from mlops_assets.registry.management import ManagementError, rollback
-
-    spec = _one_view(_spec(args.use_case), args.segment, "rollback")
+    env = _env()
+    spec = _one_view(_spec(env, args.use_case), args.segment, "rollback")
     try:
-        entry = rollback(spec, _mlflow(), _lake_store(), args.to)
-    except ManagementError as error:
+        entry = management.rollback(spec, env.tracking(), env.lake(), args.to)
+    except management.ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2
     print(f"{spec.registered_model_name()}: {entry.reason}; serving follows the champion alias")
@@ -301,12 +263,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a non-champion version and its bento."""
-    from mlops_assets.registry.management import ManagementError, delete_version
-
-    spec = _one_view(_spec(args.use_case), args.segment, "delete")
+    env = _env()
+    spec = _one_view(_spec(env, args.use_case), args.segment, "delete")
     try:
-        entry = delete_version(spec, _mlflow(), _lake_store(), args.version)
-    except ManagementError as error:
+        entry = management.delete_version(
+            spec, env.tracking(), env.lake(), serve.bento_store(env), args.version
+        )
+    except management.ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2
     print(f"{spec.registered_model_name()}: {entry.reason}")
@@ -318,18 +281,20 @@ def cmd_toggle(args: argparse.Namespace) -> int:
 
     With ``--segment`` only that segment's: the automation keeps running for the others.
     """
-    from mlops_assets.monitoring.toggles import set_retraining, set_segment_retraining
-    from mlops_assets.orchestration import instance
-
+    env = _env()
     running = args.command == "resume"
-    spec = _spec(args.use_case)
+    spec = _spec(env, args.use_case)
     segments = [str(view.segment) for view in _views(spec, args.segment)]
     lines = []
     if args.segment is None:
-        lines = set_retraining(spec, running=running)
+        try:
+            lines = toggles.set_retraining(spec, env, running=running)
+        except toggles.ToggleError as error:
+            raise SystemExit(str(error)) from None
     if spec.segments and (args.segment is not None or running):  # resume: every segment too
-        changed = set_segment_retraining(spec, segments, running, instance())
-        lines += [f"{spec.name} {line}" for line in changed]
+        set_paused(env.lake(), spec, segments, paused=not running)
+        state = "retrained automatically" if running else "paused (other segments still retrain)"
+        lines += [f"{spec.name} segment {name}: {state}" for name in segments]
     for line in lines:
         print(line)
     return 0
@@ -337,9 +302,7 @@ def cmd_toggle(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The BigMart story: simulated days, drift, retraining by policy, the final champion."""
-    from mlops_assets.demo import run_demo
-
-    return run_demo(
+    return demo.run_demo(
         days=args.days,
         rows=args.rows,
         n_trials=args.trials,
@@ -358,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     land = sub.add_parser("land", help="copy a file into a landing day")
     land.add_argument("use_case")
     land.add_argument("file")
-    land.add_argument("--date", type=_date, help="landing day (default: today, UTC)")
+    land.add_argument("--date", type=parse_date, help="landing day (default: today, UTC)")
     land.set_defaults(func=cmd_land)
 
     refresh = sub.add_parser("refresh", help="ingest new days, retrain, promote")

@@ -1,23 +1,29 @@
-"""The code location: one generated graph per use-case spec; resources picked per environment."""
+"""The code location: every use case's ``defs.yaml``, with the environment's resources.
+
+Bundled use cases load through Dagster's defs folder (``mlops_assets/defs/``); a user's own come
+from outside folders (``MLOPS_SPECS_DIRS``), listed and validated by the same catalog function
+the CLI uses.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from mlops_assets.resources import resources_for_environment
-from mlops_assets.specs import load_specs
-from mlops_assets.use_case import build_use_case
+from mlops_assets.components.resources import executor_for, resources_for
+from mlops_assets.components.use_case import UseCase
+from mlops_assets.environment import Environment
+from mlops_assets.specs.catalog import use_case_instances
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Definitions for every spec; built when Dagster loads the location, not at import."""
-    parts = [build_use_case(spec) for spec in load_specs().values()]
-    return dg.Definitions(
-        assets=[a for p in parts for a in p.assets],
-        asset_checks=[c for p in parts for c in p.asset_checks],
-        jobs=[j for p in parts for j in p.jobs],
-        sensors=[s for p in parts for s in p.sensors],
-        schedules=[s for p in parts for s in p.schedules],
-        resources=resources_for_environment(),
+    """Definitions for every use case; built when Dagster loads the location, not at import."""
+    env = Environment.from_env()
+    outside = [i for i in use_case_instances(env.specs_dirs) if not i.bundled]
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        *(dg.build_defs_for_component(UseCase(i.spec)) for i in outside),
+        dg.Definitions(resources=resources_for(env), executor=executor_for(env)),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mlops_assets.ingest.readers import normalize_header
 from mlops_assets.specs.model import (
     CleaningRule,
     ClipRule,
@@ -38,11 +39,6 @@ class CleaningReport:
     unexpected_columns: list[str] = field(default_factory=list)
     invalid_values: dict[str, int] = field(default_factory=dict)
     remapped_values: dict[str, int] = field(default_factory=dict)
-
-
-def normalize_header(name: object) -> str:
-    """A header as written by a person: drop a byte-order mark and surrounding spaces."""
-    return str(name).replace("\ufeff", "").strip()
 
 
 def _as_text(series: pd.Series) -> pd.Series:

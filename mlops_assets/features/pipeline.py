@@ -1,7 +1,13 @@
 """Model preprocessing: the frame a model sees, and imputers fitted on training rows only.
 
 Both training and the service call :func:`model_input` and load pipelines that start with a
-:class:`GroupImputer`, so a served record is prepared exactly as a training row was.
+``GroupImputer``, so a served record is prepared exactly as a training row was.
+
+``GroupImputer`` and ``FeatureSelector`` are scikit-learn estimators, so their classes need
+scikit-learn's base classes. They are created on first access (the module's ``__getattr__``),
+which keeps importing this module free of scikit-learn (5 s here): the code location imports it
+at load, and only a step that fits or loads a model pays for scikit-learn. Pickled pipelines name
+them ``mlops_assets.features.pipeline.GroupImputer`` as before, and unpickling one creates them.
 """
 
 from __future__ import annotations
@@ -10,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from mlops_assets.specs.model import GroupImputerSpec, UseCaseSpec
 
@@ -43,65 +48,94 @@ def group_imputers(spec: UseCaseSpec) -> list[dict[str, str]]:
     return [imp.model_dump() for imp in spec.group_imputers]
 
 
-class GroupImputer(BaseEstimator, TransformerMixin):
-    """Fill a column from its group's statistic (per-item weight, per-outlet-type size).
-
-    Falls back to the column's overall statistic for groups unseen in training.
-    """
-
-    def __init__(self, rules: list[dict[str, str]] | None = None) -> None:
-        self.rules = rules
-
-    def fit(self, X: pd.DataFrame, y: Any = None) -> GroupImputer:  # noqa: N803 (sklearn API)
-        """Learn each rule's per-group and overall statistic from training rows."""
-        self.stats_: list[tuple[dict[Any, Any], Any]] = []
-        for rule in self.rules or []:
-            spec = GroupImputerSpec(**rule)
-            values = X[spec.column]
-            groups = X[spec.group_by]
-            known = values.notna() & groups.notna()
-            if spec.strategy == "mode":
-                per_group = (
-                    values[known].groupby(groups[known]).agg(lambda s: s.mode().iloc[0]).to_dict()
-                )
-                overall = values.mode().iloc[0] if values.notna().any() else np.nan
-            else:
-                per_group = values[known].groupby(groups[known]).agg(spec.strategy).to_dict()
-                overall = getattr(values, spec.strategy)() if values.notna().any() else np.nan
-            self.stats_.append((per_group, overall))
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803 (sklearn API)
-        """Fill missing values of each rule's column; other columns pass through."""
-        X = X.copy()
-        for rule, (per_group, overall) in zip(self.rules or [], self.stats_, strict=True):
-            column, group_by = rule["column"], rule["group_by"]
-            missing = X[column].isna()
-            if not missing.any():
-                continue
-            filled = X.loc[missing, group_by].map(per_group)
-            if X[column].dtype == object:
-                filled = filled.astype(object)
-            X.loc[missing, column] = filled.where(filled.notna(), overall)
-        return X
+TRANSFORMERS = ("GroupImputer", "FeatureSelector")
+_classes: dict[str, type] = {}
 
 
-class FeatureSelector(BaseEstimator, TransformerMixin):
-    """Keep the model's features (ids were needed only by the imputers)."""
+def __getattr__(name: str) -> Any:
+    """``GroupImputer`` and ``FeatureSelector``, created with scikit-learn on first access."""
+    if name in TRANSFORMERS:
+        return transformer_classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __init__(self, features: list[str] | None = None, categorical: list[str] | None = None):
-        self.features = features
-        self.categorical = categorical
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureSelector:  # noqa: N803
-        """Nothing to learn; remembers that it was fitted (scikit-learn checks pipelines)."""
-        self.fitted_ = True
-        return self
+def transformer_classes() -> dict[str, type]:
+    """The pipeline's own scikit-learn transformers, by name (created once per process)."""
+    if not _classes:
+        _classes.update(_define_transformers())
+        globals().update(_classes)  # later lookups (and pickle's) find them as module attributes
+    return _classes
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
-        """The feature columns, with missing categories as the text ``__missing__``."""
-        frame = X[list(self.features or [])].copy()
-        for name in self.categorical or []:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), "__missing__")
-            frame[name] = frame[name].astype(str)
-        return frame
+
+def _define_transformers() -> dict[str, type]:
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class GroupImputer(BaseEstimator, TransformerMixin):
+        """Fill a column from its group's statistic (per-item weight, per-outlet-type size).
+
+        Falls back to the column's overall statistic for groups unseen in training.
+        """
+
+        def __init__(self, rules: list[dict[str, str]] | None = None) -> None:
+            self.rules = rules
+
+        def fit(self, X: pd.DataFrame, y: Any = None) -> GroupImputer:  # noqa: N803 (sklearn API)
+            """Learn each rule's per-group and overall statistic from training rows."""
+            self.stats_: list[tuple[dict[Any, Any], Any]] = []
+            for rule in self.rules or []:
+                spec = GroupImputerSpec(**rule)
+                values = X[spec.column]
+                groups = X[spec.group_by]
+                known = values.notna() & groups.notna()
+                if spec.strategy == "mode":
+                    per_group = (
+                        values[known]
+                        .groupby(groups[known])
+                        .agg(lambda s: s.mode().iloc[0])
+                        .to_dict()
+                    )
+                    overall = values.mode().iloc[0] if values.notna().any() else np.nan
+                else:
+                    per_group = values[known].groupby(groups[known]).agg(spec.strategy).to_dict()
+                    overall = getattr(values, spec.strategy)() if values.notna().any() else np.nan
+                self.stats_.append((per_group, overall))
+            return self
+
+        def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803 (sklearn API)
+            """Fill missing values of each rule's column; other columns pass through."""
+            X = X.copy()
+            for rule, (per_group, overall) in zip(self.rules or [], self.stats_, strict=True):
+                column, group_by = rule["column"], rule["group_by"]
+                missing = X[column].isna()
+                if not missing.any():
+                    continue
+                filled = X.loc[missing, group_by].map(per_group)
+                if X[column].dtype == object:
+                    filled = filled.astype(object)
+                X.loc[missing, column] = filled.where(filled.notna(), overall)
+            return X
+
+    class FeatureSelector(BaseEstimator, TransformerMixin):
+        """Keep the model's features (ids were needed only by the imputers)."""
+
+        def __init__(self, features: list[str] | None = None, categorical: list[str] | None = None):
+            self.features = features
+            self.categorical = categorical
+
+        def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureSelector:  # noqa: N803
+            """Nothing to learn; remembers that it was fitted (scikit-learn checks pipelines)."""
+            self.fitted_ = True
+            return self
+
+        def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+            """The feature columns, with missing categories as the text ``__missing__``."""
+            frame = X[list(self.features or [])].copy()
+            for name in self.categorical or []:
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), "__missing__")
+                frame[name] = frame[name].astype(str)
+            return frame
+
+    for cls in (GroupImputer, FeatureSelector):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__
+    return {"GroupImputer": GroupImputer, "FeatureSelector": FeatureSelector}

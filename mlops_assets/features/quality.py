@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_assets import names
 from mlops_assets.features.cleaning import CleaningReport
 from mlops_assets.features.validation import domain_violations
 from mlops_assets.specs.model import UseCaseSpec
@@ -114,7 +115,7 @@ def clean_checks(
 
 def verdict_key(spec: UseCaseSpec, day: str) -> str:
     """Object key of a day's quality verdict."""
-    return f"{spec.name}/quality/{day}.json"
+    return f"{names.quality_prefix(spec.name)}{day}.json"
 
 
 def write_verdict(

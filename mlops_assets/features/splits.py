@@ -12,7 +12,11 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from mlops_assets import names
+from mlops_assets.features.quality import usable_days
 from mlops_assets.specs.model import HashSplit, TimeSplit, UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectStore
+from mlops_assets.storage.tables import read_table, stored_partitions, table_key
 
 BUCKETS = 10_000
 
@@ -51,3 +55,31 @@ def data_version(frame: pd.DataFrame) -> str:
     """A content hash of a table: the same rows give the same version."""
     hashes = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy()
     return hashlib.sha1(hashes.tobytes()).hexdigest()[:12]
+
+
+class NoTrainingDataError(RuntimeError):
+    """No stored clean day can be trained on; the message says what was excluded and why."""
+
+
+def load_window(
+    store: ObjectStore, spec: UseCaseSpec, window_days: int | None
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
+    """Clean days inside the window that are stored and passed their checks.
+
+    Days never landed are skipped, not an error; days whose checks failed are returned with the
+    reason, for the metadata.
+
+    Raises:
+        NoTrainingDataError: No stored day passed its checks.
+    """
+    clean = names.asset_path(spec.name, names.CLEAN_DATA)
+    stored = stored_partitions(store, clean)
+    usable, excluded = usable_days(store, spec, stored)
+    chosen = window_partitions(usable, window_days)
+    if not chosen:
+        raise NoTrainingDataError(
+            f"{spec.name}: no clean_data partition that passed its checks is stored "
+            f"in {store.uri}; excluded: {excluded or 'none'}"
+        )
+    frames = [read_table(store, table_key(clean, day)) for day in chosen]
+    return pd.concat(frames, ignore_index=True), chosen, excluded

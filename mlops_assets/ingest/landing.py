@@ -7,12 +7,8 @@ import hashlib
 import json
 from collections import defaultdict
 
-import dagster as dg
-from pydantic import Field
-
 from mlops_assets.ingest.readers import is_readable
 from mlops_assets.storage.objectstore import ObjectInfo, ObjectStore
-from mlops_assets.storage.resources import ObjectStorage
 
 
 def parse_day(text: str) -> dt.date | None:
@@ -29,14 +25,19 @@ def fingerprint(files: list[ObjectInfo]) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
-class LandingZone(dg.ConfigurableResource):
-    """Where batches land; the landing sensor and ``raw_data`` read it."""
+class LandingZone:
+    """Where batches land; the landing sensor and ``raw_data`` read it.
 
-    storage: ObjectStorage = Field(description="Folder or s3:// prefix of the landing zone.")
+    Args:
+        store: The landing zone's folder or ``s3://`` prefix.
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
 
     def store(self) -> ObjectStore:
         """The underlying object store."""
-        return self.storage.store()
+        return self._store
 
     def files_by_day(self, use_case: str, since: str | None = None) -> dict[str, list[ObjectInfo]]:
         """Readable files per landing day (``YYYY-MM-DD``) of a use case.

@@ -8,11 +8,10 @@ null) so nothing is lost before cleaning decides what a value means.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 
 import pandas as pd
-
-from mlops_assets.features.cleaning import normalize_header
 
 DELIMITERS = ",;\t|"
 READABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".csv.gz")
@@ -20,6 +19,11 @@ READABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq", ".csv.gz")
 
 class UnreadableFileError(ValueError):
     """A landed file could not be parsed; the message names the file."""
+
+
+def normalize_header(name: object) -> str:
+    """A header as written by a person: drop a byte-order mark and surrounding spaces."""
+    return str(name).replace("\ufeff", "").strip()
 
 
 def is_readable(name: str) -> bool:
@@ -81,7 +85,5 @@ def read_landed_file(name: str, data: bytes) -> pd.DataFrame:
             .map(lambda v: v if v is None or isinstance(v, str) else str(v))
         )
     if lower.endswith(".gz"):
-        import gzip
-
         data = gzip.decompress(data)
     return read_csv_text(decode_text(data), name)

@@ -1,1 +1,1 @@
-"""Monitoring (error metrics and drift per day) and the retraining policy built on them."""
+"""Monitoring: each slot's champion judged per day, drift, summaries and the retraining policy."""

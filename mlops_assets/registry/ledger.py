@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from mlops_assets import names
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
 from mlops_assets.storage.tables import read_table, write_table
@@ -49,20 +50,17 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-AS_OF_TAG = "mlops/as_of"
-
-
 def as_of(tags: dict[str, str]) -> str:
     """When a decision takes effect: the run's ``mlops/as_of`` tag, or now.
 
     The tag (ISO 8601 with offset) dates a simulated or backfilled day's decisions on that day.
     """
-    return tags.get(AS_OF_TAG) or now_iso()
+    return tags.get(names.AS_OF_TAG) or now_iso()
 
 
 def ledger_prefix(spec: UseCaseSpec) -> str:
     """Where a use case's entries are stored."""
-    return f"{spec.name}/ledger/"
+    return names.ledger_prefix(spec.name)
 
 
 def append_entry(store: ObjectStore, spec: UseCaseSpec, entry: LedgerEntry) -> str:

@@ -11,7 +11,7 @@ fast, before it writes anything, with a message naming the run that holds the lo
 Two backends behind one interface:
 
 * **PostgreSQL advisory lock** (``pg_try_advisory_lock``) on a connection kept open for the run,
-  used whenever a PostgreSQL URL is configured (:func:`mlops_assets.settings.lock_url`): it
+  used whenever a PostgreSQL URL is configured (``Environment.lock_url``): it
   excludes every process of a deployment, on any machine, and is released by PostgreSQL if the
   holder dies. The holder is named through the connection's ``application_name``.
 * **File lock** (``flock``) on ``<MLOPS_HOME>/locks/retrain-<use_case>.lock`` otherwise: it
@@ -22,6 +22,7 @@ Two backends behind one interface:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -30,25 +31,17 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from pydantic import Field, PrivateAttr
-
-from mlops_assets import settings
-
 LOCK_NAMESPACE = "mlops-retrain"
 APPLICATION_NAME_LIMIT = 63  # PostgreSQL truncates application_name beyond NAMEDATALEN - 1
 
 
-class RetrainLockError(dg.Failure):
+class RetrainLockError(RuntimeError):
     """The use case's retrain lock is held by another run, or was lost; nothing was changed.
 
-    A ``dg.Failure`` that refuses retries: a retry policy on the step (the storage retries of
-    the splits) must not turn "another run is retraining" into waiting for it and retraining
-    again afterwards.
+    The Dagster resource turns it into a failure that refuses retries: a retry policy on the
+    step (the storage retries of the splits) must not turn "another run is retraining" into
+    waiting for it and retraining again afterwards.
     """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(description=message, allow_retries=False)
 
 
 def lock_key(use_case: str) -> int:
@@ -95,8 +88,6 @@ class FileLock(HeldLock):
     @classmethod
     def acquire(cls, path: Path, use_case: str, holder: dict[str, Any]) -> FileLock:
         """Take the lock without waiting, or raise naming the holder."""
-        import fcntl
-
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -125,8 +116,6 @@ class FileLock(HeldLock):
 
     def release(self) -> None:
         """Clear the holder record and unlock."""
-        import fcntl
-
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
@@ -243,58 +232,42 @@ class PostgresAdvisoryLock(HeldLock):
                 self._engine.dispose()
 
 
-class RetrainLock(dg.ConfigurableResource):
-    """Excludes concurrent retraining runs of a use case, for the length of a run.
+class RetrainLocks:
+    """The retrain locks one run holds: acquired by its first retrain step, held until it ends.
 
-    Retrain assets call :meth:`acquire` first thing; the lock is released when the run (or,
-    with a multiprocess executor, the step) ends.
+    Args:
+        url: PostgreSQL URL for advisory locks (every process of the deployment must use the
+            same database); ``None``: file locks under ``lock_dir``.
+        lock_dir: Folder of the file locks.
+        run_id: The Dagster run holding the locks (named in the message a second run gets).
     """
 
-    url: str | None = Field(
-        default=None,
-        description="PostgreSQL URL for advisory locks (every process of the deployment must "
-        "use the same database); default MLOPS_LOCK_URL, else MLOPS_OPTUNA_STORAGE when it is "
-        "PostgreSQL, else a file lock under MLOPS_HOME/locks.",
-    )
-    lock_dir: str | None = Field(
-        default=None, description="Folder of the file locks; default MLOPS_HOME/locks."
-    )
-
-    _held: dict[str, HeldLock] = PrivateAttr(default_factory=dict)
-    _run_id: str | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Remember the run, so a lock names the run that holds it."""
-        self._run_id = context.run.run_id if context.run is not None else None
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Release every lock the run took, whether it succeeded or failed."""
-        self.release_all()
+    def __init__(self, url: str | None, lock_dir: Path, run_id: str | None = None) -> None:
+        self.url = url
+        self.lock_dir = Path(lock_dir)
+        self.run_id = run_id
+        self._held: dict[str, HeldLock] = {}
 
     def backend(self) -> str:
         """Which backend is in force: ``postgres`` or ``file``."""
-        return "postgres" if self._url() else "file"
-
-    def _url(self) -> str | None:
-        return self.url or settings.lock_url()
+        return "postgres" if self.url else "file"
 
     def _path(self, use_case: str) -> Path:
-        folder = Path(self.lock_dir).expanduser() if self.lock_dir else settings.lock_dir()
-        return folder / f"retrain-{use_case}.lock"
+        return self.lock_dir.expanduser() / f"retrain-{use_case}.lock"
 
     def _holder(self) -> dict[str, Any]:
         return {
-            "run_id": self._run_id,
+            "run_id": self.run_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 
     def acquire(self, use_case: str) -> None:
-        """Hold ``use_case``'s lock until the run ends; a no-op if this run holds it already.
+        """Hold ``use_case``'s lock until released; a no-op if held already.
 
         Raises:
-            RetrainLockError: If another run holds it, or this run lost it (its database
+            RetrainLockError: If another run holds it, or this one lost it (its database
                 connection dropped), naming what holds it.
         """
         held = self._held.get(use_case)
@@ -307,19 +280,18 @@ class RetrainLock(dg.ConfigurableResource):
                 f"retrain of {use_case} lost its lock (the lock database connection dropped); "
                 "stopping before another run can overlap with this one"
             )
-        url = self._url()
-        if url:
-            self._held[use_case] = PostgresAdvisoryLock.acquire(url, use_case, self._holder())
+        if self.url:
+            self._held[use_case] = PostgresAdvisoryLock.acquire(self.url, use_case, self._holder())
         else:
             self._held[use_case] = FileLock.acquire(self._path(use_case), use_case, self._holder())
 
     def release(self, use_case: str) -> None:
-        """Release one use case's lock if this resource holds it."""
+        """Release one use case's lock if held."""
         held = self._held.pop(use_case, None)
         if held is not None:
             held.release()
 
     def release_all(self) -> None:
-        """Release every lock this resource holds."""
+        """Release every lock held."""
         for use_case in list(self._held):
             self.release(use_case)

@@ -13,31 +13,27 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlops_assets import settings
-from mlops_assets.registry.mlflow_resource import MlflowTracking
-
 MODEL_FILE = "model.pkl"
 
 
-def cache_dir(model_name: str, version: str) -> Path:
-    """Where a version's model files are cached (``$MLOPS_HOME/cache/models/<name>/<version>``)."""
-    root = os.environ.get("MLOPS_MODEL_CACHE") or settings.mlops_home() / "cache" / "models"
+def cache_dir(root: Path, model_name: str, version: str) -> Path:
+    """Where a version's model files are cached (``<root>/<name>/<version>``)."""
     return Path(root) / model_name / str(version)
 
 
-def ensure_cached(mlflow: MlflowTracking, model_name: str, version: str) -> Path:
+def ensure_cached(tracking_uri: str, root: Path, model_name: str, version: str) -> Path:
     """Download a version's model files once; returns the folder holding ``model.pkl``."""
-    target = cache_dir(model_name, version)
+    target = cache_dir(root, model_name, version)
     if (target / MODEL_FILE).exists():
         return target
-    import mlflow as mlflow_api
+    import mlflow
 
-    mlflow_api.set_tracking_uri(mlflow.uri())
-    mlflow_api.set_registry_uri(mlflow.uri())
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version}-"))
     try:
-        mlflow_api.artifacts.download_artifacts(
+        mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{model_name}/{version}", dst_path=str(staging)
         )
         found = next(staging.rglob(MODEL_FILE), None)
@@ -49,9 +45,10 @@ def ensure_cached(mlflow: MlflowTracking, model_name: str, version: str) -> Path
     return target
 
 
-def load_version(mlflow: MlflowTracking, model_name: str, version: str) -> Any:
+def load_version(tracking_uri: str, root: Path, model_name: str, version: str) -> Any:
     """The fitted pipeline of one registered version."""
     import cloudpickle
 
-    with open(ensure_cached(mlflow, model_name, version) / MODEL_FILE, "rb") as handle:
+    folder = ensure_cached(tracking_uri, root, model_name, version)
+    with open(folder / MODEL_FILE, "rb") as handle:
         return cloudpickle.load(handle)

@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mlops_assets.serving.bento import ModelRef, model_tag
-from mlops_assets.serving.runtime import ServingRuntime
+from mlops_assets.registry.status import ModelRef, champion_ref
+from mlops_assets.registry.tracking import Tracking
+from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 from mlops_assets.specs.model import UseCaseSpec
 
 # A child of BentoML's logger: its handlers put the switch in the service's own log.
@@ -30,16 +31,12 @@ Resolver = Callable[[], ModelRef | None]
 Loader = Callable[[ModelRef], Any]
 
 
-def registry_champion(spec: UseCaseSpec) -> Resolver:
-    """Reads the ``champion`` alias from the tracking server configured in the environment."""
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import champion_ref
-
-    mlflow = MlflowTracking()
-    return lambda: champion_ref(spec, mlflow)
+def registry_champion(slot: UseCaseSpec, tracking: Tracking) -> Resolver:
+    """Reads the slot's ``champion`` alias from the tracking server."""
+    return lambda: champion_ref(slot, tracking)
 
 
-def stored_or_registered_pipeline(spec: UseCaseSpec) -> Loader:
+def stored_or_registered_pipeline(tracking: Tracking) -> Loader:
     """Loads a version from the BentoML model store, or from MLflow when it was never imported.
 
     The store is read as the service's BentoML home configures it; nothing is written to it, so
@@ -52,11 +49,9 @@ def stored_or_registered_pipeline(spec: UseCaseSpec) -> Loader:
         from bentoml.exceptions import NotFound
 
         try:
-            return bentoml.sklearn.load_model(bentoml.models.get(model_tag(spec, ref)))
+            return bentoml.sklearn.load_model(bentoml.models.get(ref.bento_model_tag))
         except NotFound:
-            from mlops_assets.registry.mlflow_resource import MlflowTracking
-
-            return MlflowTracking().load_pipeline(ref.model_name, ref.version)
+            return tracking.load_pipeline(ref.model_name, ref.version)
 
     return load
 
@@ -72,7 +67,7 @@ class ChampionFollower:
     """
 
     def __init__(
-        self, runtime: ServingRuntime, poll_s: float, resolve: Resolver, load: Loader
+        self, runtime: SlotRuntime, poll_s: float, resolve: Resolver, load: Loader
     ) -> None:
         self.runtime = runtime
         self.poll_s = poll_s
@@ -116,10 +111,24 @@ class ChampionFollower:
             self._stop.wait(self.poll_s)
 
 
-def follow_champion(spec: UseCaseSpec, runtime: ServingRuntime, poll_s: float) -> ChampionFollower:
-    """A started follower reading the configured registry and stores."""
-    follower = ChampionFollower(
-        runtime, poll_s, registry_champion(spec), stored_or_registered_pipeline(spec)
-    )
-    follower.start()
-    return follower
+class Followers:
+    """One champion follower per slot (``mlops serve``): each slot's alias moves on its own."""
+
+    def __init__(self, followers: list[ChampionFollower]) -> None:
+        self.followers = followers
+
+    def stop(self) -> None:
+        """Stop every follower (called at shutdown)."""
+        for follower in self.followers:
+            follower.stop()
+
+
+def follow_champions(runtime: ServingRuntime, poll_s: float, tracking: Tracking) -> Followers:
+    """Started followers keeping each slot's runtime on its registry champion."""
+    load = stored_or_registered_pipeline(tracking)
+    followers = []
+    for slot in runtime.slots.values():
+        follower = ChampionFollower(slot, poll_s, registry_champion(slot.spec, tracking), load)
+        follower.start()
+        followers.append(follower)
+    return Followers(followers)

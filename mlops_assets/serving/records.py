@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from mlops_assets.environment import DEFAULT_MAX_RECORDS
 from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
-DEFAULT_MAX_RECORDS = 10_000
 DEFAULT_PROBLEM_LIMIT = 20
 
 
@@ -125,17 +125,6 @@ def columns_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORD
         "required": list(properties),
         "additionalProperties": False,
         "description": f"{spec.name} records as columns of equal length (1 to {max_records}).",
-    }
-
-
-def records_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORDS) -> dict:
-    """JSON schema of the ``records`` field: a non-empty array of the spec's records."""
-    return {
-        "type": "array",
-        "items": record_model(spec).model_json_schema(),
-        "minItems": 1,
-        "maxItems": max_records,
-        "description": f"{spec.name} records to score, 1 to {max_records} per request.",
     }
 
 

@@ -1,32 +1,54 @@
-"""What a service worker holds: the scorer, the micro-batcher and the prediction log.
+"""What a service worker holds: one runtime per model slot, and the routing between them.
 
 ``bento/service.py`` stays a thin BentoML shell around :class:`ServingRuntime`, so the request
-path (shape checks, batching, scoring, logging, answer bodies) is tested without a server.
+path (shape checks, routing, batching, scoring, logging, answer bodies) is tested without a
+server. Every use case is served by the same code: a use case has one or more model slots (an
+unsegmented one is a single slot), each a :class:`SlotRuntime` (scorer, micro-batcher, prediction
+log), and :class:`ServingRuntime` routes each record to its slot (see
+:mod:`mlops_assets.serving.routing`; with one slot every record goes to it).
+
+Records of one request may go to different slots: each slot scores its share through its own
+batcher, and the answer puts every prediction back in record order, naming for each record the
+segment that answered (``segments``) and each segment's model and version (``models``). A request
+is answered 422 as a whole when any of its records has a problem, and then nothing of it is
+scored or logged: a request whose records go to several slots has every share checked before any
+share is scored (its cleaning runs twice; a one-slot request's once).
+
+A columnar body (``/predict_columns``) is one slot for all its rows: its column names choose it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_assets import settings
+from mlops_assets.environment import ServingOptions
+from mlops_assets.features.history import StoredHistory
+from mlops_assets.prediction_log import PredictionLog
 from mlops_assets.serving.batching import MicroBatcher
-from mlops_assets.serving.options import ServingOptions
-from mlops_assets.serving.prediction_log import PredictionLog
 from mlops_assets.serving.records import (
     RequestProblem,
     as_column_location,
+    column_problem,
     column_structure_problems,
     columns_of,
     structure_problems,
 )
+from mlops_assets.serving.routing import (
+    choose_slot,
+    id_records,
+    no_slot_message,
+    renumbered,
+    route_records,
+    trim_to_slot,
+)
 from mlops_assets.serving.scoring import Accepted, Rejected, Scorer
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.objectstore import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +64,18 @@ class Answer:
     request_id: str
 
 
-class ServingRuntime:
-    """The request path of one worker.
+class SlotRuntime:
+    """The request path of one model slot: its scorer, micro-batcher and prediction log.
 
     Args:
-        spec: The use case.
+        spec: The slot's view of the use case (a segment's, or the whole unsegmented one).
         pipeline: The champion's pipeline.
         model_name: Registered MLflow model name (from the BentoML model's labels).
         model_version: Registered MLflow model version.
         options: Limits, batching and logging options.
         log: The prediction log, or ``None`` to log nothing.
         on_batch: Metrics hook of the batcher (requests, records per batch).
+        history: Where a forecast's lags are read from (unused for other tasks).
     """
 
     def __init__(
@@ -64,16 +87,16 @@ class ServingRuntime:
         options: ServingOptions,
         log: PredictionLog | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        history: StoredHistory | None = None,
     ) -> None:
         self.spec = spec
         self.options = options
         self.model_name = model_name
         self.model_version = model_version
         self.log = log
+        self.history = history
         self._thread_pools: Any = None
-        self.scorer = Scorer(
-            spec, pipeline, model_name, model_version, on_scored=log.append if log else None
-        )
+        self.scorer = self._scorer(pipeline, model_name, model_version)
         self.swaps = 0
         self.batcher: MicroBatcher[tuple[str, dict[str, list[Any]]], Accepted | Rejected] = (
             MicroBatcher(
@@ -84,34 +107,14 @@ class ServingRuntime:
             )
         )
 
-    @classmethod
-    def for_model(
-        cls,
-        spec: UseCaseSpec,
-        pipeline: Any,
-        labels: dict[str, str],
-        fallback_version: str,
-        options: ServingOptions,
-        on_batch: Callable[[int, int], None] | None = None,
-    ) -> ServingRuntime:
-        """A worker's runtime for a BentoML model; the log goes under the configured storage."""
-        log = None
-        if options.prediction_log:
-            log = PredictionLog(
-                open_store(settings.storage_uri()),
-                spec,
-                flush_interval_s=options.log_flush_s,
-                max_rows=options.log_max_rows,
-                database_url=settings.prediction_log_database(),
-            )
-        return cls(
-            spec,
+    def _scorer(self, pipeline: Any, model_name: str, model_version: str) -> Scorer:
+        return Scorer(
+            self.spec,
             pipeline,
-            labels.get("mlflow_model_name", spec.registered_model_name()),
-            labels.get("mlflow_model_version", fallback_version),
-            options,
-            log=log,
-            on_batch=on_batch,
+            model_name,
+            model_version,
+            on_scored=self.log.append if self.log else None,
+            history=self.history,
         )
 
     def swap_model(self, pipeline: Any, model_name: str, model_version: str) -> None:
@@ -121,13 +124,7 @@ class ServingRuntime:
         scorer once, and every answer names the version that scored it, so no request fails or
         is attributed to the wrong model during a switch.
         """
-        self.scorer = Scorer(
-            self.spec,
-            pipeline,
-            model_name,
-            model_version,
-            on_scored=self.log.append if self.log else None,
-        )
+        self.scorer = self._scorer(pipeline, model_name, model_version)
         self.model_name, self.model_version = model_name, model_version
         self.swaps += 1
 
@@ -151,54 +148,10 @@ class ServingRuntime:
             self._thread_pools = ThreadpoolController()
         return self._thread_pools.limit(limits=self.options.threads)
 
-    async def answer(self, records: Any, request_id: str | None = None) -> Answer:
-        """Check, score and log a records body; every bad input is a 422 naming the field."""
-        request_id = request_id or uuid.uuid4().hex
-        problems = structure_problems(records, self.spec, self.options.max_records)
-        if problems:
-            return self._rejected(request_id, problems, len(problems))
-        outcome = await self.batcher.submit(
-            (request_id, columns_of(records, self.spec)), size=len(records)
-        )
-        if isinstance(outcome, Rejected):
-            return self._rejected(request_id, outcome.problems, outcome.total)
-        return self._accepted(request_id, outcome, _id_records(outcome))
-
-    async def answer_columns(self, columns: Any, request_id: str | None = None) -> Answer:
-        """Check, score and log a columnar body (bulk scoring); ids are answered as columns."""
-        request_id = request_id or uuid.uuid4().hex
-        problems = column_structure_problems(columns, self.spec, self.options.max_records)
-        if problems:
-            return self._rejected(request_id, problems, len(problems))
+    async def submit(self, request_id: str, columns: dict[str, list[Any]]) -> Accepted | Rejected:
+        """Score a request's columns (already shape-checked) with whatever else is queued."""
         size = len(columns[self.spec.input_columns[0].name])
-        outcome = await self.batcher.submit((request_id, columns), size=size)
-        if isinstance(outcome, Rejected):
-            renamed = [as_column_location(p) for p in outcome.problems]
-            return self._rejected(request_id, renamed, outcome.total)
-        return self._accepted(request_id, outcome, outcome.ids)
-
-    def _accepted(self, request_id: str, outcome: Accepted, ids: Any) -> Answer:
-        body: dict[str, Any] = {
-            "request_id": request_id,
-            "model_name": outcome.model_name or self.model_name,
-            "model_version": outcome.model_version or self.model_version,
-            "predictions": outcome.predictions,
-            "ids": ids,
-        }
-        if outcome.probabilities is not None:
-            body["probabilities"] = outcome.probabilities
-        return Answer(200, json.dumps(body).encode(), request_id)
-
-    def _rejected(self, request_id: str, problems: list[RequestProblem], total: int) -> Answer:
-        message = Rejected(problems, total).message()
-        body = {
-            "error": message,
-            "problems": [str(p) for p in problems],
-            "problem_count": total,
-            "detail": [p.as_dict() for p in problems],
-            "request_id": request_id,
-        }
-        return Answer(422, json.dumps(body).encode(), request_id)
+        return await self.batcher.submit((request_id, columns), size=size)
 
     def close(self) -> None:
         """Stop batching and write the rest of the prediction log (called at shutdown)."""
@@ -212,10 +165,165 @@ class ServingRuntime:
             )
 
 
-def _id_records(outcome: Accepted) -> list[dict[str, Any]]:
-    """Each record's ids as an object, from the columns the scorer returns."""
-    if not outcome.ids:
-        return [{} for _ in outcome.predictions]
-    names = list(outcome.ids)
-    rows = zip(*outcome.ids.values(), strict=True)
-    return [dict(zip(names, row, strict=True)) for row in rows]
+class ServingRuntime:
+    """The request path of a service: records routed to their model slots, answers merged.
+
+    Args:
+        spec: The whole use case (narrowed to the segments served, if any).
+        slots: One runtime per slot, keyed by segment (``None`` for an unsegmented use case).
+        problem_limit: Problems reported per rejected request.
+    """
+
+    def __init__(
+        self,
+        spec: UseCaseSpec,
+        slots: Mapping[str | None, SlotRuntime],
+        problem_limit: int = 20,
+    ) -> None:
+        wanted = [view.segment for view in spec.segment_specs()]
+        missing = [name for name in wanted if name not in slots]
+        if missing:
+            raise ValueError(f"{spec.name}: a runtime is needed for every slot ({missing})")
+        self.spec = spec
+        self.slots = {name: slots[name] for name in wanted}
+        self.views = {name: runtime.spec for name, runtime in self.slots.items()}
+        self.known = {c.name for c in spec.input_columns}
+        self.problem_limit = problem_limit
+        self.max_records = next(iter(self.slots.values())).options.max_records
+
+    @property
+    def routed(self) -> bool:
+        """Whether records are routed among several slots (answers then name the segment)."""
+        return bool(self.spec.segments)
+
+    @property
+    def models(self) -> dict[str | None, dict[str, str]]:
+        """Each slot's model name and version, as answers report them."""
+        return {
+            name: {"model_name": slot.model_name, "model_version": slot.model_version}
+            for name, slot in self.slots.items()
+        }
+
+    async def answer(self, records: Any, request_id: str | None = None) -> Answer:
+        """Route, check, score and log a records body; every bad input is a 422 naming it."""
+        request_id = request_id or uuid.uuid4().hex
+        if not isinstance(records, list) or not records or len(records) > self.max_records:
+            first = next(iter(self.views.values()))
+            return self._rejected(request_id, structure_problems(records, first, self.max_records))
+        groups, found = route_records(records, self.spec)
+        shares: dict[str | None, list[Any]] = {}
+        for name, rows in groups.items():
+            view = self.views[name]
+            shares[name] = [trim_to_slot(records[row], view, self.known) for row in rows]
+            problems = structure_problems(shares[name], view, self.max_records)
+            found.extend(renumbered(p, rows) for p in problems)
+        if not found and len(groups) > 1:  # all shares pass, or none is scored and logged
+            for name, rows in groups.items():
+                checked = self.slots[name].scorer.check(columns_of(shares[name], self.views[name]))
+                found.extend(renumbered(p, rows) for p in checked)
+        if found:
+            return self._rejected(request_id, found)
+        names = list(groups)
+        outcomes = await asyncio.gather(
+            *(
+                self.slots[name].submit(request_id, columns_of(shares[name], self.views[name]))
+                for name in names
+            )
+        )
+        rejected = [
+            renumbered(p, groups[name])
+            for name, outcome in zip(names, outcomes, strict=True)
+            if isinstance(outcome, Rejected)
+            for p in outcome.problems
+        ]
+        if rejected:
+            total = sum(o.total for o in outcomes if isinstance(o, Rejected))
+            return self._rejected(request_id, rejected, total)
+        accepted = dict(zip(names, outcomes, strict=True))
+        return self._merged(request_id, len(records), groups, accepted)  # type: ignore[arg-type]
+
+    async def answer_columns(self, columns: Any, request_id: str | None = None) -> Answer:
+        """A columnar body (bulk scoring): its column names choose one slot for all its rows."""
+        request_id = request_id or uuid.uuid4().hex
+        view = choose_slot(columns if isinstance(columns, dict) else {}, self.spec)
+        if view is None and isinstance(columns, dict):
+            message = no_slot_message(columns, self.spec).replace("carries", "carry", 1)
+            return self._rejected(request_id, [column_problem(None, message)])
+        view = view or next(iter(self.views.values()))
+        body = trim_to_slot(columns, view, self.known) if isinstance(columns, dict) else columns
+        problems = column_structure_problems(body, view, self.max_records)
+        if problems:
+            return self._rejected(request_id, problems)
+        outcome = await self.slots[view.segment].submit(request_id, body)
+        if isinstance(outcome, Rejected):
+            renamed = [as_column_location(p) for p in outcome.problems]
+            return self._rejected(request_id, renamed, outcome.total)
+        size = len(body[view.input_columns[0].name])
+        return self._merged(
+            request_id, size, {view.segment: list(range(size))}, {view.segment: outcome}, True
+        )
+
+    def _merged(
+        self,
+        request_id: str,
+        size: int,
+        groups: Mapping[str | None, list[int]],
+        accepted: Mapping[str | None, Accepted],
+        as_columns: bool = False,
+    ) -> Answer:
+        predictions: list[Any] = [None] * size
+        ids: list[dict[str, Any]] = [{} for _ in range(size)]
+        segments: list[str] = [""] * size
+        probabilities: list[Any] | None = None
+        for name, rows in groups.items():
+            outcome = accepted[name]
+            records_ids = id_records(outcome)
+            for position, row in enumerate(rows):
+                predictions[row] = outcome.predictions[position]
+                ids[row] = records_ids[position]
+                segments[row] = name or ""
+            if outcome.probabilities is not None:
+                probabilities = probabilities or [None] * size
+                for position, row in enumerate(rows):
+                    probabilities[row] = outcome.probabilities[position]
+        used = [name for name in self.slots if name in groups]
+        models = {  # the version that scored (a follower may swap models between batches)
+            name: {
+                "model_name": accepted[name].model_name or self.models[name]["model_name"],
+                "model_version": accepted[name].model_version or self.models[name]["model_version"],
+            }
+            for name in used
+        }
+        body: dict[str, Any] = {
+            "request_id": request_id,
+            "model_name": ",".join(m["model_name"] for m in models.values()),
+            "model_version": ",".join(m["model_version"] for m in models.values()),
+            "predictions": predictions,
+            "ids": accepted[used[0]].ids if as_columns else ids,
+        }
+        if self.routed:
+            body["segments"] = segments
+            body["models"] = models
+        if probabilities is not None:
+            body["probabilities"] = probabilities
+        return Answer(200, json.dumps(body).encode(), request_id)
+
+    def _rejected(
+        self, request_id: str, problems: list[RequestProblem], total: int | None = None
+    ) -> Answer:
+        problems = sorted(problems)
+        total = max(total or 0, len(problems))
+        shown = problems[: self.problem_limit]
+        body = {
+            "error": Rejected(shown, total).message(),
+            "problems": [str(p) for p in shown],
+            "problem_count": total,
+            "detail": [p.as_dict() for p in shown],
+            "request_id": request_id,
+        }
+        return Answer(422, json.dumps(body).encode(), request_id)
+
+    def close(self) -> None:
+        """Stop every slot's batcher and write the rest of its prediction log."""
+        for slot in self.slots.values():
+            slot.close()

@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.forecast import (
+    date_column,
+    history_needed,
+    model_spec,
+    request_features,
+)
+from mlops_assets.features.history import StoredHistory
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.features.validation import validate_frame
-from mlops_assets.serving.history import StoredHistory
+from mlops_assets.prediction_log import ScoredBatch
 from mlops_assets.serving.records import (
     ROW_NUMBER,
     RequestProblem,
@@ -62,20 +69,6 @@ class Rejected:
 
 
 @dataclass
-class ScoredBatch:
-    """Accepted rows of one pass, as the prediction log keeps them."""
-
-    request_ids: list[str]
-    row_counts: list[int]
-    cleaned: pd.DataFrame
-    predictions: np.ndarray
-    model_name: str
-    model_version: str
-    probabilities: np.ndarray | None = None
-    scored_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-
-@dataclass
 class FrameScore:
     """A whole file's scores (``mlops predict``): cleaned rows, predictions and problems."""
 
@@ -95,8 +88,8 @@ class Scorer:
         model_version: Registered model version.
         on_scored: Called with every batch of accepted rows (the prediction log's ``append``).
         problem_limit: Problems reported per rejected request.
-        history: Where a forecast's lag features are read from (default: the ``clean_data``
-            in the configured asset storage); unused for other tasks.
+        history: Where a forecast's lag features are read from (the stored ``clean_data``);
+            required for a forecast, unused for other tasks.
     """
 
     def __init__(
@@ -109,8 +102,6 @@ class Scorer:
         problem_limit: int = 20,
         history: StoredHistory | None = None,
     ) -> None:
-        from mlops_assets.features.forecast import model_spec
-
         self.spec = spec
         self.model_spec = model_spec(spec)  # a forecast's model also reads derived lags
         self._history = history
@@ -242,15 +233,8 @@ class Scorer:
 
     def _forecast_rows(self, cleaned: pd.DataFrame) -> pd.DataFrame:
         """Requested rows with lag features derived from the stored history of their series."""
-        import datetime as dt
-
-        from mlops_assets.features.forecast import date_column, history_needed, request_features
-
         if self._history is None:
-            from mlops_assets import settings
-            from mlops_assets.storage.objectstore import open_store
-
-            self._history = StoredHistory(open_store(settings.storage_uri()), self.spec)
+            raise ValueError(f"{self.spec.name}: forecasts need the stored history to score")
         dates = pd.to_datetime(cleaned[date_column(self.spec)])
         first = dates.min().date() - dt.timedelta(days=history_needed(self.spec))
         past = self._history.rows(first, dates.max().date() - dt.timedelta(days=1))

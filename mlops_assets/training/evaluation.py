@@ -7,8 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.features.forecast import rmsse_inputs
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.metrics import classification_metric, regression_metric, rmsse
+from mlops_assets.registry.tracking import Tracking
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.families import predict_frame
 
@@ -44,8 +46,6 @@ def score_predictions(
     for name in spec_metrics(spec):
         if name == "rmsse":
             if rows is not None:
-                from mlops_assets.features.forecast import rmsse_inputs
-
                 scores[name] = rmsse(
                     y_true.to_numpy(dtype=float), y_pred, **rmsse_inputs(rows, spec)
                 )
@@ -71,3 +71,11 @@ def evaluate(spec: UseCaseSpec, pipeline: Any, frame: pd.DataFrame) -> dict[str,
         raise ValueError(f"{spec.name}: no labelled rows to evaluate on")
     y_pred, proba = predict_frame(pipeline, model_input(rows, spec), spec)
     return score_predictions(spec, rows[spec.target.name], y_pred, proba, rows)
+
+
+def evaluate_version(
+    tracking: Tracking, spec: UseCaseSpec, version: str, frame: pd.DataFrame
+) -> dict[str, float]:
+    """Metrics of one registered version of the slot's model on the labelled rows of ``frame``."""
+    pipeline = tracking.load_pipeline(spec.registered_model_name(), version)
+    return evaluate(spec, pipeline, frame)

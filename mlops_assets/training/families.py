@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.features import pipeline as preprocessing
 from mlops_assets.specs.model import UseCaseSpec
 
 _thread_budget: int | None = None
@@ -105,12 +106,10 @@ def build_pipeline(spec: UseCaseSpec, family: str, params: dict[str, Any], seed:
     """The full model pipeline of one family with the given hyperparameters."""
     from sklearn.pipeline import Pipeline
 
-    from mlops_assets.features.pipeline import FeatureSelector, GroupImputer, group_imputers
-
     numeric, categorical = _numeric_and_categorical(spec)
     steps: list[tuple[str, Any]] = [
-        ("impute_groups", GroupImputer(group_imputers(spec))),
-        ("select", FeatureSelector(numeric + categorical, categorical)),
+        ("impute_groups", preprocessing.GroupImputer(preprocessing.group_imputers(spec))),
+        ("select", preprocessing.FeatureSelector(numeric + categorical, categorical)),
     ]
     if family != "catboost":
         steps.append(("encode", _encoder(spec, family)))

@@ -14,17 +14,23 @@ the whole database per write, so workers would mostly wait for each other.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlops_assets.features.forecast import date_column, time_folds
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.metrics import direction
 from mlops_assets.specs.model import ModelFamilySpec, ParamSpec, UseCaseSpec
@@ -34,6 +40,7 @@ from mlops_assets.training.families import (
     fit_pipeline,
     fit_threads,
     predict_frame,
+    set_thread_budget,
 )
 
 
@@ -48,6 +55,32 @@ class TuningBudget:
     pruner_startup_trials: int
     early_stopping_rounds: int
     n_workers: int = 1
+
+
+def budget_for(
+    spec: UseCaseSpec,
+    n_trials: int | None = None,
+    timeout_s: float | None = None,
+    cv_folds: int | None = None,
+    seed: int | None = None,
+    n_workers: int = 1,
+) -> TuningBudget:
+    """A run's budget: the overrides given, the spec's ``tuning`` defaults for the rest.
+
+    ``timeout_s=0`` (or less) means no time limit: the budget is the trial count alone, the
+    same on every machine (what the demo and the tests ask for).
+    """
+    tuning = spec.tuning
+    timeout = timeout_s if timeout_s is not None else tuning.timeout_s
+    return TuningBudget(
+        n_trials=n_trials or tuning.n_trials,
+        timeout_s=timeout if timeout and timeout > 0 else None,
+        cv_folds=cv_folds or tuning.cv_folds,
+        seed=seed if seed is not None else tuning.seed,
+        pruner_startup_trials=tuning.pruner_startup_trials,
+        early_stopping_rounds=tuning.early_stopping_rounds,
+        n_workers=n_workers,
+    )
 
 
 @dataclass
@@ -141,8 +174,6 @@ def cv_folds(spec: UseCaseSpec, X: pd.DataFrame, y: pd.Series, folds: int, seed:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if spec.task == "forecast":  # validate on days after the training days, never before
-        from mlops_assets.features.forecast import date_column, time_folds
-
         return time_folds(X[date_column(spec)], folds)
     if spec.is_classification:
         return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
@@ -350,10 +381,6 @@ def optimize_in_workers(
     Raises:
         RuntimeError: A worker failed (its error and process id in the message).
     """
-    import dataclasses
-    import multiprocessing
-    from multiprocessing.connection import wait
-
     import optuna
 
     context = multiprocessing.get_context("spawn")
@@ -413,8 +440,6 @@ def optimize_in_workers(
 
 def _worker_failure(study_name: str, failed: list[Any], errors: Any) -> str:
     """The message for failed workers: each one's error as it reported it."""
-    import queue
-
     reports: dict[int, str] = {}
     try:
         while True:
@@ -431,16 +456,12 @@ def _worker_failure(study_name: str, failed: list[Any], errors: Any) -> str:
 def _work(job: WorkerJob, start: Any, reserved: Any, errors: Any) -> None:
     """A worker process: load the study, wait for the others, take trials until none are left."""
     global _worker_tracking
-    import threading
-
     try:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if job.threads:
             from threadpoolctl import threadpool_limits
-
-            from mlops_assets.training.families import set_thread_budget
 
             set_thread_budget(job.threads)  # CatBoost, random forest
             threadpool_limits(job.threads)  # OpenMP and BLAS (HistGradientBoosting, Ridge)

@@ -16,9 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_assets.registry.mlflow_resource import MlflowTracking
+from mlops_assets import names
+from mlops_assets.features.pipeline import model_input
+from mlops_assets.features.splits import data_version
+from mlops_assets.metrics import direction
+from mlops_assets.registry.tracking import Tracking
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
+from mlops_assets.storage.tables import read_table, table_key
+from mlops_assets.training.registration import log_trial
+from mlops_assets.training.tuning import CATCH, _pruner, budget_for, make_objective
 
 
 class TuneWorkerError(RuntimeError):
@@ -37,17 +44,12 @@ class WorkerReport:
 
 def study_name_for(spec: UseCaseSpec, train: Any) -> str:
     """The study ``tuned_model`` uses for this training data."""
-    from mlops_assets.features.splits import data_version
-
     return f"{spec.registered_model_name()}-{data_version(train)}"
 
 
 def read_train_set(spec: UseCaseSpec, store: ObjectStore) -> Any:
     """The stored ``train_set`` of a use case (what the last retrain run selected)."""
-    from mlops_assets.features.assets import train_key
-    from mlops_assets.storage.tables import read_table, table_key
-
-    key = table_key(train_key(spec).path)
+    key = table_key(names.asset_path(spec.name, names.TRAIN_SET))
     if not store.exists(key):
         raise TuneWorkerError(
             f"{spec.name}: no training set at {store.describe(key)}; run the retrain job "
@@ -59,7 +61,7 @@ def read_train_set(spec: UseCaseSpec, store: ObjectStore) -> Any:
 def tune_worker(
     spec: UseCaseSpec,
     store: ObjectStore,
-    mlflow: MlflowTracking,
+    tracking: Tracking,
     storage_url: str,
     n_trials: int,
     timeout_s: float | None = None,
@@ -69,15 +71,10 @@ def tune_worker(
     """Add up to ``n_trials`` trials to the current study of ``spec``."""
     import optuna
 
-    from mlops_assets.features.pipeline import model_input
-    from mlops_assets.metrics import direction
-    from mlops_assets.training.assets import TuneConfig, _budget, log_trial
-    from mlops_assets.training.tuning import CATCH, _pruner, make_objective
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     train = read_train_set(spec, store)
     name = study_name_for(spec, train)
-    budget = _budget(spec, TuneConfig(n_trials=n_trials, timeout_s=timeout_s, n_workers=1))
+    budget = budget_for(spec, n_trials=n_trials, timeout_s=timeout_s)
     study = optuna.create_study(
         study_name=name,
         storage=storage_url,
@@ -90,8 +87,8 @@ def tune_worker(
     X = model_input(train, spec)  # noqa: N806
     y = train[spec.target.name].astype(str) if spec.is_classification else train[spec.target.name]
     log(f"worker {index}: {n_trials} trials into study {name} ({before} trials so far)")
-    tags = {"use_case": spec.name, "optuna.study": name, "optuna.worker_index": str(index)}
-    with mlflow.start_run(spec.name, f"tune-worker-{index}", tags, None):
+    tags = {"use_case": spec.name, names.STUDY_TAG: name, "optuna.worker_index": str(index)}
+    with tracking.start_run(spec.name, f"tune-worker-{index}", tags, None):
         study.optimize(
             make_objective(spec, X, y, budget, log_trial),
             n_trials=n_trials,

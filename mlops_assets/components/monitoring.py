@@ -1,0 +1,103 @@
+"""``model_performance[day]`` and ``data_drift[day]``: how each slot's champion fared each day.
+
+Both are computed in one step per run (each champion is loaded once; see
+:mod:`mlops_assets.monitoring.performance`) and emit numeric metadata on each day's partition,
+so the Dagster UI plots them over partitions. The champions they judge are upstream in the
+lineage. Each judged day's typed summary goes to storage for the retraining policy.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from mlops_assets import names
+from mlops_assets.components.checks import as_metadata
+from mlops_assets.components.features import clean_key, train_key
+from mlops_assets.components.partitions import daily_partitions
+from mlops_assets.components.registry import champion_key
+from mlops_assets.components.resources import (
+    STORAGE_RETRY_POLICY,
+    MlflowTracking,
+    ObjectStorage,
+    PredictionLogSettings,
+)
+from mlops_assets.monitoring.performance import metadata_by_day, monitor
+from mlops_assets.monitoring.summary import write_summary
+from mlops_assets.registry.ledger import as_of
+from mlops_assets.specs.model import UseCaseSpec
+
+
+def performance_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the daily model performance."""
+    return dg.AssetKey(names.asset_path(spec.name, names.MODEL_PERFORMANCE))
+
+
+def drift_key(spec: UseCaseSpec) -> dg.AssetKey:
+    """Asset key of the daily data drift."""
+    return dg.AssetKey(names.asset_path(spec.name, names.DATA_DRIFT))
+
+
+def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
+    """``model_performance`` and ``data_drift`` of one use case, one step per run."""
+    partitions = daily_partitions(spec)
+    champions = [champion_key(view) for view in spec.segment_specs()]
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                performance_key(spec),
+                deps=[clean_key(spec), *champions],
+                partitions_def=partitions,
+                group_name=spec.name,
+                kinds={"pandas"},
+                description=f"{spec.name}: the champion's error on the day's labels "
+                "(out of sample only), and of the predictions it served.",
+            ),
+            dg.AssetSpec(
+                drift_key(spec),
+                deps=[clean_key(spec), train_key(spec), *champions],
+                partitions_def=partitions,
+                group_name=spec.name,
+                kinds={"pandas", "scipy"},
+                description=f"{spec.name}: per-feature PSI/KS and prediction drift against the "
+                "training data, with an HTML report.",
+            ),
+        ],
+        name=names.monitoring_op(spec.name),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run, as ingestion
+        # Reads the lake and the registry: an outage of either is retried with backoff.
+        retry_policy=STORAGE_RETRY_POLICY,
+    )
+    def monitoring(
+        context: dg.AssetExecutionContext,
+        lake: ObjectStorage,
+        mlflow: MlflowTracking,
+        prediction_log: PredictionLogSettings,
+    ) -> Iterator[dg.MaterializeResult]:
+        days = sorted(context.partition_keys)
+        store = lake.store()
+        found = monitor(
+            spec,
+            store,
+            mlflow.tracking(),
+            days,
+            as_of(context.run.tags)[:10],
+            prediction_log.database_url(),
+            context.run_id,
+        )
+        keys = {names.MODEL_PERFORMANCE: performance_key(spec), names.DATA_DRIFT: drift_key(spec)}
+        for asset, key in keys.items():
+            for day, values in metadata_by_day(found, asset):
+                context.add_asset_metadata(as_metadata(values), asset_key=key, partition_key=day)
+        for summary in found.summaries:
+            write_summary(store, spec, summary)
+        shared = {"monitored_range": f"{days[0]}..{days[-1]}"}
+        for segment, (version, judged) in found.judged.items():
+            prefix = f"{segment}_" if segment else ""
+            shared[f"{prefix}judged_version"] = version or ""
+            shared[f"{prefix}judged_days"] = judged
+        for key in keys.values():
+            yield dg.MaterializeResult(asset_key=key, metadata=shared)
+
+    return monitoring

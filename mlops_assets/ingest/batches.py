@@ -1,0 +1,309 @@
+"""Landed files in, partitions out: what to ingest next, and the rows of a run's partitions.
+
+One path for every use case. New file versions (not in the ingestion ledger, not already
+requested) are *pending*; the partitions each one's rows fall on are its span (a landing-date
+file: its landing day; an event-date file: read once to find out). Pending files whose spans
+overlap are ingested together, as ONE run over the range their spans cover; files whose spans do
+not overlap get runs of their own, so one bad day of a landing-date use case never holds back
+another day's ingestion. The landing sensor and ``mlops refresh`` both call
+:func:`pending_ranges`; ``raw_data`` calls :func:`read_days` for its run's range.
+
+The sensor's cursor keeps, for the landing days still open to late files, the file digests it
+has requested, so a file is requested once even before its run has written the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mlops_assets.ingest.days import day_of_rows, known_span, landing_day_of
+from mlops_assets.ingest.landing import LandingZone
+from mlops_assets.ingest.ledger import IngestedFile, file_digest, ingested_files
+from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectInfo, ObjectStore
+
+LATE_DAYS = 1
+"""Landing days before the newest one seen whose folders the sensor still lists for late files."""
+SOURCE_FILE = "_source_file"
+ROW_NUMBER = "_row_number"
+
+
+class NothingLandedError(RuntimeError):
+    """No file has landed where a run expected some; the message names the location."""
+
+
+def read_files(landing: LandingZone, files: Iterable[ObjectInfo]) -> pd.DataFrame:
+    """Landed files concatenated as text, with source file, row number and landing day columns.
+
+    Raises:
+        UnreadableFileError: A file cannot be parsed (the message names it).
+    """
+    frames = []
+    for info in files:
+        frame = read_landed_file(info.key, landing.store().get_bytes(info.key))
+        frame[SOURCE_FILE] = info.key
+        frame[ROW_NUMBER] = range(1, len(frame) + 1)
+        frame["_landed_date"] = landing_day_of(info)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def earliest_landing_day(spec: UseCaseSpec, first_day: str) -> str | None:
+    """The first landing day whose files can hold rows of ``first_day`` (``None``: any)."""
+    probe = ObjectInfo(f"{spec.name}/{first_day}/probe", 0, "")
+    return first_day if known_span(probe, spec) is not None else None
+
+
+# ---------------------------------------------------------------- a run's rows
+
+
+@dataclass
+class DayRows:
+    """What ``raw_data`` read for a range of partitions."""
+
+    rows: pd.DataFrame  # text, as landed, plus ingestion columns
+    files: list[ObjectInfo]  # the files read
+    entries: list[IngestedFile]  # their ingestion ledger entries, written once stored
+    undated: int  # rows of those files without a readable day (they belong to no partition)
+    skipped: int  # files whose recorded span misses the range (not read)
+    claimed: list[str] = field(default_factory=list)  # days of the range the files land on
+
+
+def span_of(info: ObjectInfo, spec: UseCaseSpec, ledger: Mapping[str, IngestedFile]) -> Any:
+    """A file's span if known (from its landing day or the ledger); ``()`` if never read."""
+    known = known_span(info, spec)
+    if known is not None:
+        return known
+    entry = ledger.get(file_digest(info))
+    return () if entry is None else entry.span
+
+
+def read_days(
+    landing: LandingZone, store: ObjectStore, spec: UseCaseSpec, days: list[str], run_id: str = ""
+) -> DayRows:
+    """Rows of the landed files whose partition is one of ``days``.
+
+    Files whose span (known, or recorded in the ingestion ledger) misses ``days`` are not read.
+
+    Raises:
+        NothingLandedError: No file landed that could hold these days.
+        UnreadableFileError: A file cannot be parsed.
+    """
+    first, last = min(days), max(days)
+    since = earliest_landing_day(spec, first)
+    listed = landing.files_by_day(spec.name, since=since)
+    files = [f for day, found in listed.items() if day <= last or since is None for f in found]
+    if not files:
+        raise NothingLandedError(
+            f"{spec.name}: no files landed for {first}..{last} in "
+            f"{landing.store().describe(f'{spec.name}/')}"
+        )
+    ledger = ingested_files(store, spec)
+    to_read = []
+    for info in files:
+        span = span_of(info, spec, ledger)
+        if span == () or (span is not None and span[0] <= last and span[1] >= first):
+            to_read.append(info)
+    frame = read_files(landing, to_read)
+    row_days = day_of_rows(frame, spec) if len(frame) else pd.Series(dtype=object)
+    entries = [_entry(info, frame, row_days, spec, run_id) for info in to_read]
+    wanted = set(days)
+    raw = frame[row_days.isin(wanted)].reset_index(drop=True) if len(frame) else frame
+    raw["_ingested_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    claimed = sorted(
+        {d for info in to_read if (s := known_span(info, spec)) for d in s if d in wanted}
+    )
+    return DayRows(
+        rows=raw,
+        files=to_read,
+        entries=entries,
+        undated=int(row_days.isna().sum()),
+        skipped=len(files) - len(to_read),
+        claimed=claimed,
+    )
+
+
+def _entry(
+    info: ObjectInfo, frame: pd.DataFrame, days: pd.Series, spec: UseCaseSpec, run_id: str
+) -> IngestedFile:
+    mine = days[frame[SOURCE_FILE] == info.key].dropna() if len(frame) else days
+    known = known_span(info, spec)
+    first, last = known if known else (mine.min(), mine.max()) if len(mine) else (None, None)
+    return IngestedFile(
+        landing_day=landing_day_of(info),
+        digest=file_digest(info),
+        first=first,
+        last=last,
+        key=info.key,
+        rows=int((frame[SOURCE_FILE] == info.key).sum()) if len(frame) else 0,
+        run_id=run_id,
+    )
+
+
+# ---------------------------------------------------------------- what is pending
+
+
+@dataclass(frozen=True)
+class PendingRange:
+    """One run to request: the partitions ``first..last`` and the new file versions it ingests."""
+
+    first: str
+    last: str
+    files: dict[str, str]  # landed key -> digest
+
+    @property
+    def fingerprint(self) -> str:
+        """One digest of the file versions (names the run request)."""
+        payload = json.dumps(sorted(self.files.items()))
+        return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """``first..last``, or the day for a one-day range."""
+        return self.first if self.first == self.last else f"{self.first}..{self.last}"
+
+
+@dataclass
+class Pending:
+    """What :func:`pending_ranges` found."""
+
+    ranges: list[PendingRange]
+    handled: dict[str, list[str]]  # landing day -> digests looked at (the sensor's cursor adds)
+    unplaced: dict[str, str]  # landed key -> why its rows fall on no partition
+
+
+def new_files(
+    landing: LandingZone,
+    store: ObjectStore,
+    spec: UseCaseSpec,
+    known: Mapping[str, Iterable[str]] | None = None,
+    since: str | None = None,
+) -> list[ObjectInfo]:
+    """Landed file versions neither in the ingestion ledger nor among ``known`` digests."""
+    requested = {d for digests in (known or {}).values() for d in digests}
+    ledger = ingested_files(store, spec, since=since)
+    return [
+        info
+        for day_files in landing.files_by_day(spec.name, since=since).values()
+        for info in day_files
+        if file_digest(info) not in ledger and file_digest(info) not in requested
+    ]
+
+
+def pending_ranges(
+    landing: LandingZone,
+    store: ObjectStore,
+    spec: UseCaseSpec,
+    partitions: tuple[str, str],
+    known: Mapping[str, Iterable[str]] | None = None,
+    since: str | None = None,
+) -> Pending:
+    """The runs that would ingest every new file version landed from ``since`` (all if None).
+
+    Args:
+        landing: The landing zone.
+        store: The asset storage (the ingestion ledger).
+        spec: The use case.
+        partitions: The first and last partition that exist (a day outside has no partition).
+        known: Digests already requested, by landing day (a sensor cursor).
+        since: First landing day to list.
+    """
+    files = new_files(landing, store, spec, known, since)
+    handled: dict[str, list[str]] = {}
+    spans: list[tuple[str, str, ObjectInfo]] = []
+    unplaced: dict[str, str] = {}
+    for info in files:
+        handled.setdefault(landing_day_of(info), []).append(file_digest(info))
+        try:
+            span = file_span(landing, info, spec)
+        except UnreadableFileError:  # raw_data fails on it, naming the file, on its landing day
+            span = (landing_day_of(info), landing_day_of(info))
+        clipped = _clip(span, partitions)
+        if clipped is None:
+            unplaced[info.key] = _why_unplaced(span, partitions)
+            continue
+        spans.append((*clipped, info))
+    return Pending(_merge(spans), handled, unplaced)
+
+
+def file_span(landing: LandingZone, info: ObjectInfo, spec: UseCaseSpec) -> tuple[str, str] | None:
+    """The partitions a file's rows fall on: known from where it landed, else read."""
+    known = known_span(info, spec)
+    if known is not None:
+        return known
+    days = day_of_rows(read_files(landing, [info]), spec).dropna()
+    return (str(days.min()), str(days.max())) if len(days) else None
+
+
+def _clip(span: tuple[str, str] | None, partitions: tuple[str, str]) -> tuple[str, str] | None:
+    if span is None:
+        return None
+    first, last = max(span[0], partitions[0]), min(span[1], partitions[1])
+    return (first, last) if first <= last else None
+
+
+def _why_unplaced(span: tuple[str, str] | None, partitions: tuple[str, str]) -> str:
+    if span is None:
+        return "no row has a readable date"
+    if span[0] > partitions[1]:
+        return f"its rows are dated {span[0]}..{span[1]}, after today ({partitions[1]})"
+    return f"its rows are dated {span[0]}..{span[1]}, before the first partition {partitions[0]}"
+
+
+def _merge(spans: list[tuple[str, str, ObjectInfo]]) -> list[PendingRange]:
+    """Overlapping spans become one range (with all their files); others stay apart."""
+    ranges: list[PendingRange] = []
+    for first, last, info in sorted(spans, key=lambda s: (s[0], s[1])):
+        if ranges and first <= ranges[-1].last:
+            current = ranges.pop()
+            files = {**current.files, info.key: file_digest(info)}
+            ranges.append(PendingRange(current.first, max(current.last, last), files))
+        else:
+            ranges.append(PendingRange(first, last, {info.key: file_digest(info)}))
+    return ranges
+
+
+# ---------------------------------------------------------------- the sensor's cursor
+
+
+def parse_cursor(text: str | None) -> dict[str, list[str]]:
+    """A cursor's landing days and the digests requested for each (empty for a new sensor).
+
+    A cursor of the earlier format (one fingerprint per day) reads as empty: the ingestion
+    ledger already records what was ingested (``mlops migrate`` builds it for an older home).
+    """
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"landing sensor cursor is not a mapping of days: {text[:100]!r}")
+    return {str(day): [str(d) for d in v] for day, v in value.items() if isinstance(v, list)}
+
+
+def open_from(cursor: Mapping[str, object], late_days: int = LATE_DAYS) -> str | None:
+    """First landing day a tick lists: ``late_days`` before the newest day seen (None: all)."""
+    if not cursor:
+        return None
+    newest = dt.date.fromisoformat(max(cursor))
+    return (newest - dt.timedelta(days=late_days)).isoformat()
+
+
+def next_cursor(
+    cursor: Mapping[str, list[str]],
+    handled: Mapping[str, list[str]],
+    late_days: int = LATE_DAYS,
+) -> dict[str, list[str]]:
+    """The cursor after a tick that handled ``handled``: only the days still open are kept."""
+    merged = {day: sorted(set(digests)) for day, digests in cursor.items()}
+    for day, digests in handled.items():
+        merged[day] = sorted(set(merged.get(day, [])) | set(digests))
+    first = open_from(merged, late_days)
+    return {day: merged[day] for day in sorted(merged) if first is None or day >= first}

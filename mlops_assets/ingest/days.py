@@ -1,0 +1,77 @@
+"""Which partition a row, or a landed file, belongs to: the one place that knows the two kinds.
+
+Every use case has daily partitions of *event dates*. For ``partitions.by: event_date`` a row's
+date is its ``partitions.date_column``, so one landed history file spans many partitions; for
+``partitions.by: landing_date`` the date is the day the file landed, so a file's rows all belong
+to its landing day. Everything else (the landing sensor, ``mlops refresh``, ``raw_data``,
+``clean_data``, monitoring) is written once, against :func:`day_of_rows` and
+:func:`known_span`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectInfo
+
+LANDED_DATE = "_landed_date"
+"""Ingestion column: the landing day of the file a row came from."""
+
+
+def by_event_date(spec: UseCaseSpec) -> bool:
+    """Whether a row's day comes from its own date column (else from its landing day)."""
+    return spec.partitions.by == "event_date"
+
+
+def landing_day_of(info: ObjectInfo) -> str:
+    """The landing day of a landed file (its folder: ``<use_case>/<YYYY-MM-DD>/<file>``)."""
+    return info.key.split("/")[1]
+
+
+def day_of_rows(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.Series:
+    """Each row's partition as ``YYYY-MM-DD`` (``None`` where its date cannot be read)."""
+    if not by_event_date(spec):
+        if LANDED_DATE not in frame.columns:
+            return pd.Series(None, index=frame.index, dtype=object)
+        return frame[LANDED_DATE].astype(object)
+    column = spec.partitions.date_column or ""
+    if column not in frame.columns:
+        return pd.Series(None, index=frame.index, dtype=object)
+    dates = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+    return dates.dt.strftime("%Y-%m-%d").where(dates.notna(), None)
+
+
+def known_span(info: ObjectInfo, spec: UseCaseSpec) -> tuple[str, str] | None:
+    """The partitions a landed file's rows fall on, when known without reading it.
+
+    A landing-date file's rows are all on its landing day; an event-date file's span is known
+    only once read (the ingestion ledger then records it).
+    """
+    if by_event_date(spec):
+        return None
+    day = landing_day_of(info)
+    return day, day
+
+
+def split_by_day(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, pd.DataFrame]:
+    """The rows of each partition, for the IO manager to store one object per partition."""
+    days = day_of_rows(frame, spec)
+    return {
+        str(day): rows.reset_index(drop=True)
+        for day, rows in frame.groupby(days, sort=True)
+        if day is not None
+    }
+
+
+def days_between(first: str, last: str) -> list[str]:
+    """Every day from ``first`` to ``last``, inclusive."""
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def today() -> dt.date:
+    """Today in UTC, the calendar partitions follow."""
+    return dt.datetime.now(dt.UTC).date()

@@ -1,0 +1,1 @@
+"""Operations that drive Dagster and the stores from outside: what the ``mlops`` CLI runs."""

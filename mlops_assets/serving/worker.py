@@ -1,0 +1,96 @@
+"""What a bento worker builds at start: its slots' BentoML models and the serving runtime.
+
+``bento/service.py`` declares one ``bentoml.models.BentoModel`` per model slot (BentoML finds a
+service's models among its class attributes, and a use case has as many as it has slots) and
+hands them here, with the resolved environment, to build the one :class:`ServingRuntime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from mlops_assets.environment import Environment
+from mlops_assets.features.history import StoredHistory
+from mlops_assets.prediction_log import PredictionLog
+from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
+from mlops_assets.specs.model import UseCaseSpec
+
+
+def slot_model_tags(
+    full: UseCaseSpec, served: UseCaseSpec, tags: Sequence[str], fallback: str | None = None
+) -> dict[str | None, str]:
+    """The BentoML model tag of each served slot, by segment.
+
+    ``tags`` are the bento's build argument, one per slot of the whole use case in spec order.
+    Serving ``bento/`` directly (no build argument) takes ``fallback`` (``MLOPS_MODEL_TAG``)
+    for a one-slot use case, else each slot's latest imported model.
+    """
+    slots = [view.segment for view in full.segment_specs()]
+    if tags and len(tags) != len(slots):
+        raise ValueError(f"{full.name}: {len(tags)} model tags for {len(slots)} model slots")
+    by_slot = dict(zip(slots, tags, strict=True)) if tags else {}
+    wanted = [view for view in served.segment_specs()]
+    return {
+        view.segment: by_slot.get(view.segment)
+        or (fallback if fallback and len(slots) == 1 else f"{view.registered_model_name()}:latest")
+        for view in wanted
+    }
+
+
+def slot_attribute(index: int) -> str:
+    """The service class attribute holding a slot's BentoML model."""
+    return f"model_{index}"
+
+
+def declare_slot_models(tags: Mapping[str | None, str]) -> Callable[[type], type]:
+    """Class decorator: one ``model_<n>`` BentoModel attribute per slot, and ``slot_models``."""
+
+    def declare(cls: type) -> type:
+        import bentoml
+
+        pairs = []
+        for index, (segment, tag) in enumerate(tags.items()):
+            setattr(cls, slot_attribute(index), bentoml.models.BentoModel(tag))
+            pairs.append((segment, slot_attribute(index)))
+        cls.slot_models = pairs  # type: ignore[attr-defined]
+        return cls
+
+    return declare
+
+
+def runtime_for_models(
+    spec: UseCaseSpec,
+    models: Mapping[str | None, Any],
+    env: Environment,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ServingRuntime:
+    """A worker's runtime: one slot runtime per BentoML model, logging where ``env`` says."""
+    import bentoml.sklearn
+
+    options = env.serving
+    store = env.lake()
+    slots: dict[str | None, SlotRuntime] = {}
+    for view in spec.segment_specs():
+        model = models[view.segment]
+        labels = dict(model.info.labels)
+        log = None
+        if options.prediction_log:
+            log = PredictionLog(
+                store,
+                view,
+                flush_interval_s=options.log_flush_s,
+                max_rows=options.log_max_rows,
+                database_url=env.prediction_log_database,
+            )
+        slots[view.segment] = SlotRuntime(
+            view,
+            bentoml.sklearn.load_model(model),
+            labels.get("mlflow_model_name", view.registered_model_name()),
+            labels.get("mlflow_model_version", str(model.tag.version)),
+            options,
+            log=log,
+            on_batch=on_batch,
+            history=StoredHistory(store, view) if view.forecast is not None else None,
+        )
+    return ServingRuntime(spec, slots)
