@@ -76,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.clear()
     os.environ.update(env)
 
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import execute, instance, load_definitions
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import execute, instance, load_definitions
     from mlops_assets.registry.ledger import AS_OF_TAG
-    from mlops_assets.specs import load_specs
-    from mlops_assets.use_case import ingest_job_name, retrain_job_name
+    from mlops_assets.specs import use_case_specs
+    from mlops_assets.components.use_case import ingest_job_name, retrain_job_name
 
-    spec = load_specs()[UC]
+    spec = use_case_specs()[UC]
     end = dt.date.today()
     days = land_generated_days(UC, args.days, args.rows, seed=11, end=end)
     definitions, dagster_instance = load_definitions(), instance()

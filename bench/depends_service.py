@@ -18,9 +18,9 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from mlops_assets.serving.records import columns_of, structure_problems
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
-SPEC = load_specs()["bigmart_sales"]
+SPEC = use_case_specs()["bigmart_sales"]
 MODEL_TAG = os.environ.get("BENCH_MODEL_TAG", f"{SPEC.name}:latest")
 
 

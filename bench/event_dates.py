@@ -45,13 +45,13 @@ def measure(history_days: int, repeat: int) -> dict[str, object]:
     for variable in ("MLOPS_STORAGE_URI", "MLOPS_LANDING_URI"):
         os.environ.pop(variable, None)
 
-    from mlops_assets.demo import land_history
+    from mlops_assets.ops.demo import land_history
     from mlops_assets.ingest.event_dates import read_event_days
-    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.ops.launch import initialized_resource
     from mlops_assets.resources import resources_for_environment
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
-    spec = load_specs()[UC]
+    spec = use_case_specs()[UC]
     first, _ = land_history(UC, history_days, seed=1, end=END)
     day = END + dt.timedelta(days=1)
     land_history(UC, 1, seed=1, end=day, landed_on=day + dt.timedelta(days=1))

@@ -65,9 +65,9 @@ def ensure_champion(train_if_missing: bool) -> dict[str, Any]:
     """The champion's bento in MLOPS_HOME (trained in a temporary home when there is none)."""
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.serving.bento import champion_ref, ensure_champion_bento
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
-    spec = load_specs()[USE_CASE]
+    spec = use_case_specs()[USE_CASE]
     if champion_ref(spec, MlflowTracking()) is None:
         if not train_if_missing:
             raise SystemExit(f"no champion for {USE_CASE} in MLOPS_HOME; run `make demo` first")
@@ -76,8 +76,8 @@ def ensure_champion(train_if_missing: bool) -> dict[str, Any]:
         for variable in ("MLFLOW_TRACKING_URI", "BENTOML_HOME", "DAGSTER_HOME"):
             os.environ.pop(variable, None)
         print(f"no champion: training one in {home}", flush=True)
-        from mlops_assets.demo import land_generated_days
-        from mlops_assets.orchestration import refresh
+        from mlops_assets.ops.demo import land_generated_days
+        from mlops_assets.ops.launch import refresh
 
         land_generated_days(USE_CASE, days=7, rows=600, seed=7)
         outcome = refresh(spec, n_trials=8, seed=7)
@@ -142,7 +142,7 @@ def python_path() -> str:
 
 
 def base_env() -> dict[str, str]:
-    from mlops_assets.serving.serve import serve_environment
+    from mlops_assets.ops.serve import serve_environment
 
     env = serve_environment()
     env["PYTHONPATH"] = python_path()
@@ -178,7 +178,7 @@ def start_fastapi(model_name: str) -> ServedProcess:
 
 
 def start_depends_bento(model_tag: str, workers: int) -> ServedProcess:
-    from mlops_assets.serving.serve import bentoml_executable
+    from mlops_assets.ops.serve import bentoml_executable
 
     port = free_port()
     env = {**base_env(), "MLOPS_SERVING_WORKERS": str(workers), "BENCH_MODEL_TAG": model_tag}
@@ -189,7 +189,7 @@ def start_depends_bento(model_tag: str, workers: int) -> ServedProcess:
 
 
 def start_bare_bento(workers: int) -> ServedProcess:
-    from mlops_assets.serving.serve import bentoml_executable
+    from mlops_assets.ops.serve import bentoml_executable
 
     port = free_port()
     env = {**base_env(), "MLOPS_SERVING_WORKERS": str(workers)}
@@ -277,12 +277,12 @@ def ten_thousand(
     from mlops_assets.serving.bento import bentoml_api
     from mlops_assets.serving.records import columns_of
     from mlops_assets.serving.scoring import Scorer
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
     from mlops_assets.training.families import predict_frame
 
     bentoml_api()
     pipeline = bentoml.sklearn.load_model(model_tag)
-    spec = load_specs()[USE_CASE]
+    spec = use_case_specs()[USE_CASE]
     scorer = Scorer(spec, pipeline, spec.name, "bench")
 
     names = [c.name for c in spec.input_columns]

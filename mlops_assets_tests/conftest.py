@@ -35,18 +35,21 @@ class TrainedHome:
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedHome]:
     """One full BigMart refresh shared by the tests that only read its results."""
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import load_definitions, refresh
-    from mlops_assets.specs import load_specs
+    from mlops_assets.environment import Environment
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import load_definitions, refresh
+    from mlops_assets.specs import use_case_specs
 
     home = tmp_path_factory.mktemp("trained") / "mlops"
     saved = dict(os.environ)
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, home)
-        days = land_generated_days("bigmart_sales", days=4, rows=500, seed=3)
+        env = Environment.from_env()
+        days = land_generated_days(env, "bigmart_sales", days=4, rows=500, seed=3)
         instance = dg.DagsterInstance.ephemeral()
         definitions = load_definitions()
-        outcome = refresh(load_specs()["bigmart_sales"], definitions, instance, n_trials=8, seed=3)
+        spec = use_case_specs()["bigmart_sales"]
+        outcome = refresh(spec, env, definitions, instance, n_trials=8, seed=3)
         assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
         yield TrainedHome(home, instance, definitions, days, outcome)
     os.environ.clear()

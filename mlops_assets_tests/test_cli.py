@@ -59,7 +59,7 @@ def test_serve_segment_is_checked_before_anything_starts(mlops_home: Path) -> No
 
 def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """The served bento is told which segment to answer for (in the environment it inherits)."""
-    from mlops_assets.serving import serve
+    from mlops_assets.ops import serve
 
     seen: dict = {}
     monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: seen.update(env))

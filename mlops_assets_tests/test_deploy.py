@@ -327,7 +327,7 @@ def test_dagster_services_mount_the_stack_instance(services: dict[str, Any], nam
 
 
 def test_commands_match_the_workspace_and_ports(services: dict[str, Any]) -> None:
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
     workspace = load_yaml(DOCKER / "workspace.yaml")
     (entry,) = workspace["load_from"]
@@ -343,7 +343,7 @@ def test_commands_match_the_workspace_and_ports(services: dict[str, Any]) -> Non
         assert command[command.index("-w") + 1] == "/opt/dagster/dagster_home/workspace.yaml"
     bento = services["bento"]["command"]
     assert bento[:2] == ["mlops", "serve"]
-    assert bento[2] in load_specs()
+    assert bento[2] in use_case_specs()
     # Bound to every interface inside the container, else the published port reaches nothing.
     assert bento[bento.index("--host") + 1] == "0.0.0.0"
     assert bento[bento.index("--port") + 1] == "3000"
@@ -651,8 +651,8 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
     from kubernetes import client
 
     from mlops_assets.resources import resources_for_environment
-    from mlops_assets.specs import load_specs
-    from mlops_assets.use_case import build_use_case, retrain_job_name
+    from mlops_assets.specs import use_case_specs
+    from mlops_assets.components.use_case import build_use_case, retrain_job_name
 
     config_map = next(
         d
@@ -660,7 +660,7 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
         if d and d.get("kind") == "ConfigMap"
     )
     monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", config_map["data"]["MLOPS_RETRAIN_EXECUTOR"])
-    spec = load_specs()["bigmart_sales"]
+    spec = use_case_specs()["bigmart_sales"]
     parts = build_use_case(spec)
     retrain = next(job for job in parts.jobs if job.name == retrain_job_name(spec))
     defs = dg.Definitions(
@@ -700,7 +700,7 @@ def test_optuna_workers_job_shares_the_study(values: dict[str, Any]) -> None:
     from dagster_k8s.models import k8s_model_from_dict, k8s_snake_case_dict
     from kubernetes import client
 
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
     manifest = load_yaml(K8S / "optuna-workers-job.yaml")
     assert (manifest["apiVersion"], manifest["kind"]) == ("batch/v1", "Job")
@@ -715,7 +715,7 @@ def test_optuna_workers_job_shares_the_study(values: dict[str, Any]) -> None:
     image = values["dagster-user-deployments"]["deployments"][0]["image"]
     assert container.image == f"{image['repository']}:{image['tag']}"
     assert container.command[0] == "mlops"
-    assert container.command[2] in load_specs()
+    assert container.command[2] in use_case_specs()
     # The study's storage (MLOPS_OPTUNA_STORAGE) and every credential come from the Secret.
     sources = {(ref.config_map_ref or ref.secret_ref).name for ref in container.env_from}
     assert sources == {"mlops-config", "mlops-secrets"}

@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 
 from mlops_assets.cli import main
-from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
-from mlops_assets.registry.status import use_case_status
-from mlops_assets.specs import load_specs
+from mlops_assets.environment import Environment
+from mlops_assets.names import CHALLENGER, CHAMPION
+from mlops_assets.registry.status import slot_status
+from mlops_assets.specs import use_case_specs
 
 UC = "bigmart_sales"
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()[UC]
+    return use_case_specs()[UC]
 
 
 def test_every_day_is_stored_as_parquet(trained_home) -> None:
@@ -50,7 +51,7 @@ def test_clean_data_metadata(trained_home) -> None:
 
 
 def test_champion_beats_the_mean_by_thirty_percent(trained_home, spec) -> None:
-    status = use_case_status(spec, MlflowTracking())
+    status = slot_status(spec, Environment.from_env().tracking())
     champion = status[CHAMPION]
     assert champion is not None and status[CHALLENGER]["version"] == champion["version"]
     storage = trained_home.home / "storage" / UC
@@ -63,10 +64,11 @@ def test_champion_beats_the_mean_by_thirty_percent(trained_home, spec) -> None:
 def test_tuning_is_tracked_in_mlflow(trained_home, spec) -> None:
     event = trained_home.instance.get_latest_materialization_event(dg.AssetKey([UC, "tuned_model"]))
     metadata = event.asset_materialization.metadata
-    run = mlflow.MlflowClient(MlflowTracking().uri()).get_run(metadata["mlflow_run_id"].value)
+    run = mlflow.MlflowClient(Environment.from_env().tracking_uri).get_run(metadata["mlflow_run_id"].value)
     assert run.data.tags["dagster.run_id"] == event.run_id
-    assert run.data.tags["data_partitions"].split(",") == trained_home.days
-    children = mlflow.MlflowClient(MlflowTracking().uri()).search_runs(
+    days = trained_home.days  # the training window's first and last partition
+    assert run.data.tags["data_partitions"].split(",") == [days[0], days[-1]]
+    children = mlflow.MlflowClient(Environment.from_env().tracking_uri).search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     assert (
@@ -103,7 +105,8 @@ def test_status_json(trained_home, capsys) -> None:
 
 
 def test_refresh_with_nothing_new_only_retrains(trained_home, spec) -> None:
-    from mlops_assets.orchestration import refresh
+    from mlops_assets.ops.launch import refresh
 
-    outcome = refresh(spec, trained_home.definitions, trained_home.instance, train=False)
+    env = Environment.from_env()
+    outcome = refresh(spec, env, trained_home.definitions, trained_home.instance, train=False)
     assert outcome.ingested == [] and outcome.success

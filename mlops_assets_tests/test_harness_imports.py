@@ -89,7 +89,7 @@ from . import test_http
 from .conftest import spec
 from mlops_assets_tests.harness.records import record
 from mlops_assets_tests.integration.stack import UC
-from mlops_assets.serving import serve
+from mlops_assets.ops import serve
 
 
 def later():

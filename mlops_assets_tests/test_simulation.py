@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from mlops_assets.specs.loader import BUNDLED_SPECS_DIR
+from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR
 
 UC = "bigmart_short"
 
@@ -27,11 +27,11 @@ def short_spec(tmp_path, mlops_home, monkeypatch):
 
 
 def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
-    from mlops_assets.demo import simulate_days
+    from mlops_assets.ops.demo import simulate_days
     from mlops_assets.monitoring.assets import drift_key, performance_key
-    from mlops_assets.orchestration import instance
+    from mlops_assets.ops.launch import instance
     from mlops_assets.registry.ledger import read_ledger
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
     from mlops_assets.storage.objectstore import LocalObjectStore
 
     lines: list[str] = []
@@ -53,7 +53,7 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     assert by_day[5].max_psi > spec_threshold(short_spec) > by_day[4].max_psi
 
     dagster_instance = instance()
-    spec = load_specs()[UC]
+    spec = use_case_specs()[UC]
     partitions = dagster_instance.get_materialized_partitions(performance_key(spec))
     assert partitions == {row.day for row in story.rows}
     assert dagster_instance.get_materialized_partitions(drift_key(spec)) == partitions

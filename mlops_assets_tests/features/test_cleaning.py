@@ -8,12 +8,12 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.validation import validate_frame
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 def row(**overrides: object) -> dict:

@@ -23,14 +23,14 @@ from mlops_assets.features.forecast import (
 )
 from mlops_assets.generators import get_generator
 from mlops_assets.ingest.readers import read_landed_file
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "m5_sales_long.csv"
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["m5_sales"]
+    return use_case_specs()["m5_sales"]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_model_spec_adds_derived_features_only_for_forecasts(spec) -> None:
     modelled = model_spec(spec)
     assert modelled.feature_names == [*spec.feature_names, *derived_features(spec)]
     assert "lag_7" in derived_features(spec) and "rolling_mean_28" in derived_features(spec)
-    bigmart = load_specs()["bigmart_sales"]
+    bigmart = use_case_specs()["bigmart_sales"]
     assert model_spec(bigmart) is bigmart
 
 

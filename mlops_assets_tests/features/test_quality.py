@@ -16,7 +16,7 @@ from mlops_assets.features.quality import (
     write_verdict,
 )
 from mlops_assets.generators import get_generator
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
 UC = "bigmart_sales"
@@ -24,7 +24,7 @@ UC = "bigmart_sales"
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()[UC]
+    return use_case_specs()[UC]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_verdicts_decide_usable_days(tmp_path, spec, batch) -> None:
 
 
 def land(day: str, frame: pd.DataFrame, name: str = "batch.csv") -> None:
-    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.ops.launch import initialized_resource
     from mlops_assets.resources import resources_for_environment
 
     buffer = io.StringIO()
@@ -99,8 +99,8 @@ def land(day: str, frame: pd.DataFrame, name: str = "batch.csv") -> None:
 
 
 def test_broken_batches_are_kept_out_of_training(mlops_home, spec) -> None:
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import load_definitions, refresh
     from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 
     days = land_generated_days(UC, days=3, rows=300, seed=4, end=dt.date(2025, 6, 3))

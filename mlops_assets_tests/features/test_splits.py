@@ -10,13 +10,13 @@ import pytest
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.splits import data_version, is_test_row, window_partitions
 from mlops_assets.generators import get_generator
-from mlops_assets.specs import load_specs
-from mlops_assets.specs.loader import parse_spec
+from mlops_assets.specs import use_case_specs
+from mlops_assets.specs.catalog import parse_spec
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 def days_of_data(spec, n_days: int) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from mlops_assets.generators import (
     get_generator,
     write_batch,
 )
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 COLUMNS = [
     "Item_Identifier",
@@ -42,7 +42,7 @@ REAL_OUTLET_NUMBERS = [10, 13, 17, 18, 19, 27, 35, 45, 46, 49]
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 @pytest.fixture(scope="module")

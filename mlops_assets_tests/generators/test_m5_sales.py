@@ -10,7 +10,7 @@ from mlops_assets.features.forecast import fill_missing_days
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.generators import DriftConfig, available_generators, get_generator
 from mlops_assets.generators.m5_sales import COLUMNS, walmart_week
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 FIRST, LAST = dt.date(2025, 11, 1), dt.date(2026, 1, 31)
 
@@ -23,7 +23,7 @@ def history() -> pd.DataFrame:
 def test_columns_and_domains_clean_without_problems(history: pd.DataFrame) -> None:
     assert "m5_sales" in available_generators()
     assert list(history.columns) == COLUMNS
-    spec = load_specs()["m5_sales"]
+    spec = use_case_specs()["m5_sales"]
     clean, report = clean_frame(history.astype(str).replace("None", ""), spec)
     assert report.invalid_values == {} and len(clean) == len(history)
     assert validate_frame(clean, spec) == []
@@ -33,7 +33,7 @@ def test_columns_and_domains_clean_without_problems(history: pd.DataFrame) -> No
 
 
 def test_quirks(history: pd.DataFrame) -> None:
-    spec = load_specs()["m5_sales"]
+    spec = use_case_specs()["m5_sales"]
     clean, _ = clean_frame(history, spec)
     full = fill_missing_days(clean, spec)
     # Missing zero-sales rows: filling adds days, all of them zero.

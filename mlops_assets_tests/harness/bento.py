@@ -72,7 +72,7 @@ def start_bento(
         ServerStartError: If it exits or does not answer ``/readyz`` within ``timeout`` seconds
             (it is stopped then); the message has the tail of its log.
     """
-    from mlops_assets.serving.serve import serve_command, serve_environment
+    from mlops_assets.ops.serve import serve_command, serve_environment
 
     folder.mkdir(parents=True, exist_ok=True)
     storage = folder / "storage"

@@ -72,7 +72,7 @@ def tick(spec, landing: LandingZone, instance: dg.DagsterInstance, cursor: str |
 
     from mlops_assets.ingest.sensors import build_landing_sensor
     from mlops_assets.resources import resources_for_environment
-    from mlops_assets.use_case import build_use_case
+    from mlops_assets.components.use_case import build_use_case
 
     parts = build_use_case(spec)
     definitions = dg.Definitions(

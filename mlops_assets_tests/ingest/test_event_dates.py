@@ -20,13 +20,13 @@ from mlops_assets.ingest.event_dates import (
     RANGE_START_TAG,
     pending_range,
 )
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 FIRST, LAST = dt.date(2025, 1, 1), dt.date(2025, 2, 9)
 
 
 def land(day: str, frame: pd.DataFrame, name: str = "history.csv") -> None:
-    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.ops.launch import initialized_resource
     from mlops_assets.resources import resources_for_environment
 
     with initialized_resource(resources_for_environment(), "landing") as landing:
@@ -34,17 +34,17 @@ def land(day: str, frame: pd.DataFrame, name: str = "history.csv") -> None:
 
 
 def tick(definitions: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
-    from mlops_assets.demo import evaluate_sensor
+    from mlops_assets.ops.demo import evaluate_sensor
 
     return evaluate_sensor(definitions, instance, "m5_sales__landing_sensor", cursor)
 
 
 def test_history_file_is_one_run_over_its_dates(mlops_home: Path) -> None:
     from mlops_assets.generators import get_generator
-    from mlops_assets.orchestration import execute, load_definitions
-    from mlops_assets.use_case import ingest_job_name
+    from mlops_assets.ops.launch import execute, load_definitions
+    from mlops_assets.components.use_case import ingest_job_name
 
-    spec = load_specs()["m5_sales"]
+    spec = use_case_specs()["m5_sales"]
     generator = get_generator("m5_sales")
     history = generator.history(FIRST, LAST, seed=1)
     land("2025-02-10", history)
@@ -79,7 +79,7 @@ def test_history_file_is_one_run_over_its_dates(mlops_home: Path) -> None:
 
     # Handled: neither a fresh sensor (empty cursor) nor `mlops refresh` asks for it again.
     assert tick(definitions, instance, None)[0] == []
-    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.ops.launch import initialized_resource
 
     with initialized_resource(definitions.resources or {}, "landing") as landing:
         assert pending_range(landing, spec, instance, ingest_job_name(spec)) == (None, {})
@@ -112,9 +112,9 @@ def test_history_file_is_one_run_over_its_dates(mlops_home: Path) -> None:
 
 def test_a_day_landed_in_two_files_keeps_both(mlops_home: Path) -> None:
     from mlops_assets.generators import get_generator
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.launch import load_definitions, refresh
 
-    spec = load_specs()["m5_sales"]
+    spec = use_case_specs()["m5_sales"]
     day = get_generator("m5_sales").generate(0, FIRST, seed=1)
     land("2025-01-02", day.iloc[:10], name="a.csv")
     land("2025-01-03", day.iloc[10:], name="b.csv")
@@ -133,11 +133,11 @@ def test_a_day_landed_in_two_files_keeps_both(mlops_home: Path) -> None:
 def test_range_keeps_to_the_partitions(mlops_home: Path) -> None:
     """Rows dated before the spec's first partition or after today ask for no partition."""
     from mlops_assets.ingest.event_dates import date_range_of
-    from mlops_assets.orchestration import initialized_resource
-    from mlops_assets.partitions import today
+    from mlops_assets.ops.launch import initialized_resource
+    from mlops_assets.ingest.days import today
     from mlops_assets.resources import resources_for_environment
 
-    spec = load_specs()["m5_sales"]
+    spec = use_case_specs()["m5_sales"]
     dates = ["2010-12-31", "2011-02-01", "not a date", (today() + dt.timedelta(days=3)).isoformat()]
     land("2011-02-02", pd.DataFrame({"id": "x", "date": dates, "sales": 1}))
     with initialized_resource(resources_for_environment(), "landing") as landing:

@@ -8,15 +8,15 @@ import pytest
 
 from mlops_assets.ingest.landing import LandingZone
 from mlops_assets.ingest.sensors import pending_days
-from mlops_assets.partitions import today
-from mlops_assets.specs import load_specs
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.ingest.days import today
+from mlops_assets.specs import use_case_specs
+from mlops_assets.components.resources import ObjectStorage
 from mlops_assets_tests.harness.records import CSV, tick
 
 
 @pytest.fixture
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_ignores_what_is_not_a_landing_day(spec, landing: LandingZone) -> None:
 
 def test_days_already_ingested_are_not_requested(spec, landing: LandingZone) -> None:
     """A fresh cursor (a new deployment) does not re-run days whose files were ingested."""
-    from mlops_assets.ingest.assets import raw_key
+    from mlops_assets.components.ingest import raw_key
     from mlops_assets.ingest.landing import fingerprint
 
     instance = dg.DagsterInstance.ephemeral()

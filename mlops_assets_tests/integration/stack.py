@@ -67,15 +67,15 @@ class ProductionStack:
 
     def definitions(self) -> dg.Definitions:
         """The code location as Dagster loads it, in the current (stack) environment."""
-        from mlops_assets.orchestration import load_definitions
+        from mlops_assets.ops.launch import load_definitions
 
         return load_definitions()
 
     def spec(self) -> Any:
         """The BigMart use case."""
-        from mlops_assets.specs import load_specs
+        from mlops_assets.specs import use_case_specs
 
-        return load_specs()[UC]
+        return use_case_specs()[UC]
 
     def query(self, database: str, sql: str, **params: Any) -> list[tuple]:
         """Rows of a query on one of the stack's PostgreSQL databases."""
@@ -157,8 +157,8 @@ def _run_flow(stack: ProductionStack) -> None:
     """Land generated days in the bucket and refresh: ingest each day, retrain, promote."""
     import time
 
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import refresh
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import refresh
 
     started = time.monotonic()
     stack.days = land_generated_days(UC, days=DAYS, rows=ROWS, seed=SEED)

@@ -99,9 +99,9 @@ class PartialReadWatcher:
 def test_object_store_outage_mid_run_is_retried_and_never_half_written(
     stack: ProductionStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import execute
-    from mlops_assets.use_case import ingest_job_name
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import execute
+    from mlops_assets.components.use_case import ingest_job_name
 
     day = (dt.date.fromisoformat(min(stack.days)) - dt.timedelta(days=1)).isoformat()
     land_generated_days(UC, days=1, rows=ROWS, seed=11, end=dt.date.fromisoformat(day))
@@ -140,9 +140,9 @@ def test_object_store_outage_mid_run_is_retried_and_never_half_written(
 def test_tracking_server_down_during_tuning_fails_before_promotion(
     stack: ProductionStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlops_assets.orchestration import execute
-    from mlops_assets.training import assets as training_assets
-    from mlops_assets.use_case import retrain_job_name
+    from mlops_assets.ops.launch import execute
+    from mlops_assets.components import training as training_assets
+    from mlops_assets.components.use_case import retrain_job_name
 
     before = champion_version(stack)
     assert before is not None  # the shared flow promoted a champion

@@ -9,9 +9,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.ingest.landing import LandingZone
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import S3ObjectStore
-from mlops_assets.storage.resources import ObjectStorage
+from mlops_assets.components.resources import ObjectStorage
 from mlops_assets_tests.harness.records import CSV, tick
 from mlops_assets_tests.harness.s3 import SeaweedS3
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_ticks_list_only_recent_days_of_the_bucket(
     s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = load_specs()["bigmart_sales"]
+    spec = use_case_specs()["bigmart_sales"]
     s3_server.create_bucket("sensor")
     landing = LandingZone(
         storage=ObjectStorage(

@@ -15,7 +15,7 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.training.tuning import TuningBudget, run_study, worker_count
 from mlops_assets_tests.harness.postgres import PostgresServer
 
@@ -27,7 +27,7 @@ def refuse_to_log(trial: Any, *args: Any) -> None:
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 @pytest.fixture(scope="module")

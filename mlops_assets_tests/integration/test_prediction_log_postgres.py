@@ -16,9 +16,9 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
-from mlops_assets.serving.prediction_log import PredictionLog, log_table, read_prediction_log
+from mlops_assets.prediction_log import PredictionLog, log_table, read_prediction_log
 from mlops_assets.serving.scoring import ScoredBatch
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets_tests.harness.postgres import PostgresServer
 
@@ -50,7 +50,7 @@ def test_log_rows_land_in_a_postgres_table(
 ) -> None:
     from mlops_assets.monitoring.assets import served_predictions
 
-    spec = load_specs()[use_case]
+    spec = use_case_specs()[use_case]
     url = postgres_server.create_database("prediction_log")
     store = LocalObjectStore(tmp_path / "lake")
     log = PredictionLog(store, spec, flush_interval_s=3600, database_url=url)

@@ -97,12 +97,12 @@ def test_advisory_lock_of_a_killed_process_is_released(postgres_server: Postgres
 
 def _retrain_process(start: Any, results: Any, run_config: dict) -> None:
     """One retraining run in a process of its own, as ``mlops refresh`` or a run worker does it."""
-    from mlops_assets.orchestration import execute, instance, load_definitions
-    from mlops_assets.specs import load_specs
-    from mlops_assets.use_case import retrain_job_name
+    from mlops_assets.ops.launch import execute, instance, load_definitions
+    from mlops_assets.specs import use_case_specs
+    from mlops_assets.components.use_case import retrain_job_name
 
     definitions, dagster_instance = load_definitions(), instance()
-    job = retrain_job_name(load_specs()[UC])
+    job = retrain_job_name(use_case_specs()[UC])
     start.wait(120)  # both processes have imported everything: start the runs together
     outcome = execute(
         definitions, job, dagster_instance, run_config=run_config, tags={"mlops/trigger": "race"}

@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.monitoring.assets import drift_key, performance_key
-from mlops_assets.monitoring.event_dates import judged_days, lookback_days, scored_span
+from mlops_assets.monitoring.performance import judged_days, lookback_days, scored_span
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, read_ledger, training_window
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
 DAYS = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"]
@@ -21,7 +21,7 @@ DAYS = ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04"]
 
 @pytest.fixture
 def spec():
-    return load_specs()["m5_sales"]
+    return use_case_specs()["m5_sales"]
 
 
 def promoted(version: str, train_last_day: str, at: str) -> LedgerEntry:
@@ -58,7 +58,7 @@ def test_only_days_after_the_champions_training_days_are_judged(tmp_path, spec) 
 
 def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
     from mlops_assets.resources import resources_for_environment
-    from mlops_assets.use_case import build_use_case
+    from mlops_assets.components.use_case import build_use_case
 
     monitoring = next(a for a in build_use_case(spec).assets if performance_key(spec) in a.keys)
     return dg.materialize(

@@ -5,19 +5,19 @@ import json
 import dagster as dg
 import pytest
 
-from mlops_assets.features.assets import clean_key, train_key
+from mlops_assets.components.features import clean_key, train_key
 from mlops_assets.monitoring.assets import drift_key, performance_key
 from mlops_assets.monitoring.policy import build_retrain_sensor, policy_evidence
 from mlops_assets.resources import resources_for_environment
-from mlops_assets.specs import load_specs
-from mlops_assets.use_case import build_use_case
+from mlops_assets.specs import use_case_specs
+from mlops_assets.components.use_case import build_use_case
 
 UC = "bigmart_sales"
 
 
 @pytest.fixture
 def spec():
-    return load_specs()[UC]
+    return use_case_specs()[UC]
 
 
 def report(instance, key, partition=None, **metadata) -> None:
@@ -78,7 +78,7 @@ def test_metric_degradation(spec, worse: float, fires: bool) -> None:
 @pytest.mark.parametrize(("change", "fires"), [(0.004, False), (0.05, True)])
 def test_degradation_of_a_near_zero_metric_needs_an_absolute_change(change, fires) -> None:
     """mushroom's log loss near 0.01: +40% is 0.004, below its `min_metric_change` of 0.02."""
-    mushroom = load_specs()["mushroom"]
+    mushroom = use_case_specs()["mushroom"]
     assert mushroom.retraining.min_metric_change == 0.02
     instance = dg.DagsterInstance.ephemeral()
     trained_through(instance, mushroom, "2025-01-10")
@@ -137,14 +137,14 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
 
 
 def test_paused_segments_are_left_out_of_policy_and_weekly_runs(mlops_home) -> None:
-    mushroom = load_specs()["mushroom"]
+    mushroom = use_case_specs()["mushroom"]
     with dg.instance_for_test() as instance:  # a schedule's context needs a persistent one
         check_paused_segments(mushroom, instance)
 
 
 def check_paused_segments(mushroom, instance) -> None:
     from mlops_assets.monitoring.toggles import set_segment_retraining
-    from mlops_assets.use_case import retrain_selection
+    from mlops_assets.components.use_case import retrain_selection
 
     trained_through(instance, mushroom, "2025-01-10")
     report(instance, drift_key(mushroom), "2025-01-20", max_psi=0.9, max_psi_feature="habitat")

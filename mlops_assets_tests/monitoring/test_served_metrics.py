@@ -17,10 +17,10 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
 from mlops_assets.monitoring.assets import join_columns, served_metrics
-from mlops_assets.serving.prediction_log import log_frame
+from mlops_assets.prediction_log import log_frame
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import ScoredBatch, Scorer
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.training.evaluation import score_predictions
 from mlops_assets.training.families import build_pipeline
 
@@ -29,7 +29,7 @@ FAMILY = {"bigmart_sales": ("ridge", {"alpha": 1.0}), "obesity": ("logistic_regr
 
 def served_log(use_case: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, list]:
     """The prediction log of ``rows`` scored by the service's code, and the predictions."""
-    spec = load_specs()[use_case]
+    spec = use_case_specs()[use_case]
     train, _ = clean_frame(get_generator(use_case).generate(300, dt.date(2025, 1, 1), 1), spec)
     family, params = FAMILY[use_case]
     pipeline = build_pipeline(spec, family, params)
@@ -48,7 +48,7 @@ def served_log(use_case: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, list]:
 
 @pytest.mark.parametrize("use_case", ["bigmart_sales", "obesity"])
 def test_served_predictions_meet_their_labels(use_case: str) -> None:
-    spec = load_specs()[use_case]
+    spec = use_case_specs()[use_case]
     rows = get_generator(use_case).generate(40, dt.date(2025, 2, 1), 7)
     log, predictions = served_log(use_case, rows)
     labelled, _ = clean_frame(rows, spec)
@@ -67,8 +67,8 @@ def test_served_predictions_meet_their_labels(use_case: str) -> None:
 
 
 def test_without_ids_every_input_column_joins() -> None:
-    obesity = load_specs()["obesity"]
+    obesity = use_case_specs()["obesity"]
     assert obesity.id_names == []
     assert join_columns(obesity) == [c.name for c in obesity.input_columns]
-    assert join_columns(load_specs()["bigmart_sales"]) == ["Item_Identifier", "Outlet_Identifier"]
-    assert join_columns(load_specs()["m5_sales"]) == ["id", "date"]
+    assert join_columns(use_case_specs()["bigmart_sales"]) == ["Item_Identifier", "Outlet_Identifier"]
+    assert join_columns(use_case_specs()["m5_sales"]) == ["id", "date"]

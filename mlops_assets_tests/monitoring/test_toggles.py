@@ -5,13 +5,13 @@ import pytest
 
 from mlops_assets.cli import main
 from mlops_assets.monitoring.toggles import paused_segments, retraining_state
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 UC = "bigmart_sales"
 
 
 def test_pause_and_resume(mlops_home, capsys) -> None:
-    spec = load_specs()[UC]
+    spec = use_case_specs()[UC]
     assert main(["pause", UC]) == 0
     assert "stopped" in capsys.readouterr().out
     instance = dg.DagsterInstance.get()
@@ -29,7 +29,7 @@ def test_pause_and_resume_one_segment(mlops_home, capsys) -> None:
     """A segment's pause is the instance's, and the use case's automation keeps running."""
     import json
 
-    spec = load_specs()["mushroom"]
+    spec = use_case_specs()["mushroom"]
     assert main(["pause", "mushroom", "--segment", "cap_gill"]) == 0
     assert "mushroom segment cap_gill: paused" in capsys.readouterr().out
     instance = dg.DagsterInstance.get()

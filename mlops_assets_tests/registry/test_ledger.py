@@ -16,9 +16,9 @@ from mlops_assets.registry.ledger import (
     read_ledger,
     training_window,
 )
-from mlops_assets.registry.management import ManagementError, delete_version, rollback
+from mlops_assets.ops.management import ManagementError, delete_version, rollback
 from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets.training.assets import log_and_register
 from mlops_assets.training.families import build_pipeline
@@ -28,7 +28,7 @@ UC = "bigmart_sales"
 
 @pytest.fixture
 def spec():
-    return load_specs()[UC]
+    return use_case_specs()[UC]
 
 
 def gate(
@@ -119,7 +119,7 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
 
 def test_segment_rollback_moves_only_its_segment(mlops_home, capsys) -> None:
     """A segmented use case: one ledger, read and rolled back per segment's model."""
-    mushroom = load_specs()["mushroom"]
+    mushroom = use_case_specs()["mushroom"]
     mlflow = MlflowTracking()
     store = LocalObjectStore(mlops_home / "storage")
     frame, _ = clean_frame(

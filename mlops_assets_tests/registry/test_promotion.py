@@ -6,15 +6,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.features import assets as feature_assets
+from mlops_assets.components import features as feature_assets
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
-from mlops_assets.registry.assets import build_champion_model, promote
+from mlops_assets.components.registry import build_champion_model, promote
 from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
 from mlops_assets.registry.promotion import ConcurrentPromotionError, decide
 from mlops_assets.resources import resources_for_environment
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.tables import table_key, write_table
 from mlops_assets.training.assets import log_and_register
 from mlops_assets.training.families import build_pipeline
@@ -48,7 +48,7 @@ def test_same_version_is_not_promoted_again() -> None:
 
 @pytest.fixture
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 def labelled_rows(spec, day: dt.date, rows: int) -> pd.DataFrame:

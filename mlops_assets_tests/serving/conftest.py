@@ -18,13 +18,13 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets_tests.harness.bento import USE_CASE, ServedBento, start_bento
 
 
 @pytest.fixture(scope="session")
 def spec() -> UseCaseSpec:
-    return load_specs()[USE_CASE]
+    return use_case_specs()[USE_CASE]
 
 
 @pytest.fixture(scope="session")

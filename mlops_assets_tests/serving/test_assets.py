@@ -8,10 +8,10 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.orchestration import load_definitions
-from mlops_assets.serving.assets import bento_key
+from mlops_assets.ops.launch import load_definitions
+from mlops_assets.components.serving import bento_key
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets.use_case import retrain_job_name
+from mlops_assets.components.use_case import retrain_job_name
 
 
 def test_bento_follows_the_champion_in_the_retrain_job(spec: UseCaseSpec) -> None:

@@ -74,9 +74,9 @@ def test_segmented_bento_tag_and_build_argument() -> None:
     """One bento per combination of segment champions; the tag stays a valid BentoML version."""
     from mlops_assets.serving.bento import ModelRef, segment_models_arg, segmented_bento_tag
     from mlops_assets.serving.routing import parse_segment_models
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
-    mushroom = load_specs()["mushroom"]
+    mushroom = use_case_specs()["mushroom"]
     refs = {
         "cap_gill": ModelRef("mushroom__cap_gill", "3", "1a2b3c4d5e"),
         "stem_season": ModelRef("mushroom__stem_season", "12", "99887766aa"),

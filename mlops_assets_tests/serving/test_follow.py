@@ -15,7 +15,7 @@ import pytest
 
 from mlops_assets.serving.bento import ModelRef
 from mlops_assets.serving.follow import ChampionFollower
-from mlops_assets.serving.options import ServingOptions
+from mlops_assets.environment import ServingOptions
 from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets_tests.harness.records import record

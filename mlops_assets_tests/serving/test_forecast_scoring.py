@@ -18,10 +18,10 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.forecast import model_spec, prepare_history
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
-from mlops_assets.serving.history import StoredHistory
+from mlops_assets.features.history import StoredHistory
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Accepted, Scorer
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import open_store
 from mlops_assets.storage.tables import table_key, write_table
 from mlops_assets.training.families import build_pipeline, predict_frame
@@ -31,7 +31,7 @@ FIRST, LAST = dt.date(2025, 1, 1), dt.date(2025, 3, 31)
 
 @pytest.fixture(scope="module")
 def m5():
-    return load_specs()["m5_sales"]
+    return use_case_specs()["m5_sales"]
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def test_service_request_path_reads_history_from_configured_storage(
     import asyncio
     import json
 
-    from mlops_assets.serving.options import ServingOptions
-    from mlops_assets.serving.prediction_log import PredictionLog, read_prediction_log
+    from mlops_assets.environment import ServingOptions
+    from mlops_assets.prediction_log import PredictionLog, read_prediction_log
     from mlops_assets.serving.runtime import ServingRuntime
 
     monkeypatch.setenv("MLOPS_STORAGE_URI", str(stored[0]))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.features.cleaning import clean_frame
-from mlops_assets.serving.prediction_log import PredictionLog, log_frame, read_prediction_log
+from mlops_assets.prediction_log import PredictionLog, log_frame, read_prediction_log
 from mlops_assets.serving.scoring import ScoredBatch
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
@@ -89,9 +89,9 @@ def test_a_failed_write_is_retried(spec: UseCaseSpec, tmp_path: Path) -> None:
 
 def test_classifier_rows_keep_labels_and_probabilities(tmp_path: Path) -> None:
     from mlops_assets.generators import get_generator
-    from mlops_assets.specs import load_specs
+    from mlops_assets.specs import use_case_specs
 
-    spec = load_specs()["loan_approval"]
+    spec = use_case_specs()["loan_approval"]
     raw = get_generator(spec.generator or spec.name).generate(4, dt.date(2025, 1, 1), 1)
     cleaned, _ = clean_frame(raw, spec)
     classes = spec.target.classes or []

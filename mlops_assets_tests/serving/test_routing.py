@@ -18,8 +18,8 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.serving.options import ServingOptions
-from mlops_assets.serving.prediction_log import PredictionLog, read_prediction_log
+from mlops_assets.environment import ServingOptions
+from mlops_assets.prediction_log import PredictionLog, read_prediction_log
 from mlops_assets.serving.routing import (
     SegmentRouter,
     choose_segment,
@@ -28,15 +28,15 @@ from mlops_assets.serving.routing import (
     served_segments,
 )
 from mlops_assets.serving.runtime import ServingRuntime
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
-CAP_GILL = next(s.features for s in load_specs()["mushroom"].segments if s.name == "cap_gill")
+CAP_GILL = next(s.features for s in use_case_specs()["mushroom"].segments if s.name == "cap_gill")
 
 
 @pytest.fixture(scope="module")
 def mushroom() -> UseCaseSpec:
-    return load_specs()["mushroom"]
+    return use_case_specs()["mushroom"]
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def test_serving_an_unknown_segment_is_refused(mushroom, names, message) -> None
     with pytest.raises(ValueError, match=message):
         served_segments(mushroom, names)
     with pytest.raises(ValueError, match="bigmart_sales has no segments"):
-        served_segments(load_specs()["bigmart_sales"], ["stem_season"])
+        served_segments(use_case_specs()["bigmart_sales"], ["stem_season"])
     assert served_segments(mushroom, []) is mushroom
 
 
@@ -288,7 +288,7 @@ def test_ids_follow_their_records_across_segments(store) -> None:
     import yaml
 
     from mlops_assets.generators import get_generator
-    from mlops_assets.specs.loader import BUNDLED_SPECS_DIR, parse_spec
+    from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, parse_spec
     from mlops_assets.training.families import build_pipeline
 
     data = yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mlops_assets.serving.options import ServingOptions
-from mlops_assets.serving.prediction_log import PredictionLog, read_prediction_log
+from mlops_assets.environment import ServingOptions
+from mlops_assets.prediction_log import PredictionLog, read_prediction_log
 from mlops_assets.serving.runtime import ServingRuntime
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore

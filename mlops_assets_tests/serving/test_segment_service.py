@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets_tests.harness.bento import ServedBento, start_bento
 from mlops_assets_tests.harness.homes import point_at_home
 from mlops_assets_tests.harness.records import records
@@ -36,9 +36,9 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
     import dagster as dg
     import mlflow
 
-    from mlops_assets.demo import land_generated_days
+    from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.generators import get_generator
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.launch import load_definitions, refresh
     from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.serving.bento import current_bento_tag
 
@@ -49,7 +49,7 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
     saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, folder / "mlops")
-        spec = load_specs()["mushroom"]
+        spec = use_case_specs()["mushroom"]
         land_generated_days("mushroom", days=2, rows=250, seed=4)
         outcome = refresh(spec, load_definitions(), dg.DagsterInstance.ephemeral(), n_trials=2)
         assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
@@ -175,7 +175,7 @@ def test_each_segment_follows_its_own_champion(segmented: SegmentedServer) -> No
 
     import dagster as dg
 
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.launch import load_definitions, refresh
     from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 
     spec = segmented.spec

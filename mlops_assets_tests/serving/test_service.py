@@ -281,7 +281,7 @@ def test_concurrent_single_records_share_model_calls(bento_server: ServedBento) 
 
 
 def test_answers_reach_the_prediction_log(bento_server: ServedBento, spec) -> None:
-    from mlops_assets.serving.prediction_log import read_prediction_log
+    from mlops_assets.prediction_log import read_prediction_log
     from mlops_assets.storage.objectstore import open_store
 
     answer = bento_server.predict(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.serving.prediction_log import read_prediction_log
+from mlops_assets.prediction_log import read_prediction_log
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import open_store
 from mlops_assets_tests.harness.bento import start_bento

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_assets.specs import SpecError, load_specs
-from mlops_assets.specs.loader import BUNDLED_SPECS_DIR, load_spec, parse_spec
+from mlops_assets.specs import SpecError, use_case_specs
+from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, load_spec, parse_spec
 
 
 def bigmart() -> dict:
@@ -17,7 +17,7 @@ def bigmart() -> dict:
 
 
 def test_bundled_specs_load() -> None:
-    specs = load_specs()
+    specs = use_case_specs()
     spec = specs["bigmart_sales"]
     assert spec.task == "regression"
     assert spec.primary_metric == "rmse"
@@ -126,7 +126,7 @@ def test_segment_keeps_what_its_imputers_need() -> None:
 
 def test_segment_view_is_the_segment_model() -> None:
     """A segment's view keeps the use case's name and ids, its own features and model name."""
-    mushroom = load_specs()["mushroom"]
+    mushroom = use_case_specs()["mushroom"]
     assert mushroom.segment_names == ["cap_gill", "stem_season"]
     assert mushroom.segment is None
     view = mushroom.segment_spec("stem_season")
@@ -137,7 +137,7 @@ def test_segment_view_is_the_segment_model() -> None:
     assert mushroom.registered_model_name() == "mushroom"
     with pytest.raises(KeyError, match="segments: cap_gill, stem_season"):
         mushroom.segment_spec("gills")
-    bigmart_spec = load_specs()["bigmart_sales"]
+    bigmart_spec = use_case_specs()["bigmart_sales"]
     assert bigmart_spec.segment_specs() == [bigmart_spec]
     data = bigmart()
     data["group_imputers"] = [{"column": "Item_Weight", "group_by": "Item_Identifier"}]
@@ -163,7 +163,7 @@ def test_invalid_spec_file_fails_definitions_load(tmp_path: Path, monkeypatch) -
 def test_duplicate_spec_names_are_an_error(tmp_path: Path) -> None:
     (tmp_path / "copy.yaml").write_text(yaml.safe_dump(bigmart()))
     with pytest.raises(SpecError, match="used twice"):
-        load_specs([BUNDLED_SPECS_DIR, tmp_path])
+        use_case_specs([BUNDLED_SPECS_DIR, tmp_path])
 
 
 def test_not_a_mapping(tmp_path: Path) -> None:

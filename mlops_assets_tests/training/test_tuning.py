@@ -9,14 +9,14 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
 from mlops_assets.metrics import direction, improvement
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.training.families import build_pipeline, fit_pipeline, predict_frame
 from mlops_assets.training.tuning import TuningBudget, run_study
 
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_specs()["bigmart_sales"]
+    return use_case_specs()["bigmart_sales"]
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from mlops_assets.cli import build_parser, cmd_tune_worker, main
-from mlops_assets.features.assets import train_key
+from mlops_assets.components.features import train_key
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
 from mlops_assets.registry.mlflow_resource import MlflowTracking
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets.storage.tables import table_key, write_table
 from mlops_assets.training.tuning import TuningBudget, run_study
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def stored_train(mlops_home: Path) -> tuple[LocalObjectStore, pd.DataFrame]:
-    spec = load_specs()["bigmart_sales"]
+    spec = use_case_specs()["bigmart_sales"]
     raw = get_generator("bigmart_sales").generate(500, dt.date(2025, 1, 1), 5)
     train = clean_frame(raw, spec)[0]
     train["_landed_date"] = "2025-01-01"
@@ -35,7 +35,7 @@ def stored_train(mlops_home: Path) -> tuple[LocalObjectStore, pd.DataFrame]:
 
 
 def test_workers_add_trials_that_tuned_model_resumes(stored_train, mlops_home: Path) -> None:
-    spec = load_specs()["bigmart_sales"]
+    spec = use_case_specs()["bigmart_sales"]
     store, _ = stored_train
     train = read_train_set(spec, store)  # as tuned_model receives it, through the IO manager
     optuna_db = f"sqlite:///{mlops_home / 'optuna.db'}"
@@ -89,7 +89,7 @@ def test_a_segmented_use_case_needs_the_segment_whose_study_to_grow(mlops_home: 
 
 def test_a_segment_worker_grows_the_segments_study(mlops_home: Path, capsys) -> None:
     """The study the segment's ``tuned_model`` opens, on the segment's features."""
-    spec = load_specs()["mushroom"]
+    spec = use_case_specs()["mushroom"]
     raw = get_generator("mushroom").generate(120, dt.date(2025, 3, 1), 5)
     train = clean_frame(raw, spec)[0]
     store = LocalObjectStore(mlops_home / "storage")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets_tests.harness.homes import point_at_home
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -36,7 +36,7 @@ ROWS, DAYS, SEED = 300, 3, 5
 
 
 def land_bytes(use_case: str, day: str, name: str, data: bytes) -> None:
-    from mlops_assets.orchestration import initialized_resource
+    from mlops_assets.ops.launch import initialized_resource
     from mlops_assets.resources import resources_for_environment
 
     with initialized_resource(resources_for_environment(), "landing") as landing:
@@ -101,8 +101,8 @@ def trained(
 ) -> Iterator[TrainedUseCase]:
     import mlflow
 
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import load_definitions, refresh
 
     uc = request.param
     home = tmp_path_factory.mktemp(uc) / "mlops"
@@ -110,7 +110,7 @@ def trained(
     saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, home)
-        spec = load_specs()[uc]
+        spec = use_case_specs()[uc]
         days = land_generated_days(uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
         land_bytes(uc, days[0], FILES[uc], (FIXTURES / FILES[uc]).read_bytes())
         repeated = land_repeated_specimens(days) if uc == "mushroom" else 0

@@ -19,8 +19,8 @@ from mlops_assets.features.quality import clean_checks, raw_checks
 from mlops_assets.features.splits import is_test_row
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.generators import DriftConfig, Generator, available_generators, get_generator
-from mlops_assets.specs import SpecError, load_specs
-from mlops_assets.specs.loader import BUNDLED_SPECS_DIR, parse_spec
+from mlops_assets.specs import SpecError, use_case_specs
+from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, parse_spec
 
 DAY = dt.date(2024, 2, 1)
 SKLEARN_FAMILIES = {"logistic_regression", "hist_gradient_boosting", "random_forest"}
@@ -95,7 +95,7 @@ SHIFT = {"obesity": "Weight", "loan_approval": "cibil_score", "mushroom": "cap-d
 
 @pytest.fixture(scope="module")
 def specs():
-    return load_specs()
+    return use_case_specs()
 
 
 @pytest.fixture(scope="module")

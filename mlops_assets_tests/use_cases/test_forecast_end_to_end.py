@@ -25,7 +25,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.specs import UseCaseSpec, load_specs
+from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets_tests.harness.homes import point_at_home
 
 END = dt.date(2025, 6, 30)
@@ -48,15 +48,15 @@ def forecast_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forecast
     """m5_sales refreshed once from a landed history file, in this module's own home."""
     import mlflow
 
-    from mlops_assets.demo import land_history
-    from mlops_assets.orchestration import load_definitions, refresh
+    from mlops_assets.ops.demo import land_history
+    from mlops_assets.ops.launch import load_definitions, refresh
 
     home = tmp_path_factory.mktemp("forecast") / "mlops"
     saved = dict(os.environ)
     saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, home)
-        spec = load_specs()["m5_sales"]
+        spec = use_case_specs()["m5_sales"]
         first, _ = land_history("m5_sales", days=DAYS, seed=SEED, end=END)
         instance = dg.DagsterInstance.ephemeral()
         definitions = load_definitions()
@@ -112,7 +112,7 @@ def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
     assert event.asset_materialization.metadata["status"].value == "no champion yet"
 
     # `mlops predict` on next week's rows: series, date and known covariates, no sales, no lags.
-    from mlops_assets.serving.batch import predict_file
+    from mlops_assets.ops.predict import predict_file
 
     future = next_week_rows()
     source = forecast_home.home / "next_week.csv"
@@ -164,12 +164,12 @@ def test_served_forecasts_are_monitored_when_the_actuals_land(
     forecast_home: ForecastHome,
 ) -> None:
     """The bento forecasts next week; the week's actuals land; monitoring scores both."""
-    from mlops_assets.demo import land_history
+    from mlops_assets.ops.demo import land_history
     from mlops_assets.features.forecast import model_spec, prepare_history
     from mlops_assets.monitoring.assets import drift_key, performance_key
-    from mlops_assets.orchestration import refresh
+    from mlops_assets.ops.launch import refresh
     from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.batch import predict_file
+    from mlops_assets.ops.predict import predict_file
     from mlops_assets.training.evaluation import evaluate
 
     spec, home = forecast_home.spec, forecast_home.home

@@ -18,7 +18,7 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.quality import clean_checks, raw_checks
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.ingest.readers import read_landed_file, sniff_delimiter
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FILES = {
@@ -30,7 +30,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def specs():
-    return load_specs()
+    return use_case_specs()
 
 
 def ingest(uc: str, specs) -> tuple[pd.DataFrame, pd.DataFrame, object]:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.cli import main
-from mlops_assets.specs import load_specs
+from mlops_assets.specs import use_case_specs
 
 # The ledger dates decisions now: the monitored day must be today for a champion to be in force.
 END = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -25,14 +25,14 @@ SEGMENTS = ["cap_gill", "stem_season"]
 
 
 def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys) -> None:
-    from mlops_assets.demo import land_generated_days
-    from mlops_assets.orchestration import initialized_resource, load_definitions, refresh
+    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.ops.launch import initialized_resource, load_definitions, refresh
     from mlops_assets.registry.ledger import read_ledger
     from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
     from mlops_assets.resources import resources_for_environment
     from mlops_assets.serving.bento import bentoml_api, ensure_champion_bento
 
-    spec = load_specs()["mushroom"]
+    spec = use_case_specs()["mushroom"]
     land_generated_days("mushroom", days=2, rows=250, seed=SEED, end=END)
     instance = dg.DagsterInstance.ephemeral()
     definitions = load_definitions()
