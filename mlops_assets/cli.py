@@ -19,7 +19,7 @@ from mlops_assets.bentos.build import BentoBuildError
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.days import today
 from mlops_assets.monitoring.pauses import set_paused
-from mlops_assets.ops import demo, launch, management, predict, serve, status, toggles
+from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
 from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
@@ -300,6 +300,13 @@ def cmd_toggle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring a home from before the one-shape change up to date (ingestion ledger, ...)."""
+    env = _env()
+    migrate.migrate(env, launch.instance(env))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The BigMart story: simulated days, drift, retraining by policy, the final champion."""
     return demo.run_demo(
@@ -318,103 +325,118 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    land = sub.add_parser("land", help="copy a file into a landing day")
-    land.add_argument("use_case")
-    land.add_argument("file")
-    land.add_argument("--date", type=parse_date, help="landing day (default: today, UTC)")
-    land.set_defaults(func=cmd_land)
+    land_parser = sub.add_parser("land", help="copy a file into a landing day")
+    land_parser.add_argument("use_case")
+    land_parser.add_argument("file")
+    land_parser.add_argument("--date", type=parse_date, help="landing day (default: today, UTC)")
+    land_parser.set_defaults(func=cmd_land)
 
-    refresh = sub.add_parser("refresh", help="ingest new days, retrain, promote")
-    refresh.add_argument("use_case")
-    refresh.add_argument("--no-train", action="store_true", help="only ingest")
-    refresh.add_argument("--trials", type=int, help="Optuna trials (default: the spec's)")
-    refresh.add_argument("--segment", help="retrain this segment only (default: every segment)")
-    refresh.set_defaults(func=cmd_refresh)
+    refresh_parser = sub.add_parser("refresh", help="ingest new days, retrain, promote")
+    refresh_parser.add_argument("use_case")
+    refresh_parser.add_argument("--no-train", action="store_true", help="only ingest")
+    refresh_parser.add_argument("--trials", type=int, help="Optuna trials (default: the spec's)")
+    refresh_parser.add_argument(
+        "--segment", help="retrain this segment only (default: every segment)"
+    )
+    refresh_parser.set_defaults(func=cmd_refresh)
 
-    worker = sub.add_parser(
+    worker_parser = sub.add_parser(
         "tune-worker", help="add Optuna trials to the current study (scale-out worker)"
     )
-    worker.add_argument("use_case")
-    worker.add_argument("--trials", type=int, required=True, help="trials this worker runs")
-    worker.add_argument("--timeout", type=float, help="stop starting trials after N seconds")
-    worker.add_argument(
+    worker_parser.add_argument("use_case")
+    worker_parser.add_argument("--trials", type=int, required=True, help="trials this worker runs")
+    worker_parser.add_argument("--timeout", type=float, help="stop starting trials after N seconds")
+    worker_parser.add_argument(
         "--index", type=int, help="worker number, seeds the sampler (default JOB_COMPLETION_INDEX)"
     )
-    worker.add_argument("--segment", help="the segment whose study gets the trials")
-    worker.set_defaults(func=cmd_tune_worker)
+    worker_parser.add_argument("--segment", help="the segment whose study gets the trials")
+    worker_parser.set_defaults(func=cmd_tune_worker)
 
-    status = sub.add_parser("status", help="champion and challenger")
-    status.add_argument("use_case")
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--segment", help="one segment of a segmented use case (default: all)")
-    status.set_defaults(func=cmd_status)
+    status_parser = sub.add_parser("status", help="champion and challenger")
+    status_parser.add_argument("use_case")
+    status_parser.add_argument("--json", action="store_true")
+    status_parser.add_argument(
+        "--segment", help="one segment of a segmented use case (default: all)"
+    )
+    status_parser.set_defaults(func=cmd_status)
 
-    serve = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
-    serve.add_argument("use_case")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument(
+    serve_parser = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
+    serve_parser.add_argument("use_case")
+    serve_parser.add_argument("--port", type=int, default=3000)
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument(
         "--pin",
         action="store_true",
         help="keep serving this version (default: switch when the champion alias moves)",
     )
-    serve.add_argument(
+    serve_parser.add_argument(
         "--segment", help="answer for this segment only (default: every segment, routed)"
     )
-    serve.set_defaults(func=cmd_serve)
+    serve_parser.set_defaults(func=cmd_serve)
 
-    predict = sub.add_parser("predict", help="score an unlabeled file with the champion")
-    predict.add_argument("use_case")
-    predict.add_argument("file", help="CSV (any common dialect) or Parquet, without the target")
-    predict.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
-    predict.add_argument(
+    predict_parser = sub.add_parser("predict", help="score an unlabeled file with the champion")
+    predict_parser.add_argument("use_case")
+    predict_parser.add_argument(
+        "file", help="CSV (any common dialect) or Parquet, without the target"
+    )
+    predict_parser.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    predict_parser.add_argument(
         "--skip-invalid", action="store_true", help="leave out invalid rows instead of failing"
     )
-    predict.add_argument(
+    predict_parser.add_argument(
         "--segment", help="segment whose champion scores (default: chosen by the file's columns)"
     )
-    predict.set_defaults(func=cmd_predict)
+    predict_parser.set_defaults(func=cmd_predict)
 
-    listing = sub.add_parser("list", help="use cases with their champion and primary metric")
-    listing.set_defaults(func=cmd_list)
+    listing_parser = sub.add_parser("list", help="use cases with their champion and primary metric")
+    listing_parser.set_defaults(func=cmd_list)
 
-    history = sub.add_parser("history", help="the promotion ledger")
-    history.add_argument("use_case")
-    history.add_argument("--json", action="store_true")
-    history.add_argument("--segment", help="one segment's decisions (default: all)")
-    history.set_defaults(func=cmd_history)
+    history_parser = sub.add_parser("history", help="the promotion ledger")
+    history_parser.add_argument("use_case")
+    history_parser.add_argument("--json", action="store_true")
+    history_parser.add_argument("--segment", help="one segment's decisions (default: all)")
+    history_parser.set_defaults(func=cmd_history)
 
-    back = sub.add_parser("rollback", help="move the champion back")
-    back.add_argument("use_case")
-    back.add_argument("--to", help="version to roll back to (default: the previous champion)")
-    back.add_argument("--segment", help="the segment whose champion moves (segmented use cases)")
-    back.set_defaults(func=cmd_rollback)
+    back_parser = sub.add_parser("rollback", help="move the champion back")
+    back_parser.add_argument("use_case")
+    back_parser.add_argument(
+        "--to", help="version to roll back to (default: the previous champion)"
+    )
+    back_parser.add_argument(
+        "--segment", help="the segment whose champion moves (segmented use cases)"
+    )
+    back_parser.set_defaults(func=cmd_rollback)
 
-    delete = sub.add_parser("delete", help="delete a non-champion version and its bento")
-    delete.add_argument("use_case")
-    delete.add_argument("--version", required=True)
-    delete.add_argument("--segment", help="the segment whose version is deleted")
-    delete.set_defaults(func=cmd_delete)
+    delete_parser = sub.add_parser("delete", help="delete a non-champion version and its bento")
+    delete_parser.add_argument("use_case")
+    delete_parser.add_argument("--version", required=True)
+    delete_parser.add_argument("--segment", help="the segment whose version is deleted")
+    delete_parser.set_defaults(func=cmd_delete)
 
     for name, text in (("pause", "pause automatic retraining"), ("resume", "resume it")):
-        toggle = sub.add_parser(name, help=text)
-        toggle.add_argument("use_case")
-        toggle.add_argument(
+        toggle_parser = sub.add_parser(name, help=text)
+        toggle_parser.add_argument("use_case")
+        toggle_parser.add_argument(
             "--segment", help=f"{name} this segment only (the others keep retraining by themselves)"
         )
-        toggle.set_defaults(func=cmd_toggle)
+        toggle_parser.set_defaults(func=cmd_toggle)
 
-    demo = sub.add_parser("demo", help="the end-to-end demo on generated data")
-    demo.add_argument("--days", type=int, default=30, help="simulated days")
-    demo.add_argument("--rows", type=int, default=400, help="rows per day")
-    demo.add_argument("--trials", type=int, default=8, help="Optuna trials per retrain")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--drift-from", type=int, default=20, help="first drifted day")
-    demo.add_argument("--reset", action="store_true", help="empty MLOPS_HOME first")
-    demo.add_argument(
+    upgrade_parser = sub.add_parser(
+        "migrate", help="update an MLOPS_HOME made by an older version (ingestion ledger, bentos)"
+    )
+    upgrade_parser.set_defaults(func=cmd_migrate)
+
+    demo_parser = sub.add_parser("demo", help="the end-to-end demo on generated data")
+    demo_parser.add_argument("--days", type=int, default=30, help="simulated days")
+    demo_parser.add_argument("--rows", type=int, default=400, help="rows per day")
+    demo_parser.add_argument("--trials", type=int, default=8, help="Optuna trials per retrain")
+    demo_parser.add_argument("--seed", type=int, default=7)
+    demo_parser.add_argument("--drift-from", type=int, default=20, help="first drifted day")
+    demo_parser.add_argument("--reset", action="store_true", help="empty MLOPS_HOME first")
+    demo_parser.add_argument(
         "--only-bigmart", action="store_true", help="skip the brief runs of the other use cases"
     )
-    demo.set_defaults(func=cmd_demo)
+    demo_parser.set_defaults(func=cmd_demo)
     return parser
 
 
