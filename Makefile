@@ -32,7 +32,7 @@ dagster-home:
 	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
 
 dev: install dagster-home  ## The Dagster UI (http://127.0.0.1:3000) on the same state as the demo
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 test: install  ## The whole suite, integration tests (real servers) included
 	$(BIN)/pytest
@@ -43,8 +43,9 @@ test-unit: install
 bench: install  ## Benchmarks; results in bench/results/
 	$(BIN)/python bench/run.py
 
-lint: install
+lint: install  ## ruff, and the layers' import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

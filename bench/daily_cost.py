@@ -23,13 +23,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlops_assets_tests.harness.homes import ISOLATED_VARIABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 UC = "bigmart_sales"
 
 
 def run_day_in_fresh_process(day: str, env: dict[str, str]) -> dict[str, float]:
-    """The day's ingest job in a new process, as a run launcher would start it."""
+    """The day's ingest job in a new process, as a run launcher would start it.
+
+    The run is a one-day partition range, the way the landing sensor requests it.
+    """
+    from mlops_assets.components.ingest import range_tags
+
+    tags = range_tags(day, day)
     command = [
         "/usr/bin/time",
         "-f",
@@ -44,7 +52,7 @@ def run_day_in_fresh_process(day: str, env: dict[str, str]) -> dict[str, float]:
         "-j",
         f"{UC}__ingest",
         "--tags",
-        json.dumps({"dagster/partition": day}),
+        json.dumps(tags),
     ]
     started = time.monotonic()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -71,25 +79,30 @@ def main(argv: list[str] | None = None) -> int:
         "DAGSTER_HOME": str(home / "dagster"),
         "BENTOML_HOME": str(home / "bentoml"),
     }
-    for variable in ("MLOPS_STORAGE_URI", "MLOPS_LANDING_URI", "MLFLOW_TRACKING_URI"):
-        env.pop(variable, None)
+    for variable in ISOLATED_VARIABLES:
+        if variable not in {"DAGSTER_HOME", "BENTOML_HOME"}:
+            env.pop(variable, None)
     os.environ.clear()
     os.environ.update(env)
 
+    from mlops_assets import names
+    from mlops_assets.components.ingest import range_tags
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import land_generated_days
-    from mlops_assets.ops.launch import execute, instance, load_definitions
-    from mlops_assets.registry.ledger import AS_OF_TAG
+    from mlops_assets.ops.launch import execute, instance, load_definitions, retrain_run_config
     from mlops_assets.specs import use_case_specs
-    from mlops_assets.components.use_case import ingest_job_name, retrain_job_name
 
-    spec = use_case_specs()[UC]
+    mlops_env = Environment.from_env()
+    spec = use_case_specs(mlops_env.specs_dirs)[UC]
     end = dt.date.today()
-    days = land_generated_days(UC, args.days, args.rows, seed=11, end=end)
-    definitions, dagster_instance = load_definitions(), instance()
+    days = land_generated_days(mlops_env, UC, args.days, args.rows, seed=11, end=end)
+    definitions, dagster_instance = load_definitions(), instance(mlops_env)
 
     def ingest(selected: list[str]) -> None:
         for day in selected:
-            run = execute(definitions, ingest_job_name(spec), dagster_instance, partition_key=day)
+            run = execute(
+                definitions, names.ingest_job(UC), dagster_instance, tags=range_tags(day, day)
+            )
             if not run.success:
                 raise RuntimeError(f"ingest {day}: {run.errors}")
 
@@ -97,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     ingest(days[: args.first - 1])
     retrain = execute(
         definitions,
-        retrain_job_name(spec),
+        names.retrain_job(UC),
         dagster_instance,
-        run_config={"ops": {f"{UC}__tuned_model": {"config": {"n_trials": args.trials}}}},
+        run_config=retrain_run_config(spec, args.trials, seed=None),
         # Dated on the day it trained, so it is the champion of every measured day.
-        tags={AS_OF_TAG: f"{days[args.first - 2]}T23:59:59+00:00"},
+        tags={names.AS_OF_TAG: f"{days[args.first - 2]}T23:59:59+00:00"},
     )
     if not retrain.success:
         raise RuntimeError(f"retrain: {retrain.errors}")

@@ -1,10 +1,11 @@
 """Cost of a daily extract's ``raw_data`` for an event-date use case as the landed history grows.
 
-A history file of N days of ``m5_sales`` lands and is read once (which indexes it), then one
-daily extract for the next day lands. The daily run's read (``read_event_days`` for that one
-day, what ``raw_data`` does) is timed twice: with the landing index (the history file is skipped
-because its date span misses the day) and without it (every landed file is read, as before the
-index). Measured for N = 365 and N = 1,900 (the length of M5).
+A history file of N days of ``m5_sales`` lands and is read once (its run records the file's
+date span in the ingestion ledger), then one daily extract for the next day lands. The daily
+run's read (``ingest.batches.read_days`` for that one day, what ``raw_data`` does) is timed
+twice: with the ingestion ledger (the history file is skipped because its span misses the day)
+and without it (an empty ledger: every landed file is read). Measured for N = 365 and N = 1,900
+(the length of M5).
 
 Run: ``.venv/bin/python bench/event_dates.py`` (or ``make bench``); writes
 ``bench/results/event_dates.json`` and ``.md``.
@@ -21,6 +22,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from mlops_assets_tests.harness.homes import ISOLATED_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -41,31 +44,30 @@ def timed(call, repeat: int) -> tuple[float, object]:
 def measure(history_days: int, repeat: int) -> dict[str, object]:
     """One fresh home: the history, its first read, then the daily read with and without index."""
     home = Path(tempfile.mkdtemp(prefix=f"mlops-bench-event-{history_days}-"))
-    os.environ.update({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")})
-    for variable in ("MLOPS_STORAGE_URI", "MLOPS_LANDING_URI"):
+    for variable in ISOLATED_VARIABLES:
         os.environ.pop(variable, None)
+    os.environ.update({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")})
 
+    from mlops_assets.environment import Environment
+    from mlops_assets.ingest.batches import read_days
+    from mlops_assets.ingest.ledger import record_files
     from mlops_assets.ops.demo import land_history
-    from mlops_assets.ingest.event_dates import read_event_days
-    from mlops_assets.ops.launch import initialized_resource
-    from mlops_assets.resources import resources_for_environment
     from mlops_assets.specs import use_case_specs
+    from mlops_assets.storage.objectstore import LocalObjectStore
 
-    spec = use_case_specs()[UC]
-    first, _ = land_history(UC, history_days, seed=1, end=END)
+    env = Environment.from_env()
+    spec = use_case_specs(env.specs_dirs)[UC]
+    first, _ = land_history(env, UC, history_days, seed=1, end=END)
     day = END + dt.timedelta(days=1)
-    land_history(UC, 1, seed=1, end=day, landed_on=day + dt.timedelta(days=1))
-    resources = resources_for_environment()
-    with (
-        initialized_resource(resources, "landing") as landing,
-        initialized_resource(resources, "lake") as lake,
-    ):
-        index = lake.store()
-        history_size = sum(f.size for files in landing.files_by_day(UC).values() for f in files)
-        read_event_days(landing, spec, [first], index=index)  # the history's own run: indexed
-        days = [day.isoformat()]
-        with_index, found = timed(lambda: read_event_days(landing, spec, days, index), repeat)
-        without_index, everything = timed(lambda: read_event_days(landing, spec, days), repeat)
+    land_history(env, UC, 1, seed=1, end=day, landed_on=day + dt.timedelta(days=1))
+    landing, lake = env.landing_zone(), env.lake()
+    empty_ledger = LocalObjectStore(home / "empty")
+    history_size = sum(f.size for files in landing.files_by_day(UC).values() for f in files)
+    history_run = read_days(landing, lake, spec, [first])  # the history's own run...
+    record_files(lake, spec, history_run.entries)  # ...records the files' spans
+    days = [day.isoformat()]
+    with_index, found = timed(lambda: read_days(landing, lake, spec, days), repeat)
+    without_index, everything = timed(lambda: read_days(landing, empty_ledger, spec, days), repeat)
     return {
         "history_days": history_days,
         "landed_bytes": history_size,

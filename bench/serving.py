@@ -61,14 +61,29 @@ ONE_RECORD = {
 # ------------------------------------------------------------------ the model
 
 
+def environment() -> Any:
+    """The environment in force (``MLOPS_HOME`` and the stores), resolved now."""
+    from mlops_assets.environment import Environment
+
+    return Environment.from_env()
+
+
+def bentoml_store() -> Any:
+    """The ``bentoml`` module pointed at the environment's BentoML store."""
+    from mlops_assets.bentos.build import bentoml_api
+
+    return bentoml_api(environment().bentoml_home)
+
+
 def ensure_champion(train_if_missing: bool) -> dict[str, Any]:
     """The champion's bento in MLOPS_HOME (trained in a temporary home when there is none)."""
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import champion_ref, ensure_champion_bento
+    from mlops_assets.ops.serve import bento_store
+    from mlops_assets.registry.status import champion_ref
     from mlops_assets.specs import use_case_specs
 
-    spec = use_case_specs()[USE_CASE]
-    if champion_ref(spec, MlflowTracking()) is None:
+    env = environment()
+    spec = use_case_specs(env.specs_dirs)[USE_CASE]
+    if champion_ref(spec, env.tracking()) is None:
         if not train_if_missing:
             raise SystemExit(f"no champion for {USE_CASE} in MLOPS_HOME; run `make demo` first")
         home = Path(tempfile.mkdtemp(prefix="bench-home-"))
@@ -79,21 +94,22 @@ def ensure_champion(train_if_missing: bool) -> dict[str, Any]:
         from mlops_assets.ops.demo import land_generated_days
         from mlops_assets.ops.launch import refresh
 
-        land_generated_days(USE_CASE, days=7, rows=600, seed=7)
-        outcome = refresh(spec, n_trials=8, seed=7)
+        env = environment()
+        land_generated_days(env, USE_CASE, days=7, rows=600, seed=7)
+        outcome = refresh(spec, env, n_trials=8, seed=7)
         if not outcome.success:
             raise SystemExit("training the benchmark's champion failed")
-    build = ensure_champion_bento(spec, MlflowTracking())
+    store = bento_store(env)
+    build = store.ensure_champion_bento(spec)
     if build.stale_source:  # measure the service code of this checkout, not an older build
-        from mlops_assets.serving.bento import bentoml_api
-
-        bentoml_api().bentos.delete(build.bento_tag)
-        build = ensure_champion_bento(spec, MlflowTracking())
+        store.api().bentos.delete(build.bento_tag)
+        build = store.ensure_champion_bento(spec)
+    champion = build.models[None]  # bigmart_sales has one model slot
     return {
         "bento_tag": build.bento_tag,
         "model_tag": build.model_tag,
-        "model_name": build.model.model_name,
-        "model_version": build.model.version,
+        "model_name": champion.model_name,
+        "model_version": champion.version,
     }
 
 
@@ -144,7 +160,7 @@ def python_path() -> str:
 def base_env() -> dict[str, str]:
     from mlops_assets.ops.serve import serve_environment
 
-    env = serve_environment()
+    env = serve_environment(environment())
     env["PYTHONPATH"] = python_path()
     return env
 
@@ -162,12 +178,10 @@ def start_bento(bento_tag: str, workers: int, log_on: bool, folder: Path) -> Ser
 
 
 def start_fastapi(model_name: str) -> ServedProcess:
-    from mlops_assets import settings
-
     port = free_port()
     env = {
         **base_env(),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri(),
+        "MLFLOW_TRACKING_URI": environment().tracking_uri,
         "BENCH_MODEL_URI": f"models:/{model_name}@champion",
     }
     command = [
@@ -269,20 +283,18 @@ def ten_thousand(
     model and the libraries' default threads, while the server is idle. The request bodies are
     encoded beforehand and the answers are read, not decoded.
     """
-    import bentoml
     import pandas as pd
 
     from mlops_assets.features.cleaning import clean_frame
     from mlops_assets.features.pipeline import model_input
-    from mlops_assets.serving.bento import bentoml_api
     from mlops_assets.serving.records import columns_of
     from mlops_assets.serving.scoring import Scorer
     from mlops_assets.specs import use_case_specs
     from mlops_assets.training.families import predict_frame
 
-    bentoml_api()
+    bentoml = bentoml_store()
     pipeline = bentoml.sklearn.load_model(model_tag)
-    spec = use_case_specs()[USE_CASE]
+    spec = use_case_specs(environment().specs_dirs)[USE_CASE]
     scorer = Scorer(spec, pipeline, spec.name, "bench")
 
     names = [c.name for c in spec.input_columns]
@@ -451,12 +463,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _model_family(model_tag: str) -> str:
-    import bentoml
-
-    from mlops_assets.serving.bento import bentoml_api
-
-    bentoml_api()
-    pipeline = bentoml.sklearn.load_model(model_tag)
+    pipeline = bentoml_store().sklearn.load_model(model_tag)
     return type(pipeline.named_steps["model"]).__name__
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from mlops_assets.cli import main
+from mlops_assets.names import RANGE_END_TAG, RANGE_START_TAG
 
 
 def test_land_copies_into_the_day_folder(mlops_home: Path, tmp_path: Path) -> None:
@@ -42,7 +43,11 @@ def test_refresh_fails_loudly_and_keeps_good_days(mlops_home: Path, tmp_path: Pa
     instance = dg.DagsterInstance.get()  # the persistent instance the CLI used
     assert str(instance.root_directory).startswith(str(mlops_home))
     runs = instance.get_runs()
-    assert sorted(r.tags["dagster/partition"] for r in runs) == ["2025-03-01", "2025-03-02"]
+    # Each landing day is a run of its own, requested as a (one-day) partition range.
+    assert sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in runs) == [
+        ("2025-03-01", "2025-03-01"),
+        ("2025-03-02", "2025-03-02"),
+    ]
     assert (mlops_home / "storage" / "bigmart_sales" / "clean_data" / "2025-03-01.parquet").exists()
     # The good day is ingested now; a second refresh only retries the broken one.
     assert main(["refresh", "bigmart_sales", "--no-train"]) == 1
@@ -59,10 +64,12 @@ def test_serve_segment_is_checked_before_anything_starts(mlops_home: Path) -> No
 
 def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """The served bento is told which segment to answer for (in the environment it inherits)."""
+    from mlops_assets.environment import Environment
     from mlops_assets.ops import serve
 
     seen: dict = {}
     monkeypatch.setattr(serve.os, "execve", lambda path, argv, env: seen.update(env))
-    serve.exec_serve("mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
+    env = Environment.from_env()
+    serve.exec_serve(env, "mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
     assert seen["MLOPS_SERVE_SEGMENTS"] == "stem_season"
     assert seen["MLOPS_FOLLOW_CHAMPION"] == "on"

@@ -144,6 +144,17 @@ def instance_dir(tmp_path: Path, source: Path) -> Path:
     return folder
 
 
+def pool_config(ref: Any) -> tuple[str | None, int | None]:
+    """The pool granularity and default limit Dagster reads from a checked instance."""
+    from dagster._core.instance.config import ConcurrencyConfig
+
+    pools = ConcurrencyConfig.from_concurrency_settings(
+        ref.settings.get("concurrency") or {}, None
+    ).pool_config
+    granularity = pools.pool_granularity
+    return (granularity.value if granularity else None), pools.default_pool_limit
+
+
 # --- docker/compose.yaml -------------------------------------------------------------------------
 
 
@@ -441,6 +452,7 @@ def test_docker_instance_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert ref.run_coordinator_data.class_name == "QueuedRunCoordinator"
     assert ref.compute_logs_data.class_name == "S3ComputeLogManager"
     assert ref.settings["telemetry"] == {"enabled": False}
+    assert pool_config(ref) == ("run", 1)
 
 
 def test_docker_instance_keeps_credentials_in_env() -> None:
@@ -457,10 +469,27 @@ def test_docker_instance_keeps_credentials_in_env() -> None:
 
 
 def test_instances_share_the_pool_limits() -> None:
-    """Every path (embedded, Compose, Kubernetes) keeps one retraining run per use case."""
+    """Every path (embedded, Compose, Kubernetes) keeps one retraining run per use case.
+
+    A retrain pool's one slot is held by a whole run (``granularity: run``), not by each
+    pooled step in turn, so a second retraining run of a use case cannot start between the
+    first one's steps.
+    """
     embedded = load_yaml(REPO / "dagster.yaml")["concurrency"]["pools"]
+    assert embedded == {"granularity": "run", "default_limit": 1}
     assert load_yaml(DOCKER / "dagster.yaml")["concurrency"]["pools"] == embedded
     assert load_yaml(K8S / "dagster.yaml")["concurrency"]["pools"] == embedded
+
+
+def test_embedded_instance_validates(tmp_path: Path) -> None:
+    """The root dagster.yaml (what ``DAGSTER_HOME`` links to) loads, with run-granularity pools."""
+    import dagster as dg
+
+    ref = validate_instance(instance_dir(tmp_path, REPO / "dagster.yaml"))
+    assert pool_config(ref) == ("run", 1)
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        pools = instance.get_concurrency_config().pool_config
+        assert (pools.pool_granularity.value, pools.default_pool_limit) == ("run", 1)
 
 
 def test_docker_workspace_loads_the_grpc_server() -> None:
@@ -495,6 +524,7 @@ def test_k8s_instance_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "K8sRunLauncher",
     )
     assert ref.run_coordinator_data.class_name == "QueuedRunCoordinator"
+    assert pool_config(ref) == ("run", 1)
 
 
 def test_k8s_instance_raw_kubernetes_config_is_valid(k8s_instance: dict[str, Any]) -> None:
@@ -644,15 +674,18 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
     mlops_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the ConfigMap's MLOPS_RETRAIN_EXECUTOR the retrain job runs on k8s_job_executor, and
-    run_config.yaml is valid for it."""
+    run_config.yaml is valid for it.
+
+    The retrain job sets no executor of its own: it takes the code location's, which the
+    Definitions get from the environment (``components.resources.executor_for``).
+    """
     import dagster as dg
     from dagster_k8s import k8s_job_executor
     from dagster_k8s.models import k8s_snake_case_dict
     from kubernetes import client
 
-    from mlops_assets.resources import resources_for_environment
-    from mlops_assets.specs import use_case_specs
-    from mlops_assets.components.use_case import build_use_case, retrain_job_name
+    from mlops_assets import names
+    from mlops_assets.definitions import defs
 
     config_map = next(
         d
@@ -660,17 +693,12 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
         if d and d.get("kind") == "ConfigMap"
     )
     monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", config_map["data"]["MLOPS_RETRAIN_EXECUTOR"])
-    spec = use_case_specs()["bigmart_sales"]
-    parts = build_use_case(spec)
-    retrain = next(job for job in parts.jobs if job.name == retrain_job_name(spec))
-    defs = dg.Definitions(
-        assets=parts.assets,
-        asset_checks=parts.asset_checks,
-        jobs=[retrain],
-        resources=resources_for_environment(),
-    )
-    job = defs.resolve_job_def(retrain.name)
+    definitions = defs()
+    job = definitions.resolve_job_def(names.retrain_job("bigmart_sales"))
     assert job.executor_def is k8s_job_executor
+    # The light daily ingestion keeps its in-process executor whatever the retraining uses.
+    ingest = definitions.resolve_job_def(names.ingest_job("bigmart_sales"))
+    assert ingest.executor_def is dg.in_process_executor
     run_config = load_yaml(K8S / "run_config.yaml")
     result = dg.validate_run_config(job, run_config)
     assert result["execution"]["k8s"]["max_concurrent"] >= 1
@@ -685,15 +713,16 @@ def test_k8s_run_config_validates_on_k8s_job_executor(
 def test_retrain_executor_is_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
 
-    from mlops_assets import settings
+    from mlops_assets.components.resources import executor_for
+    from mlops_assets.environment import Environment
 
     monkeypatch.delenv("MLOPS_RETRAIN_EXECUTOR", raising=False)
-    assert settings.retrain_executor() is dg.in_process_executor
+    assert executor_for(Environment.from_env()) is dg.in_process_executor
     monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", "multiprocess")
-    assert settings.retrain_executor() is dg.multiprocess_executor
+    assert executor_for(Environment.from_env()) is dg.multiprocess_executor
     monkeypatch.setenv("MLOPS_RETRAIN_EXECUTOR", "threads")
     with pytest.raises(ValueError, match="MLOPS_RETRAIN_EXECUTOR must be one of .* 'threads'"):
-        settings.retrain_executor()
+        executor_for(Environment.from_env())
 
 
 def test_optuna_workers_job_shares_the_study(values: dict[str, Any]) -> None:

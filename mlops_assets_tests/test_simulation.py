@@ -9,34 +9,38 @@ import dagster as dg
 import pytest
 import yaml
 
-from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR
+from mlops_assets import names
+from mlops_assets.specs.catalog import BUNDLED_DIR
 
 UC = "bigmart_short"
 
 
 @pytest.fixture
 def short_spec(tmp_path, mlops_home, monkeypatch):
-    data = yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+    document = yaml.safe_load((BUNDLED_DIR / "bigmart_sales" / names.DEFS_FILE).read_text())
+    data = document["attributes"]
     data["name"] = UC
     data["retraining"].update(new_partitions=3, cooldown_days=1)
     data["tuning"].update(n_trials=3, cv_folds=2)
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / f"{UC}.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "specs" / UC).mkdir(parents=True)
+    (tmp_path / "specs" / UC / names.DEFS_FILE).write_text(yaml.safe_dump(document))
     monkeypatch.setenv("MLOPS_SPECS_DIRS", str(tmp_path / "specs"))
     return data
 
 
 def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
+    from mlops_assets.components.monitoring import drift_key, performance_key
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import simulate_days
-    from mlops_assets.monitoring.assets import drift_key, performance_key
     from mlops_assets.ops.launch import instance
     from mlops_assets.registry.ledger import read_ledger
     from mlops_assets.specs import use_case_specs
     from mlops_assets.storage.objectstore import LocalObjectStore
 
+    env = Environment.from_env()
     lines: list[str] = []
     story = simulate_days(
-        use_case=UC, days=7, rows=250, drift_from=5, n_trials=3, seed=5, log=lines.append
+        env, use_case=UC, days=7, rows=250, drift_from=5, n_trials=3, seed=5, log=lines.append
     )
     assert story.failures == []
     assert len(story.rows) == len(lines) == 7
@@ -52,8 +56,8 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     # Drifted days (5 and later) show in the PSI.
     assert by_day[5].max_psi > spec_threshold(short_spec) > by_day[4].max_psi
 
-    dagster_instance = instance()
-    spec = use_case_specs()[UC]
+    dagster_instance = instance(env)
+    spec = use_case_specs(env.specs_dirs)[UC]
     partitions = dagster_instance.get_materialized_partitions(performance_key(spec))
     assert partitions == {row.day for row in story.rows}
     assert dagster_instance.get_materialized_partitions(drift_key(spec)) == partitions

@@ -283,7 +283,11 @@ class BentoStore:
 
         removed = []
         label = f"{label_prefix(view.segment)}model_tag"
-        for bento in bentoml.bentos.list(names.bento_name(view.name)):
+        try:
+            bentos = bentoml.bentos.list(names.bento_name(view.name))
+        except NotFound:  # no bento of the use case was ever built
+            bentos = []
+        for bento in bentos:
             if dict(bento.info.labels).get(label) == ref.bento_model_tag:
                 bentoml.bentos.delete(bento.tag)
                 removed.append(str(bento.tag))

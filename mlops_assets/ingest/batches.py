@@ -178,6 +178,7 @@ class Pending:
     ranges: list[PendingRange]
     handled: dict[str, list[str]]  # landing day -> digests looked at (the sensor's cursor adds)
     unplaced: dict[str, str]  # landed key -> why its rows fall on no partition
+    newest_day: str | None = None  # the newest landing day listed (keeps the cursor windowed)
 
 
 def new_files(
@@ -186,16 +187,19 @@ def new_files(
     spec: UseCaseSpec,
     known: Mapping[str, Iterable[str]] | None = None,
     since: str | None = None,
-) -> list[ObjectInfo]:
-    """Landed file versions neither in the ingestion ledger nor among ``known`` digests."""
+) -> tuple[list[ObjectInfo], str | None]:
+    """Landed file versions neither in the ingestion ledger nor among ``known`` digests, and
+    the newest landing day listed."""
     requested = {d for digests in (known or {}).values() for d in digests}
     ledger = ingested_files(store, spec, since=since)
-    return [
+    listed = landing.files_by_day(spec.name, since=since)
+    files = [
         info
-        for day_files in landing.files_by_day(spec.name, since=since).values()
+        for day_files in listed.values()
         for info in day_files
         if file_digest(info) not in ledger and file_digest(info) not in requested
     ]
+    return files, max(listed) if listed else None
 
 
 def pending_ranges(
@@ -216,30 +220,42 @@ def pending_ranges(
         known: Digests already requested, by landing day (a sensor cursor).
         since: First landing day to list.
     """
-    files = new_files(landing, store, spec, known, since)
-    handled: dict[str, list[str]] = {}
+    files, newest = new_files(landing, store, spec, known, since)
+    handled: dict[str, list[str]] = {newest: []} if newest else {}
     spans: list[tuple[str, str, ObjectInfo]] = []
     unplaced: dict[str, str] = {}
     for info in files:
         handled.setdefault(landing_day_of(info), []).append(file_digest(info))
         try:
-            span = file_span(landing, info, spec)
+            span = file_span(landing, info, spec, within=partitions)
         except UnreadableFileError:  # raw_data fails on it, naming the file, on its landing day
             span = (landing_day_of(info), landing_day_of(info))
         clipped = _clip(span, partitions)
         if clipped is None:
-            unplaced[info.key] = _why_unplaced(span, partitions)
+            outside = file_span(landing, info, spec) if span is None else span
+            unplaced[info.key] = _why_unplaced(outside, partitions)
             continue
         spans.append((*clipped, info))
-    return Pending(_merge(spans), handled, unplaced)
+    return Pending(_merge(spans), handled, unplaced, newest)
 
 
-def file_span(landing: LandingZone, info: ObjectInfo, spec: UseCaseSpec) -> tuple[str, str] | None:
-    """The partitions a file's rows fall on: known from where it landed, else read."""
+def file_span(
+    landing: LandingZone,
+    info: ObjectInfo,
+    spec: UseCaseSpec,
+    within: tuple[str, str] | None = None,
+) -> tuple[str, str] | None:
+    """The partitions a file's rows fall on: known from where it landed, else read.
+
+    With ``within`` (the first and last partition), rows dated outside it are left out, so a
+    stray row dated years before the first partition or after today does not widen the span.
+    """
     known = known_span(info, spec)
     if known is not None:
         return known
     days = day_of_rows(read_files(landing, [info]), spec).dropna()
+    if within is not None:
+        days = days[(days >= within[0]) & (days <= within[1])]
     return (str(days.min()), str(days.max())) if len(days) else None
 
 

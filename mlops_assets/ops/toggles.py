@@ -54,6 +54,10 @@ def set_retraining(spec: UseCaseSpec, env: Environment, running: bool) -> list[s
         ToggleError: Dagster refused (its output in the message).
     """
     workspace = workspace_file(env)
+    # Create a fresh instance's storage here first: the two commands creating its SQLite
+    # databases at once leave them with two alembic heads, and both then fail to load.
+    with dg.DagsterInstance.from_config(str(env.dagster_home)):
+        pass
     action = "start" if running else "stop"
     environment = {**os.environ, "DAGSTER_HOME": str(env.dagster_home)}
     started = [

@@ -1,8 +1,9 @@
 """Which model slot answers a record: by the fields it carries, never by their values.
 
-A use case has one or more model slots. With one slot (an unsegmented use case, or a service
-narrowed to one segment) every record goes to it, and its checks report missing and unknown
-fields as usual. With several (a segmented use case), each trained on a subset of the features:
+A use case has one or more model slots. An unsegmented use case has one slot: every record goes
+to it, and its checks report missing and unknown fields as usual. A segmented use case has one
+slot per segment, each trained on a subset of the features, and routes by fields (a service
+narrowed to one segment too, so a record it cannot take is refused as not carrying its fields):
 
 - a record goes to the **first segment, in spec order,** whose fields (the use case's id columns
   and the segment's features) are all present in it, null values included ("present" means the
@@ -59,11 +60,11 @@ def slot_fields(view: UseCaseSpec) -> list[str]:
 def choose_slot(fields: Iterable[str], spec: UseCaseSpec) -> UseCaseSpec | None:
     """The slot that answers a record with these fields, or ``None``.
 
-    The only slot when there is one; else the first segment (spec order) whose fields are all
-    among ``fields``.
+    The one slot of an unsegmented use case; else the first segment (spec order) whose fields
+    are all among ``fields``.
     """
     views = spec.segment_specs()
-    if len(views) == 1:
+    if not spec.segments:
         return views[0]
     present = set(fields)
     return next((view for view in views if set(slot_fields(view)) <= present), None)
@@ -101,7 +102,7 @@ def route_records(
 ) -> tuple[dict[str | None, list[int]], list[RequestProblem]]:
     """Record positions per slot, and a problem for each record that no slot can take."""
     views = spec.segment_specs()
-    if len(views) == 1:
+    if not spec.segments:
         return {views[0].segment: list(range(len(records)))}, []
     groups: dict[str | None, list[int]] = {}
     found: list[RequestProblem] = []

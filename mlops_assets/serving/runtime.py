@@ -14,7 +14,8 @@ is answered 422 as a whole when any of its records has a problem, and then nothi
 scored or logged: a request whose records go to several slots has every share checked before any
 share is scored (its cleaning runs twice; a one-slot request's once).
 
-A columnar body (``/predict_columns``) is one slot for all its rows: its column names choose it.
+A columnar body (``/predict_columns``) is one slot for all its rows: its column names choose it,
+and its answer names that slot's model (no per-row ``segments``).
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ class ServingRuntime:
         request_id = request_id or uuid.uuid4().hex
         if not isinstance(records, list) or not records or len(records) > self.max_records:
             first = next(iter(self.views.values()))
-            return self._rejected(request_id, structure_problems(records, first, self.max_records))
+            problems = structure_problems(records, first, self.max_records)
+            return self._rejected(request_id, problems, merged=self.routed)
         groups, found = route_records(records, self.spec)
         shares: dict[str | None, list[Any]] = {}
         for name, rows in groups.items():
@@ -222,7 +224,7 @@ class ServingRuntime:
                 checked = self.slots[name].scorer.check(columns_of(shares[name], self.views[name]))
                 found.extend(renumbered(p, rows) for p in checked)
         if found:
-            return self._rejected(request_id, found)
+            return self._rejected(request_id, found, merged=self.routed)
         names = list(groups)
         outcomes = await asyncio.gather(
             *(
@@ -238,7 +240,7 @@ class ServingRuntime:
         ]
         if rejected:
             total = sum(o.total for o in outcomes if isinstance(o, Rejected))
-            return self._rejected(request_id, rejected, total)
+            return self._rejected(request_id, rejected, total, merged=self.routed)
         accepted = dict(zip(names, outcomes, strict=True))
         return self._merged(request_id, len(records), groups, accepted)  # type: ignore[arg-type]
 
@@ -301,7 +303,7 @@ class ServingRuntime:
             "predictions": predictions,
             "ids": accepted[used[0]].ids if as_columns else ids,
         }
-        if self.routed:
+        if self.routed and not as_columns:  # a columnar body has one slot: named by model_name
             body["segments"] = segments
             body["models"] = models
         if probabilities is not None:
@@ -309,11 +311,20 @@ class ServingRuntime:
         return Answer(200, json.dumps(body).encode(), request_id)
 
     def _rejected(
-        self, request_id: str, problems: list[RequestProblem], total: int | None = None
+        self,
+        request_id: str,
+        problems: list[RequestProblem],
+        total: int | None = None,
+        merged: bool = False,
     ) -> Answer:
-        problems = sorted(problems)
+        """A 422 naming the problems; ``total`` counts those not shown.
+
+        ``merged``: the problems of a routed request (its records' shares checked by several
+        slots) are put in record order and cut to ``problem_limit``. Otherwise they are shown
+        as the one slot's checks reported them (the answer of an unsegmented use case).
+        """
         total = max(total or 0, len(problems))
-        shown = problems[: self.problem_limit]
+        shown = sorted(problems)[: self.problem_limit] if merged else problems
         body = {
             "error": Rejected(shown, total).message(),
             "problems": [str(p) for p in shown],

@@ -89,26 +89,26 @@ def test_verdicts_decide_usable_days(tmp_path, spec, batch) -> None:
 
 
 def land(day: str, frame: pd.DataFrame, name: str = "batch.csv") -> None:
-    from mlops_assets.ops.launch import initialized_resource
-    from mlops_assets.resources import resources_for_environment
+    from mlops_assets.environment import Environment
 
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    with initialized_resource(resources_for_environment(), "landing") as landing:
-        landing.land(UC, day, name, buffer.getvalue().encode())
+    Environment.from_env().landing_zone().land(UC, day, name, buffer.getvalue().encode())
 
 
 def test_broken_batches_are_kept_out_of_training(mlops_home, spec) -> None:
+    from mlops_assets.environment import Environment
+    from mlops_assets.names import CHAMPION
     from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.ops.launch import load_definitions, refresh
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 
-    days = land_generated_days(UC, days=3, rows=300, seed=4, end=dt.date(2025, 6, 3))
+    env = Environment.from_env()
+    days = land_generated_days(env, UC, days=3, rows=300, seed=4, end=dt.date(2025, 6, 3))
     instance = dg.DagsterInstance.ephemeral()
     definitions = load_definitions()
-    first = refresh(spec, definitions, instance, n_trials=3, seed=4)
+    first = refresh(spec, env, definitions, instance, n_trials=3, seed=4)
     assert first.success
-    champion_before = MlflowTracking().alias_version(UC, CHAMPION)
+    champion_before = env.tracking().alias_version(UC, CHAMPION)
 
     generator = get_generator(UC)
     wrong_domain = generator.generate(300, dt.date(2025, 6, 4), 4)
@@ -116,7 +116,7 @@ def test_broken_batches_are_kept_out_of_training(mlops_home, spec) -> None:
     wrong_domain["Item_Outlet_Sales"] = 1e6  # rows that would wreck a model if trained on
     land("2025-06-04", wrong_domain)
     land("2025-06-05", generator.generate(300, dt.date(2025, 6, 5), 4).drop(columns="Item_MRP"))
-    second = refresh(spec, definitions, instance, n_trials=3, seed=4)
+    second = refresh(spec, env, definitions, instance, n_trials=3, seed=4)
 
     ingest = {run.partition: run for run in second.ingested}
     assert not ingest["2025-06-04"].success and not ingest["2025-06-05"].success
@@ -141,5 +141,5 @@ def test_broken_batches_are_kept_out_of_training(mlops_home, spec) -> None:
     assert "value_domains" in excluded["2025-06-04"]
     verdict = read_verdict(LocalObjectStore(mlops_home / "storage"), spec, "2025-06-05")
     assert verdict["raw"]["failed"]["schema"] == "missing columns ['Item_MRP']"
-    champion_after = MlflowTracking().alias_version(UC, CHAMPION)
+    champion_after = env.tracking().alias_version(UC, CHAMPION)
     assert champion_after.version == champion_before.version

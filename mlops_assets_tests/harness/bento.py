@@ -72,13 +72,15 @@ def start_bento(
         ServerStartError: If it exits or does not answer ``/readyz`` within ``timeout`` seconds
             (it is stopped then); the message has the tail of its log.
     """
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.serve import serve_command, serve_environment
 
     folder.mkdir(parents=True, exist_ok=True)
     storage = folder / "storage"
     port = free_port()
     log_path = folder / "serve.log"
-    environment = {**serve_environment(), "MLOPS_STORAGE_URI": str(storage), **env}
+    served_env = serve_environment(Environment.from_env())
+    environment = {**served_env, "MLOPS_STORAGE_URI": str(storage), **env}
     command = serve_command(bento_tag, port)
     if via_cli:
         command = [str(venv_executable("mlops")), "serve", *cli_args, "--port", str(port)]

@@ -1,5 +1,8 @@
 """An isolated ``MLOPS_HOME``: every location the code location reads pointed under one folder.
 
+The variables are those :meth:`mlops_assets.environment.Environment.from_env` reads for a
+location (each defaults to a place under the home when unset).
+
 :func:`point_at_home` is what the ``mlops_home`` and ``trained_home`` fixtures use, and what
 tests that train in a home of their own (``use_cases/``, ``serving/test_segment_service.py``,
 ``integration/stack.py``) call with their own ``pytest.MonkeyPatch``.
@@ -17,6 +20,9 @@ ISOLATED_VARIABLES = [
     "MLFLOW_TRACKING_URI",
     "MLOPS_OPTUNA_STORAGE",
     "MLOPS_MLFLOW_ARTIFACTS_URI",
+    "MLOPS_MODEL_CACHE",
+    "MLOPS_LOCK_URL",
+    "MLOPS_PREDICTION_LOG_DATABASE",
     "MLOPS_SPECS_DIRS",
     "BENTOML_HOME",
     "DAGSTER_HOME",

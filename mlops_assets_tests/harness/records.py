@@ -19,7 +19,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import dagster as dg
 
-    from mlops_assets.ingest.landing import LandingZone
+    from mlops_assets.components.resources import LandingZone, ObjectStorage
     from mlops_assets.specs import UseCaseSpec
 
 CSV = b"Item_Identifier,Item_MRP\nFDA15,249.8\n"
@@ -66,20 +66,24 @@ def records(rows: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def tick(spec, landing: LandingZone, instance: dg.DagsterInstance, cursor: str | None):
-    """One evaluation of ``spec``'s landing sensor on ``landing``, from ``cursor``."""
+def tick(
+    spec: UseCaseSpec,
+    landing: LandingZone,
+    lake: ObjectStorage,
+    instance: dg.DagsterInstance,
+    cursor: str | None,
+):
+    """One evaluation of ``spec``'s landing sensor on ``landing`` and ``lake``, from ``cursor``.
+
+    ``lake`` holds the ingestion ledger the sensor reads to tell new files from ingested ones.
+    """
     import dagster as dg
 
-    from mlops_assets.ingest.sensors import build_landing_sensor
-    from mlops_assets.resources import resources_for_environment
-    from mlops_assets.components.use_case import build_use_case
+    from mlops_assets import names
+    from mlops_assets.components.ingest import build_landing_sensor
 
-    parts = build_use_case(spec)
-    definitions = dg.Definitions(
-        assets=parts.assets, jobs=parts.jobs, resources=resources_for_environment()
-    )
-    sensor = build_landing_sensor(spec, "bigmart_sales__ingest")
+    sensor = build_landing_sensor(spec, names.ingest_job(spec.name))
     with dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={"landing": landing}, definitions=definitions
+        cursor=cursor, instance=instance, resources={"landing": landing, "lake": lake}
     ) as context:
         return sensor.evaluate_tick(context)

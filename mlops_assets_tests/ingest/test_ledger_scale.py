@@ -124,3 +124,19 @@ def test_many_landing_days_are_each_requested_once(
     )
     late = pending_ranges(landing, lake, spec, partitions, known=cursor, since=open_from(cursor))
     assert [(b.first, b.last) for b in late.ranges] == [(days[-1], days[-1])]
+
+
+def test_a_tick_with_nothing_new_still_windows_the_next(tmp_path: Path) -> None:
+    """A sensor that starts on an ingested landing zone (an empty cursor: a new sensor, or one
+    of the earlier format) lists everything once, then only the newest landing days."""
+    spec = use_case_specs()["bigmart_sales"]
+    landing, lake = LandingZone(CountingStore(tmp_path / "landing")), CountingStore(tmp_path / "l")
+    land_days(landing, spec, 30, event_dated=False)
+    partitions = (START.isoformat(), (START + dt.timedelta(days=40)).isoformat())
+    first = pending_ranges(landing, lake, spec, partitions)
+    ingest(landing, lake, spec, first.ranges)
+    quiet = pending_ranges(landing, lake, spec, partitions, known={}, since=None)
+    assert quiet.ranges == []
+    cursor = next_cursor({}, quiet.handled)
+    assert cursor == {(START + dt.timedelta(days=29)).isoformat(): []}
+    assert open_from(cursor) == (START + dt.timedelta(days=28)).isoformat()

@@ -5,7 +5,7 @@ would be: tables and the landing zone in a bucket, the Dagster instance's run, e
 schedule storage in PostgreSQL (``dagster-postgres``, its own database), MLflow's tracking
 server (artifacts in the bucket), Optuna's study in PostgreSQL (its own database) with two
 worker processes, and the retrain lock as a PostgreSQL advisory lock (derived from Optuna's
-database). The BigMart flow (land three generated days, ``mlops_assets.orchestration.refresh``)
+database). The BigMart flow (land three generated days, ``mlops_assets.ops.launch.refresh``)
 runs once per session, the first time a test asks for the stack.
 """
 
@@ -53,6 +53,12 @@ class ProductionStack:
         point_at_home(patch, self.home)
         for name, value in self.env.items():
             patch.setenv(name, value)
+
+    def environment(self) -> Any:
+        """The :class:`~mlops_assets.environment.Environment` of the stack (once applied)."""
+        from mlops_assets.environment import Environment
+
+        return Environment.from_env()
 
     def store(self, prefix: str = "") -> Any:
         """The bucket (or a prefix of it) as an object store, with the test credentials."""
@@ -161,9 +167,10 @@ def _run_flow(stack: ProductionStack) -> None:
     from mlops_assets.ops.launch import refresh
 
     started = time.monotonic()
-    stack.days = land_generated_days(UC, days=DAYS, rows=ROWS, seed=SEED)
+    env = stack.environment()
+    stack.days = land_generated_days(env, UC, days=DAYS, rows=ROWS, seed=SEED)
     stack.flow = refresh(
-        stack.spec(), stack.definitions(), stack.instance, n_trials=TRIALS, seed=SEED
+        stack.spec(), env, stack.definitions(), stack.instance, n_trials=TRIALS, seed=SEED
     )
     stack.flow_seconds = time.monotonic() - started
     stack.champion_after_flow = champion_version(stack)
@@ -171,9 +178,11 @@ def _run_flow(stack: ProductionStack) -> None:
 
 def champion_version(stack: ProductionStack) -> str | None:
     """The version the ``champion`` alias points at on the tracking server now."""
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+    from mlops_assets.names import CHAMPION
+    from mlops_assets.registry.tracking import Tracking
 
-    version = MlflowTracking(tracking_uri=stack.mlflow.url).alias_version(UC, CHAMPION)
+    tracking = Tracking(stack.mlflow.url, stack.mlflow.url, stack.home / "cache" / "models")
+    version = tracking.alias_version(UC, CHAMPION)
     return str(version.version) if version is not None else None
 
 

@@ -99,12 +99,14 @@ class PartialReadWatcher:
 def test_object_store_outage_mid_run_is_retried_and_never_half_written(
     stack: ProductionStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlops_assets import names
+    from mlops_assets.components.ingest import range_tags
     from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.ops.launch import execute
-    from mlops_assets.components.use_case import ingest_job_name
 
     day = (dt.date.fromisoformat(min(stack.days)) - dt.timedelta(days=1)).isoformat()
-    land_generated_days(UC, days=1, rows=ROWS, seed=11, end=dt.date.fromisoformat(day))
+    env = stack.environment()
+    land_generated_days(env, UC, days=1, rows=ROWS, seed=11, end=dt.date.fromisoformat(day))
     clean_key = f"{UC}/clean_data/{day}.parquet"
     restarted: list[threading.Thread] = []
     original = S3ObjectStore.put_bytes
@@ -119,7 +121,7 @@ def test_object_store_outage_mid_run_is_retried_and_never_half_written(
     monkeypatch.setattr(S3ObjectStore, "put_bytes", store_dies_before_the_write)
     with PartialReadWatcher(stack.store("storage"), f"{UC}/") as watcher:
         outcome = execute(
-            stack.definitions(), ingest_job_name(stack.spec()), stack.instance, partition_key=day
+            stack.definitions(), names.ingest_job(UC), stack.instance, tags=range_tags(day, day)
         )
     for thread in restarted:
         thread.join(60)
@@ -140,9 +142,9 @@ def test_object_store_outage_mid_run_is_retried_and_never_half_written(
 def test_tracking_server_down_during_tuning_fails_before_promotion(
     stack: ProductionStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mlops_assets.ops.launch import execute
+    from mlops_assets import names
     from mlops_assets.components import training as training_assets
-    from mlops_assets.components.use_case import retrain_job_name
+    from mlops_assets.ops.launch import execute
 
     before = champion_version(stack)
     assert before is not None  # the shared flow promoted a champion
@@ -159,7 +161,7 @@ def test_tracking_server_down_during_tuning_fails_before_promotion(
     config = {"ops": {f"{UC}__tuned_model": {"config": {"n_trials": 40, "n_workers": 1}}}}
     try:
         outcome = execute(
-            stack.definitions(), retrain_job_name(stack.spec()), stack.instance, run_config=config
+            stack.definitions(), names.retrain_job(UC), stack.instance, run_config=config
         )
     finally:
         stack.mlflow.start()

@@ -2,7 +2,8 @@
 
 The same scored batches as the Parquet log, appended in transactions by the background writer,
 read back whole and per day, and found by monitoring's ``served_predictions`` through the
-environment variable, as a deployed service and the Dagster code location would share it.
+environment variable (resolved by ``Environment.from_env``), as a deployed service and the
+Dagster code location would share it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
-from mlops_assets.prediction_log import PredictionLog, log_table, read_prediction_log
-from mlops_assets.serving.scoring import ScoredBatch
+from mlops_assets.prediction_log import (
+    PredictionLog,
+    ScoredBatch,
+    log_table,
+    read_prediction_log,
+    served_predictions,
+)
 from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets_tests.harness.postgres import PostgresServer
@@ -48,7 +54,7 @@ def scored(spec: UseCaseSpec, request_ids: list[str], counts: list[int], at: dt.
 def test_log_rows_land_in_a_postgres_table(
     postgres_server: PostgresServer, use_case: str, tmp_path: Path, monkeypatch
 ) -> None:
-    from mlops_assets.monitoring.assets import served_predictions
+    from mlops_assets.environment import Environment
 
     spec = use_case_specs()[use_case]
     url = postgres_server.create_database("prediction_log")
@@ -80,8 +86,9 @@ def test_log_rows_land_in_a_postgres_table(
         np.testing.assert_allclose(sums, 1.0)
 
     monkeypatch.setenv("MLOPS_PREDICTION_LOG_DATABASE", url)
-    day_two = served_predictions(store, spec, "2026-03-02")
+    database = Environment.from_env().prediction_log_database
+    day_two = served_predictions(store, spec, ["2026-03-02"], database)
     assert day_two["request_id"].tolist() == ["c"] * 4
-    assert served_predictions(store, spec, "2026-03-03").empty
+    assert served_predictions(store, spec, ["2026-03-03"], database).empty
     with postgres_server.connect("prediction_log") as connection, connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE "{log_table(spec.name)}"')

@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from mlops_assets.registry.lock import RetrainLock, RetrainLockError
+from mlops_assets.registry.lock import RetrainLockError, RetrainLocks
 from mlops_assets_tests.harness.postgres import PostgresServer
 from mlops_assets_tests.integration.stack import (
     UC,
@@ -40,10 +41,10 @@ def stack(
 
 
 def test_advisory_lock_excludes_a_second_holder_and_names_it(
-    postgres_server: PostgresServer,
+    postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     url = postgres_server.create_database("locks")
-    first, second = RetrainLock(url=url), RetrainLock(url=url)
+    first, second = RetrainLocks(url, tmp_path), RetrainLocks(url, tmp_path)
     assert first.backend() == "postgres"
     first.acquire("uc")
     first.acquire("uc")  # each retrain step asks again: still held, nothing to do
@@ -61,15 +62,17 @@ def test_advisory_lock_excludes_a_second_holder_and_names_it(
     second.release_all()
 
 
-def test_advisory_lock_of_a_killed_process_is_released(postgres_server: PostgresServer) -> None:
+def test_advisory_lock_of_a_killed_process_is_released(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
     url = postgres_server.create_database("locks")
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from mlops_assets.registry.lock import RetrainLock\n"
-            f"RetrainLock(url={url!r}).acquire('uc')\n"
+            "from mlops_assets.registry.lock import RetrainLocks\n"
+            f"RetrainLocks({url!r}, {str(tmp_path)!r}).acquire('uc')\n"
             "print('held', flush=True)\n"
             "time.sleep(120)\n",
         ],
@@ -79,11 +82,11 @@ def test_advisory_lock_of_a_killed_process_is_released(postgres_server: Postgres
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RetrainLockError, match=f"pid {holder.pid}"):
-            RetrainLock(url=url).acquire("uc")
+            RetrainLocks(url, tmp_path).acquire("uc")
     finally:
         holder.kill()
         holder.wait(10)
-    lock = RetrainLock(url=url)
+    lock = RetrainLocks(url, tmp_path)
     for _ in range(50):  # the server notices the dropped connection within moments
         try:
             lock.acquire("uc")
@@ -97,12 +100,12 @@ def test_advisory_lock_of_a_killed_process_is_released(postgres_server: Postgres
 
 def _retrain_process(start: Any, results: Any, run_config: dict) -> None:
     """One retraining run in a process of its own, as ``mlops refresh`` or a run worker does it."""
+    from mlops_assets import names
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.launch import execute, instance, load_definitions
-    from mlops_assets.specs import use_case_specs
-    from mlops_assets.components.use_case import retrain_job_name
 
-    definitions, dagster_instance = load_definitions(), instance()
-    job = retrain_job_name(use_case_specs()[UC])
+    definitions, dagster_instance = load_definitions(), instance(Environment.from_env())
+    job = names.retrain_job(UC)
     start.wait(120)  # both processes have imported everything: start the runs together
     outcome = execute(
         definitions, job, dagster_instance, run_config=run_config, tags={"mlops/trigger": "race"}

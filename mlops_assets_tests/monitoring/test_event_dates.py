@@ -10,7 +10,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mlops_assets.monitoring.assets import drift_key, performance_key
+from mlops_assets import names
+from mlops_assets.components.monitoring import drift_key, performance_key
+from mlops_assets.environment import Environment
 from mlops_assets.monitoring.performance import judged_days, lookback_days, scored_span
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, read_ledger, training_window
 from mlops_assets.specs import use_case_specs
@@ -57,16 +59,16 @@ def test_only_days_after_the_champions_training_days_are_judged(tmp_path, spec) 
 
 
 def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
-    from mlops_assets.resources import resources_for_environment
+    from mlops_assets.components.resources import resources_for
     from mlops_assets.components.use_case import build_use_case
 
     monitoring = next(a for a in build_use_case(spec).assets if performance_key(spec) in a.keys)
     return dg.materialize(
         [monitoring],
-        resources=resources_for_environment(),
+        resources=resources_for(Environment.from_env()),
         tags={
-            "dagster/asset_partition_range_start": DAYS[0],
-            "dagster/asset_partition_range_end": DAYS[-1],
+            names.RANGE_START_TAG: DAYS[0],
+            names.RANGE_END_TAG: DAYS[-1],
             **tags,
         },
         instance=dg.DagsterInstance.ephemeral(),
@@ -92,10 +94,8 @@ def test_a_range_without_judged_days_gets_a_status_per_day(
     spec, mlops_home, ledger: bool, expected: str
 ) -> None:
     """No model is loaded (none is registered here): every day just says why it is not scored."""
-    from mlops_assets.settings import storage_uri
-
     if ledger:
-        store = LocalObjectStore(storage_uri())
+        store = Environment.from_env().lake()
         append_entry(store, spec, promoted("1", DAYS[-1], "2025-03-10T00:00:00+00:00"))
     result = run_monitoring(spec, mlops_home, {"mlops/as_of": "2025-03-11T00:00:00+00:00"})
     assert result.success

@@ -1,16 +1,34 @@
-"""Each condition of the retraining policy, firing and not firing."""
+"""Each condition of the retraining policy, firing and not firing.
+
+The policy is pure (:func:`policy_evidence` on :class:`PolicyFacts`), so each condition is
+checked on facts given directly. The sensor and the weekly schedule read the same facts from
+where the platform keeps them: the last ``train_set`` materialization (its ``last_day``), the
+stored ``clean_data`` partitions and the monitoring summaries in the asset storage; the tick
+tests set those up and check what the sensor asks for.
+"""
 
 import json
+from collections.abc import Sequence
 
 import dagster as dg
+import pandas as pd
 import pytest
 
+from mlops_assets import names
+from mlops_assets.components.automation import (
+    build_retrain_sensor,
+    build_weekly_schedule,
+    policy_facts,
+    retrain_selection,
+)
 from mlops_assets.components.features import clean_key, train_key
-from mlops_assets.monitoring.assets import drift_key, performance_key
-from mlops_assets.monitoring.policy import build_retrain_sensor, policy_evidence
-from mlops_assets.resources import resources_for_environment
+from mlops_assets.components.resources import resources_for
+from mlops_assets.environment import Environment
+from mlops_assets.monitoring.pauses import set_paused
+from mlops_assets.monitoring.policy import PolicyFacts, policy_evidence
+from mlops_assets.monitoring.summary import DaySummary, SlotSummary, write_summary
 from mlops_assets.specs import use_case_specs
-from mlops_assets.components.use_case import build_use_case
+from mlops_assets.storage.tables import table_key, write_table
 
 UC = "bigmart_sales"
 
@@ -20,59 +38,57 @@ def spec():
     return use_case_specs()[UC]
 
 
-def report(instance, key, partition=None, **metadata) -> None:
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
+# ---------------------------------------------------------------- the pure policy
+
+
+def slot(segment: str | None = None, **findings) -> SlotSummary:
+    """One slot's champion on a day, scored out of sample, with ``findings``."""
+    return SlotSummary(
+        segment=segment, champion_version="1", status="scored out of sample", **findings
     )
 
 
-def trained_through(instance, spec, last_day: str) -> None:
-    report(instance, train_key(spec), last_day=last_day)
+def facts(
+    trained: str | None = None, clean: Sequence[str] = (), day: str | None = None, *slots
+) -> PolicyFacts:
+    """Trained through ``trained``, ``clean`` days stored, the latest summary of ``day``."""
+    return PolicyFacts(
+        last_training_day=trained,
+        trained_by="run-1" if trained else "never",
+        clean_days=list(clean),
+        latest=DaySummary(day, list(slots)) if day else None,
+    )
 
 
-def clean_days(instance, spec, days: list[str]) -> None:
-    for day in days:
-        report(instance, clean_key(spec), partition=day, rows_out=10)
-
-
-def kinds(instance, spec) -> list[str]:
-    return [e.kind for e in policy_evidence(instance, spec)]
+def kinds(spec, found: PolicyFacts) -> list[str]:
+    return [e.kind for e in policy_evidence(spec, found)]
 
 
 def test_nothing_fires_on_a_quiet_day(spec) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    trained_through(instance, spec, "2025-01-10")
-    clean_days(instance, spec, ["2025-01-09", "2025-01-10", "2025-01-11"])
-    report(instance, performance_key(spec), "2025-01-15", degradation=0.02)
-    report(instance, drift_key(spec), "2025-01-15", max_psi=0.05, max_psi_feature="Item_MRP")
-    assert kinds(instance, spec) == []
+    quiet = slot(metric="rmse", degradation=0.02, max_psi=0.05, max_psi_feature="Item_MRP")
+    clean = ["2025-01-09", "2025-01-10", "2025-01-11"]
+    assert kinds(spec, facts("2025-01-10", clean, "2025-01-15", quiet)) == []
 
 
 def test_k_new_partitions(spec) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    trained_through(instance, spec, "2025-01-10")
     k = spec.retraining.new_partitions
     days = [f"2025-01-{11 + i:02d}" for i in range(k)]
-    clean_days(instance, spec, days[:-1])
-    assert "new_partitions" not in kinds(instance, spec)
-    clean_days(instance, spec, days[-1:])
-    evidence = policy_evidence(instance, spec)
+    assert "new_partitions" not in kinds(spec, facts("2025-01-10", ["2025-01-10", *days[:-1]]))
+    evidence = policy_evidence(spec, facts("2025-01-10", ["2025-01-10", *days]))
     assert [e.kind for e in evidence] == ["new_partitions"]
     assert f"{k} new partitions since 2025-01-10 (K={k})" == evidence[0].reason
 
 
 def test_first_training_needs_k_days(spec) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    clean_days(instance, spec, [f"2025-01-{d:02d}" for d in range(1, 8)])
-    assert policy_evidence(instance, spec)[0].reason.endswith("and no model trained yet (K=7)")
+    clean = [f"2025-01-{d:02d}" for d in range(1, 8)]
+    evidence = policy_evidence(spec, facts(None, clean))
+    assert evidence[0].reason.endswith("and no model trained yet (K=7)")
 
 
 @pytest.mark.parametrize(("worse", "fires"), [(0.1, False), (0.25, True)])
 def test_metric_degradation(spec, worse: float, fires: bool) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    trained_through(instance, spec, "2025-01-10")
-    report(instance, performance_key(spec), "2025-01-20", degradation=worse)
-    assert ("degradation" in kinds(instance, spec)) is fires
+    found = facts("2025-01-10", [], "2025-01-20", slot(metric="rmse", degradation=worse))
+    assert ("degradation" in kinds(spec, found)) is fires
 
 
 @pytest.mark.parametrize(("change", "fires"), [(0.004, False), (0.05, True)])
@@ -80,45 +96,74 @@ def test_degradation_of_a_near_zero_metric_needs_an_absolute_change(change, fire
     """mushroom's log loss near 0.01: +40% is 0.004, below its `min_metric_change` of 0.02."""
     mushroom = use_case_specs()["mushroom"]
     assert mushroom.retraining.min_metric_change == 0.02
-    instance = dg.DagsterInstance.ephemeral()
-    trained_through(instance, mushroom, "2025-01-10")
-    report(instance, performance_key(mushroom), "2025-01-20", degradation=0.4, metric_change=change)
-    assert ("degradation" in kinds(instance, mushroom)) is fires
+    worse = slot("cap_gill", metric="log_loss", degradation=0.4, metric_change=change)
+    found = facts("2025-01-10", [], "2025-01-20", worse, slot("stem_season", metric="log_loss"))
+    assert ("degradation" in kinds(mushroom, found)) is fires
 
 
 @pytest.mark.parametrize(("max_psi", "fires"), [(0.1, False), (0.4, True)])
 def test_drift(spec, max_psi: float, fires: bool) -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    trained_through(instance, spec, "2025-01-10")
-    report(instance, drift_key(spec), "2025-01-20", max_psi=max_psi, max_psi_feature="Item_MRP")
-    evidence = policy_evidence(instance, spec)
+    drifted = slot(max_psi=max_psi, max_psi_feature="Item_MRP")
+    evidence = policy_evidence(spec, facts("2025-01-10", [], "2025-01-20", drifted))
     assert ("drift" in [e.kind for e in evidence]) is fires
     if fires:
         assert "PSI of Item_MRP on 2025-01-20 is 0.400 (Y=0.2)" in evidence[0].reason
 
 
 def test_no_drift_trigger_during_the_cooldown(spec) -> None:
+    both = slot(metric="rmse", degradation=0.9, max_psi=0.9, max_psi_feature="Item_MRP")
+    # within cooldown_days of the training window
+    assert kinds(spec, facts("2025-01-10", [], "2025-01-12", both)) == []
+
+
+# ---------------------------------------------------------------- the facts, where they live
+
+
+def trained_through(instance: dg.DagsterInstance, spec, last_day: str) -> None:
+    """A training run's ``train_set`` materialization, ending its window on ``last_day``."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=train_key(spec), metadata={names.LAST_DAY: last_day})
+    )
+
+
+def store_clean_days(spec, days: list[str]) -> None:
+    """``clean_data`` partitions in the asset storage (``<uc>/clean_data/<day>.parquet``)."""
+    store = Environment.from_env().lake()
+    for day in days:
+        write_table(store, table_key(clean_key(spec).path, day), pd.DataFrame({"x": [1]}))
+
+
+def monitored(spec, day: str, *slots: SlotSummary) -> None:
+    """What monitoring found on ``day``, stored as its summary."""
+    write_summary(Environment.from_env().lake(), spec, DaySummary(day, list(slots)))
+
+
+def test_policy_facts_come_from_storage_and_the_last_training(spec, mlops_home) -> None:
     instance = dg.DagsterInstance.ephemeral()
+    lake = resources_for(Environment.from_env())["lake"]
+    assert policy_facts(instance, spec, lake) == PolicyFacts(None, "never", [], None)
     trained_through(instance, spec, "2025-01-10")
-    report(instance, drift_key(spec), "2025-01-12", max_psi=0.9, max_psi_feature="Item_MRP")
-    report(instance, performance_key(spec), "2025-01-12", degradation=0.9)
-    assert kinds(instance, spec) == []  # within cooldown_days of the training window
+    store_clean_days(spec, ["2025-01-11", "2025-01-09"])
+    drifted = slot(max_psi=0.5, max_psi_feature="Item_MRP")
+    monitored(spec, "2025-01-12", slot(metric="rmse", degradation=0.01))
+    monitored(spec, "2025-01-20", drifted)
+    found = policy_facts(instance, spec, lake)
+    assert found.last_training_day == "2025-01-10" and found.trained_by != "never"
+    assert found.clean_days == ["2025-01-09", "2025-01-11"]
+    assert found.latest == DaySummary("2025-01-20", [drifted])
 
 
 def tick(spec, instance, cursor=None):
-    parts = build_use_case(spec)
-    definitions = dg.Definitions(
-        assets=parts.assets, jobs=parts.jobs, resources=resources_for_environment()
-    )
-    sensor = build_retrain_sensor(spec, f"{spec.name}__retrain")
-    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions) as ctx:
+    sensor = build_retrain_sensor(spec, names.retrain_job(spec.name))
+    resources = resources_for(Environment.from_env())
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
         return sensor.evaluate_tick(ctx)
 
 
 def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, mlops_home) -> None:
     instance = dg.DagsterInstance.ephemeral()
     trained_through(instance, spec, "2025-01-10")
-    report(instance, drift_key(spec), "2025-01-20", max_psi=0.5, max_psi_feature="Item_MRP")
+    monitored(spec, "2025-01-20", slot(max_psi=0.5, max_psi_feature="Item_MRP"))
     first = tick(spec, instance)
     assert len(first.run_requests) == 1
     tags = first.run_requests[0].tags
@@ -132,8 +177,22 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
     assert json.loads(first.cursor)
     assert tick(spec, instance, first.cursor).run_requests == []
     # New evidence (a later day) fires again.
-    report(instance, drift_key(spec), "2025-01-21", max_psi=0.6, max_psi_feature="Item_MRP")
+    monitored(spec, "2025-01-21", slot(max_psi=0.6, max_psi_feature="Item_MRP"))
     assert len(tick(spec, instance, first.cursor).run_requests) == 1
+
+
+def test_sensor_counts_the_stored_clean_days(spec, mlops_home) -> None:
+    """K new partitions: the clean days stored after the last training window fire a run."""
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    k = spec.retraining.new_partitions
+    days = [f"2025-01-{11 + i:02d}" for i in range(k)]
+    store_clean_days(spec, ["2025-01-10", *days[:-1]])
+    assert tick(spec, instance).run_requests == []
+    store_clean_days(spec, days[-1:])
+    [request] = tick(spec, instance).run_requests
+    assert request.tags["mlops/trigger"] == "policy: new_partitions"
+    assert f"{k} new partitions since 2025-01-10" in request.tags["mlops/trigger_reason"]
 
 
 def test_paused_segments_are_left_out_of_policy_and_weekly_runs(mlops_home) -> None:
@@ -143,12 +202,15 @@ def test_paused_segments_are_left_out_of_policy_and_weekly_runs(mlops_home) -> N
 
 
 def check_paused_segments(mushroom, instance) -> None:
-    from mlops_assets.monitoring.toggles import set_segment_retraining
-    from mlops_assets.components.use_case import retrain_selection
-
+    lake = Environment.from_env().lake()
     trained_through(instance, mushroom, "2025-01-10")
-    report(instance, drift_key(mushroom), "2025-01-20", max_psi=0.9, max_psi_feature="habitat")
-    set_segment_retraining(mushroom, ["cap_gill"], False, instance)
+    monitored(
+        mushroom,
+        "2025-01-20",
+        slot("cap_gill", max_psi=0.1, max_psi_feature="cap-shape"),
+        slot("stem_season", max_psi=0.9, max_psi_feature="habitat"),
+    )
+    set_paused(lake, mushroom, ["cap_gill"], True)
     result = tick(mushroom, instance)
     [request] = result.run_requests
     assert request.asset_selection == retrain_selection(mushroom, ["stem_season"])
@@ -159,23 +221,22 @@ def check_paused_segments(mushroom, instance) -> None:
     assert weekly.asset_selection == request.asset_selection
 
     # Every segment paused: nothing runs, and the evidence is not used up.
-    set_segment_retraining(mushroom, ["stem_season"], False, instance)
+    set_paused(lake, mushroom, ["stem_season"], True)
     skipped = tick(mushroom, instance)
     assert skipped.run_requests == [] and "every segment of mushroom is paused" in str(
         skipped.skip_message
     )
     assert skipped.cursor is None
     assert isinstance(weekly_request(mushroom, instance), dg.SkipReason)
-    set_segment_retraining(mushroom, ["cap_gill", "stem_season"], True, instance)
+    set_paused(lake, mushroom, ["cap_gill", "stem_season"], False)
     [resumed] = tick(mushroom, instance).run_requests
     assert resumed.asset_selection is None  # the whole retrain job again
 
 
 def weekly_request(spec, instance):
     """What the weekly schedule asks for: a run request, or the skip reason."""
-    from mlops_assets.monitoring.policy import build_weekly_schedule
-
-    schedule = build_weekly_schedule(spec, f"{spec.name}__retrain")
-    with dg.build_schedule_context(instance=instance) as context:
+    schedule = build_weekly_schedule(spec, names.retrain_job(spec.name))
+    resources = resources_for(Environment.from_env())
+    with dg.build_schedule_context(instance=instance, resources=resources) as context:
         result = schedule.evaluate_tick(context)
     return result.run_requests[0] if result.run_requests else dg.SkipReason(result.skip_message)

@@ -16,10 +16,10 @@ import pytest
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
-from mlops_assets.monitoring.assets import join_columns, served_metrics
-from mlops_assets.prediction_log import log_frame
+from mlops_assets.monitoring.performance import join_columns, served_metrics
+from mlops_assets.prediction_log import ScoredBatch, log_frame
 from mlops_assets.serving.records import columns_of
-from mlops_assets.serving.scoring import ScoredBatch, Scorer
+from mlops_assets.serving.scoring import Scorer
 from mlops_assets.specs import use_case_specs
 from mlops_assets.training.evaluation import score_predictions
 from mlops_assets.training.families import build_pipeline
@@ -70,5 +70,8 @@ def test_without_ids_every_input_column_joins() -> None:
     obesity = use_case_specs()["obesity"]
     assert obesity.id_names == []
     assert join_columns(obesity) == [c.name for c in obesity.input_columns]
-    assert join_columns(use_case_specs()["bigmart_sales"]) == ["Item_Identifier", "Outlet_Identifier"]
+    assert join_columns(use_case_specs()["bigmart_sales"]) == [
+        "Item_Identifier",
+        "Outlet_Identifier",
+    ]
     assert join_columns(use_case_specs()["m5_sales"]) == ["id", "date"]

@@ -1,10 +1,17 @@
-"""``mlops pause`` / ``mlops resume`` flip Dagster's own sensor and schedule state."""
+"""``mlops pause`` / ``mlops resume`` flip Dagster's own sensor and schedule state.
+
+They go through Dagster's public CLI (``dagster sensor stop ...``), so the use-case tests take a
+few seconds each; a segment's pause is kept in the asset storage.
+"""
 
 import dagster as dg
 import pytest
 
 from mlops_assets.cli import main
-from mlops_assets.monitoring.toggles import paused_segments, retraining_state
+from mlops_assets.environment import Environment
+from mlops_assets.monitoring.pauses import paused_segments
+from mlops_assets.ops import launch
+from mlops_assets.ops.toggles import retraining_state
 from mlops_assets.specs import use_case_specs
 
 UC = "bigmart_sales"
@@ -26,25 +33,27 @@ def test_pause_and_resume(mlops_home, capsys) -> None:
 
 
 def test_pause_and_resume_one_segment(mlops_home, capsys) -> None:
-    """A segment's pause is the instance's, and the use case's automation keeps running."""
+    """A segment's pause is the lake's, and the use case's automation keeps running."""
     import json
 
     spec = use_case_specs()["mushroom"]
+    env = Environment.from_env()
+    lake = env.lake()
     assert main(["pause", "mushroom", "--segment", "cap_gill"]) == 0
     assert "mushroom segment cap_gill: paused" in capsys.readouterr().out
-    instance = dg.DagsterInstance.get()
-    assert paused_segments(spec, instance) == ["cap_gill"]
+    instance = launch.instance(env)  # a segment's pause left the instance untouched
+    assert paused_segments(lake, spec) == ["cap_gill"]
     assert set(retraining_state(spec, instance).values()) == {"running (default)"}
     assert main(["status", "mushroom", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["retraining"]["paused_segments"] == ["cap_gill"]
     assert main(["pause", "mushroom", "--segment", "stem_season"]) == 0
-    assert paused_segments(spec, instance) == ["cap_gill", "stem_season"]
+    assert paused_segments(lake, spec) == ["cap_gill", "stem_season"]
     assert main(["resume", "mushroom", "--segment", "cap_gill"]) == 0
-    assert paused_segments(spec, instance) == ["stem_season"]
+    assert paused_segments(lake, spec) == ["stem_season"]
     # Resuming the use case resumes every segment too.
     assert main(["resume", "mushroom"]) == 0
-    assert paused_segments(spec, instance) == []
+    assert paused_segments(lake, spec) == []
     assert all(s.startswith("running") for s in retraining_state(spec, instance).values())
 
 

@@ -5,9 +5,13 @@ import datetime as dt
 import pytest
 
 from mlops_assets.cli import main
+from mlops_assets.environment import Environment
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
+from mlops_assets.names import CHAMPION
+from mlops_assets.ops.management import ManagementError, delete_version, rollback
+from mlops_assets.ops.serve import bento_store
 from mlops_assets.registry.ledger import (
     LedgerEntry,
     append_entry,
@@ -16,12 +20,10 @@ from mlops_assets.registry.ledger import (
     read_ledger,
     training_window,
 )
-from mlops_assets.ops.management import ManagementError, delete_version, rollback
-from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets.training.assets import log_and_register
 from mlops_assets.training.families import build_pipeline
+from mlops_assets.training.registration import log_and_register
 
 UC = "bigmart_sales"
 
@@ -79,7 +81,8 @@ def register(spec, mlflow, alpha: float) -> str:
 
 
 def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
-    mlflow = MlflowTracking()
+    env = Environment.from_env()
+    mlflow, bentos = env.tracking(), bento_store(env)
     store = LocalObjectStore(mlops_home / "storage")
     for version, alpha in (("1", 1.0), ("2", 2.0), ("3", 3.0)):
         assert register(spec, mlflow, alpha) == version
@@ -90,7 +93,7 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
         append_entry(store, spec, gate(version, incumbent, True, f"2025-02-{day}T00:00:00+00:00"))
 
     with pytest.raises(ManagementError, match="v3 is the champion and cannot be deleted"):
-        delete_version(spec, mlflow, store, "3")
+        delete_version(spec, mlflow, store, bentos, "3")
 
     entry = rollback(spec, mlflow, store)
     assert entry.reason == "rolled back from v3 to v2"
@@ -103,7 +106,7 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
     with pytest.raises(ManagementError, match="no version 9"):
         rollback(spec, mlflow, store, to_version="9")
 
-    assert delete_version(spec, mlflow, store, "1").reason.startswith("deleted v1")
+    assert delete_version(spec, mlflow, store, bentos, "1").reason.startswith("deleted v1")
     assert "1" not in {str(v.version) for v in client.search_model_versions(f"name = '{UC}'")}
 
     ledger = read_ledger(store, spec)
@@ -120,7 +123,7 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
 def test_segment_rollback_moves_only_its_segment(mlops_home, capsys) -> None:
     """A segmented use case: one ledger, read and rolled back per segment's model."""
     mushroom = use_case_specs()["mushroom"]
-    mlflow = MlflowTracking()
+    mlflow = Environment.from_env().tracking()
     store = LocalObjectStore(mlops_home / "storage")
     frame, _ = clean_frame(
         get_generator("mushroom").generate(200, dt.date(2025, 1, 1), 1), mushroom

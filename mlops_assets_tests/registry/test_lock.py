@@ -12,11 +12,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.registry.lock import RetrainLock, RetrainLockError, lock_key
+from mlops_assets.components.resources import RetrainLock
+from mlops_assets.environment import Environment
+from mlops_assets.registry.lock import RetrainLockError, RetrainLocks, lock_key
 
 
 def test_second_holder_fails_fast_naming_the_first(tmp_path: Path) -> None:
-    first, second = RetrainLock(lock_dir=str(tmp_path)), RetrainLock(lock_dir=str(tmp_path))
+    first, second = RetrainLocks(None, tmp_path), RetrainLocks(None, tmp_path)
     assert first.backend() == "file"
     first.acquire("uc")
     first.acquire("uc")  # the holder may ask again (each retrain step does)
@@ -32,13 +34,16 @@ def test_second_holder_fails_fast_naming_the_first(tmp_path: Path) -> None:
 
 
 def test_settings_pick_the_backend(mlops_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert RetrainLock().backend() == "file"
+    def backend() -> str:
+        return Environment.from_env().locks().backend()
+
+    assert backend() == "file"
     monkeypatch.setenv("MLOPS_OPTUNA_STORAGE", "postgresql+psycopg2://u:p@db:5432/optuna")
-    assert RetrainLock().backend() == "postgres"
+    assert backend() == "postgres"
     monkeypatch.setenv("MLOPS_OPTUNA_STORAGE", f"sqlite:///{mlops_home}/optuna.db")
-    assert RetrainLock().backend() == "file"
+    assert backend() == "file"
     monkeypatch.setenv("MLOPS_LOCK_URL", "postgresql+psycopg2://u:p@db:5432/dagster")
-    assert RetrainLock().backend() == "postgres"
+    assert backend() == "postgres"
     assert lock_key("uc") == lock_key("uc") != lock_key("other") and 0 < lock_key("uc") < 2**63
 
 
@@ -90,8 +95,9 @@ def test_a_crashed_holder_releases_the_lock(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from mlops_assets.registry.lock import RetrainLock\n"
-            f"RetrainLock(lock_dir={str(tmp_path)!r}).acquire('uc')\n"
+            "from pathlib import Path\n"
+            "from mlops_assets.registry.lock import RetrainLocks\n"
+            f"RetrainLocks(None, Path({str(tmp_path)!r})).acquire('uc')\n"
             "print('held', flush=True)\n"
             "time.sleep(120)\n",
         ],
@@ -101,10 +107,10 @@ def test_a_crashed_holder_releases_the_lock(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(RetrainLockError, match=f"pid {holder.pid}"):
-            RetrainLock(lock_dir=str(tmp_path)).acquire("uc")
+            RetrainLocks(None, tmp_path).acquire("uc")
     finally:
         holder.kill()
         holder.wait(10)
-    lock = RetrainLock(lock_dir=str(tmp_path))
+    lock = RetrainLocks(None, tmp_path)
     lock.acquire("uc")  # the kernel released the dead holder's lock
     lock.release_all()

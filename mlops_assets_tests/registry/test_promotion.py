@@ -7,17 +7,19 @@ import pandas as pd
 import pytest
 
 from mlops_assets.components import features as feature_assets
+from mlops_assets.components.registry import build_champion_model, promote
+from mlops_assets.components.resources import resources_for
+from mlops_assets.environment import Environment
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
-from mlops_assets.components.registry import build_champion_model, promote
-from mlops_assets.registry.mlflow_resource import CHALLENGER, CHAMPION, MlflowTracking
+from mlops_assets.names import CHALLENGER, CHAMPION
 from mlops_assets.registry.promotion import ConcurrentPromotionError, decide
-from mlops_assets.resources import resources_for_environment
+from mlops_assets.registry.tracking import Tracking
 from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.tables import table_key, write_table
-from mlops_assets.training.assets import log_and_register
 from mlops_assets.training.families import build_pipeline
+from mlops_assets.training.registration import log_and_register
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,7 @@ def labelled_rows(spec, day: dt.date, rows: int) -> pd.DataFrame:
     return frame
 
 
-def register(spec, mlflow: MlflowTracking, family: str, params: dict, train: pd.DataFrame) -> str:
+def register(spec, mlflow: Tracking, family: str, params: dict, train: pd.DataFrame) -> str:
     """Fit a pipeline and register it as the challenger, as tuned_model does."""
     pipeline = build_pipeline(spec, family, params)
     pipeline.fit(model_input(train, spec), train[spec.target.name])
@@ -76,8 +78,8 @@ def run_gate(spec, resources) -> dg.MaterializeResult:
 
 
 def test_gate_against_the_registry(mlops_home, spec) -> None:
-    resources = resources_for_environment()
-    mlflow: MlflowTracking = resources["mlflow"]
+    resources = resources_for(Environment.from_env())
+    mlflow: Tracking = resources["mlflow"].tracking()
     train = labelled_rows(spec, dt.date(2025, 1, 1), 1500)
     write_table(
         resources["lake"].store(),
@@ -110,8 +112,7 @@ def test_gate_against_the_registry(mlops_home, spec) -> None:
 
 
 def test_concurrent_promotion_is_never_overwritten(mlops_home, spec) -> None:
-    resources = resources_for_environment()
-    mlflow: MlflowTracking = resources["mlflow"]
+    mlflow = Environment.from_env().tracking()
     train = labelled_rows(spec, dt.date(2025, 1, 1), 300)
     for _ in range(3):
         register(spec, mlflow, "ridge", {}, train)

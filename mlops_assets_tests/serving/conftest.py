@@ -49,10 +49,10 @@ def fitted_pipeline(spec: UseCaseSpec, landed_rows: pd.DataFrame) -> Any:
 @pytest.fixture(scope="session")
 def champion_bento_tag(trained_home: Any, spec: UseCaseSpec) -> str:
     """The bento the session's refresh built for its champion."""
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import current_bento_tag
+    from mlops_assets.environment import Environment
+    from mlops_assets.ops.serve import bento_store
 
-    tag = current_bento_tag(spec, MlflowTracking())
+    tag = bento_store(Environment.from_env()).current_bento_tag(spec)
     assert tag is not None, "the retrain job did not build the champion's bento"
     return tag
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.ops.launch import load_definitions
+from mlops_assets import names
 from mlops_assets.components.serving import bento_key
+from mlops_assets.ops.launch import load_definitions
 from mlops_assets.specs import UseCaseSpec
-from mlops_assets.components.use_case import retrain_job_name
 
 
 def test_bento_follows_the_champion_in_the_retrain_job(spec: UseCaseSpec) -> None:
@@ -21,7 +21,7 @@ def test_bento_follows_the_champion_in_the_retrain_job(spec: UseCaseSpec) -> Non
     node = graph.get(key)
     assert dg.AssetKey([spec.name, "champion_model"]) in node.parent_keys
     assert node.group_name == spec.name and node.kinds == {"bentoml"}
-    job = definitions.resolve_job_def(retrain_job_name(spec))
+    job = definitions.resolve_job_def(names.retrain_job(spec.name))
     assert key in job.asset_layer.external_job_asset_keys | set(job.asset_layer.selected_asset_keys)
 
 

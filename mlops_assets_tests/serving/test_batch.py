@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from mlops_assets.cli import main
+from mlops_assets.environment import Environment
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+from mlops_assets.names import CHAMPION
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.training.families import predict_frame
 
@@ -21,7 +22,7 @@ from mlops_assets.training.families import predict_frame
 @pytest.fixture(scope="module")
 def unlabeled(trained_home: Any, spec: UseCaseSpec, tmp_path_factory) -> Path:
     """A landed day without its target column, like BigMart's ``Test.csv``."""
-    landed = trained_home.home / "landing" / spec.name / trained_home.days[-1] / "batch.csv"
+    [landed] = (trained_home.home / "landing" / spec.name / trained_home.days[-1]).glob("*.csv")
     frame = pd.read_csv(landed, dtype=str, keep_default_na=False).drop(columns=[spec.target.name])
     path = tmp_path_factory.mktemp("predict") / "Test.csv"
     frame.head(120).to_csv(path, index=False)
@@ -40,7 +41,7 @@ def test_predict_scores_a_file_without_target(trained_home, spec, unlabeled, tmp
         "model_name",
         "model_version",
     ]
-    mlflow = MlflowTracking()
+    mlflow = Environment.from_env().tracking()
     version = str(mlflow.alias_version(spec.name, CHAMPION).version)
     assert set(scores["model_version"].astype(str)) == {version}
     raw = pd.read_csv(unlabeled, dtype=str, keep_default_na=False, na_values=[""])

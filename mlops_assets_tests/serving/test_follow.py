@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from mlops_assets.serving.bento import ModelRef
-from mlops_assets.serving.follow import ChampionFollower
 from mlops_assets.environment import ServingOptions
-from mlops_assets.serving.runtime import ServingRuntime
+from mlops_assets.registry.status import ModelRef
+from mlops_assets.serving.follow import ChampionFollower
+from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets_tests.harness.records import record
 
@@ -35,7 +35,8 @@ class ConstantModel:
 
 @pytest.fixture
 def runtime(spec: UseCaseSpec, fitted_pipeline: Any) -> ServingRuntime:
-    return ServingRuntime(spec, fitted_pipeline, "bigmart_sales", "1", ServingOptions())
+    slot = SlotRuntime(spec, fitted_pipeline, "bigmart_sales", "1", ServingOptions())
+    return ServingRuntime(spec, {None: slot})
 
 
 def answer(runtime: ServingRuntime, body: list[dict[str, Any]]) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_check_swaps_when_the_alias_moves_and_not_otherwise(runtime: ServingRunt
         loaded.append(ref.version)
         return ConstantModel(float(ref.version) * 100)
 
-    follower = ChampionFollower(runtime, 1.0, lambda: alias["ref"], load)
+    follower = ChampionFollower(runtime.slots[None], 1.0, lambda: alias["ref"], load)
     assert follower.check() is None and loaded == []
     alias["ref"] = ModelRef("bigmart_sales", "2", "run2")
     assert follower.check() == "2"
@@ -73,11 +74,12 @@ def test_a_failing_registry_keeps_the_current_model(runtime: ServingRuntime) -> 
             raise ConnectionError("tracking server unreachable")
         return ModelRef("bigmart_sales", "7", "run7")
 
-    follower = ChampionFollower(runtime, 0.05, resolve, lambda ref: ConstantModel(7.0))
+    slot = runtime.slots[None]
+    follower = ChampionFollower(slot, 0.05, resolve, lambda ref: ConstantModel(7.0))
     follower.start()
     try:
         deadline = time.monotonic() + 10
-        while runtime.model_version != "7" and time.monotonic() < deadline:
+        while slot.model_version != "7" and time.monotonic() < deadline:
             assert answer(runtime, [record()])["model_version"] in {"1", "7"}
             time.sleep(0.02)
     finally:
@@ -92,10 +94,12 @@ def test_answers_name_the_model_that_scored_them_during_swaps(
     """Requests in flight while models are swapped are all answered, each by one model whose
     version and prediction agree."""
 
+    slot = runtime.slots[None]
+
     async def scenario() -> list[dict[str, Any]]:
         async def swapper() -> None:
             for version in range(2, 40):
-                runtime.swap_model(ConstantModel(float(version)), "bigmart_sales", str(version))
+                slot.swap_model(ConstantModel(float(version)), "bigmart_sales", str(version))
                 await asyncio.sleep(0)
 
         requests = [runtime.answer([record(), record()]) for _ in range(200)]
@@ -108,4 +112,4 @@ def test_answers_name_the_model_that_scored_them_during_swaps(
     assert swapped, "no request was answered by a swapped-in model"
     for body in swapped:
         assert body["predictions"] == [float(body["model_version"])] * 2
-    assert runtime.swaps == 38
+    assert slot.swaps == 38

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+from mlops_assets.environment import Environment
+from mlops_assets.names import CHAMPION
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Scorer
 from mlops_assets.specs import UseCaseSpec
@@ -63,7 +64,7 @@ def second_version(trained_home: Any, spec: UseCaseSpec, fitted_pipeline: Any) -
     import mlflow
     import mlflow.sklearn
 
-    tracking = MlflowTracking()
+    tracking = Environment.from_env().tracking()
     tracking.activate("serving-switch-test")
     name = spec.registered_model_name()
     champion = str(tracking.alias_version(name, CHAMPION).version)
@@ -89,7 +90,7 @@ def test_serve_switches_to_promoted_and_rolled_back_champions(
     fitted_pipeline: Any,
 ) -> None:
     """The shared server (``mlops serve``, alias polled every second) follows both moves."""
-    tracking = MlflowTracking()
+    tracking = Environment.from_env().tracking()
     name = spec.registered_model_name()
     original = str(tracking.alias_version(name, CHAMPION).version)
     offline = Scorer(spec, fitted_pipeline, name, second_version)

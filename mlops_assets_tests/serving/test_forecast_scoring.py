@@ -16,9 +16,9 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.forecast import model_spec, prepare_history
+from mlops_assets.features.history import StoredHistory
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator
-from mlops_assets.features.history import StoredHistory
 from mlops_assets.serving.records import columns_of
 from mlops_assets.serving.scoring import Accepted, Scorer
 from mlops_assets.specs import use_case_specs
@@ -114,18 +114,26 @@ def test_unknown_days_are_missing_lags_not_zero_sales(m5, stored) -> None:
 def test_service_request_path_reads_history_from_configured_storage(
     m5, stored, pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bento's runtime: a JSON body of series, dates and covariates; lags from storage."""
+    """The bento's runtime: a JSON body of series, dates and covariates; lags from storage.
+
+    The history is read from the lake the environment configures (``MLOPS_STORAGE_URI``), as a
+    bento worker builds it (:func:`mlops_assets.serving.worker.runtime_for_models`).
+    """
     import asyncio
     import json
 
-    from mlops_assets.environment import ServingOptions
+    from mlops_assets.environment import Environment, ServingOptions
     from mlops_assets.prediction_log import PredictionLog, read_prediction_log
-    from mlops_assets.serving.runtime import ServingRuntime
+    from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 
     monkeypatch.setenv("MLOPS_STORAGE_URI", str(stored[0]))
-    store = open_store(str(stored[0]))
+    env = Environment.from_env()
+    store = env.lake()
     log = PredictionLog(store, m5, flush_interval_s=3600)
-    runtime = ServingRuntime(m5, pipeline, "m5_sales", "1", ServingOptions(), log=log)
+    slot = SlotRuntime(
+        m5, pipeline, "m5_sales", "1", ServingOptions(), log=log, history=StoredHistory(store, m5)
+    )
+    runtime = ServingRuntime(m5, {None: slot})
     rows = stored[1][stored[1]["date"] == "2025-03-31"].head(4)
     unknown = dict.fromkeys(["item_id", "dept_id", "cat_id", "store_id", "state_id", "d"])
     body = as_records(rows, m5, date="2025-04-02", sell_price=None, **unknown)

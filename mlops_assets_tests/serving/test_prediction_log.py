@@ -11,8 +11,12 @@ import pandas as pd
 import pytest
 
 from mlops_assets.features.cleaning import clean_frame
-from mlops_assets.prediction_log import PredictionLog, log_frame, read_prediction_log
-from mlops_assets.serving.scoring import ScoredBatch
+from mlops_assets.prediction_log import (
+    PredictionLog,
+    ScoredBatch,
+    log_frame,
+    read_prediction_log,
+)
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets_tests.harness.records import record

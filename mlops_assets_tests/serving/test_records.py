@@ -12,10 +12,10 @@ from mlops_assets.serving.records import (
     columns_json_schema,
     columns_of,
     record_model,
-    records_json_schema,
     structure_problems,
     type_problems,
 )
+from mlops_assets.serving.routing import records_schema
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets_tests.harness.records import record
 
@@ -90,7 +90,7 @@ def test_record_model_matches_the_spec(spec: UseCaseSpec) -> None:
 
 
 def test_records_schema_bounds_the_batch(spec: UseCaseSpec) -> None:
-    schema = records_json_schema(spec, max_records=250)
+    schema = records_schema(spec, max_records=250)
     assert (schema["minItems"], schema["maxItems"]) == (1, 250)
     assert schema["items"]["properties"]["Item_MRP"]["maximum"] == 1000
 

@@ -16,18 +16,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from mlops_assets.environment import ServingOptions
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.environment import ServingOptions
 from mlops_assets.prediction_log import PredictionLog, read_prediction_log
 from mlops_assets.serving.routing import (
-    SegmentRouter,
-    choose_segment,
-    missing_by_segment,
+    choose_slot,
+    missing_by_slot,
     route_records,
     served_segments,
 )
-from mlops_assets.serving.runtime import ServingRuntime
+from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 from mlops_assets.specs import UseCaseSpec, use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 
@@ -65,12 +64,12 @@ def store(tmp_path: Path) -> LocalObjectStore:
 
 
 @pytest.fixture
-def router(mushroom, pipelines, store) -> SegmentRouter:
+def router(mushroom, pipelines, store) -> ServingRuntime:
     options = ServingOptions(max_records=50)
     runtimes = {}
     for version, view in enumerate(mushroom.segment_specs(), start=3):
         log = PredictionLog(store, view, flush_interval_s=3600)
-        runtimes[str(view.segment)] = ServingRuntime(
+        runtimes[str(view.segment)] = SlotRuntime(
             view,
             pipelines[str(view.segment)],
             view.registered_model_name(),
@@ -78,7 +77,7 @@ def router(mushroom, pipelines, store) -> SegmentRouter:
             options,
             log=log,
         )
-    return SegmentRouter(mushroom, runtimes)
+    return ServingRuntime(mushroom, runtimes)
 
 
 def raw_records(landed: pd.DataFrame, mushroom: UseCaseSpec, n: int) -> list[dict[str, Any]]:
@@ -95,20 +94,26 @@ def only(record: dict[str, Any], view: UseCaseSpec) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k in view.feature_names}
 
 
-def answer(router: SegmentRouter, body: Any, columns: bool = False) -> tuple[int, dict]:
+def answer(router: ServingRuntime, body: Any, columns: bool = False) -> tuple[int, dict]:
     call = router.answer_columns if columns else router.answer
     result = asyncio.run(call(body, "req-1"))
     return result.status, json.loads(result.body)
 
 
+def chosen(fields: list[str], spec: UseCaseSpec) -> str | None:
+    """The segment of the slot chosen for these fields, or ``None`` when no slot takes them."""
+    view = choose_slot(fields, spec)
+    return None if view is None else view.segment
+
+
 def test_choose_segment_by_fields_carried(mushroom) -> None:
     stem = mushroom.segment_spec("stem_season").feature_names
-    assert choose_segment(CAP_GILL, mushroom) == "cap_gill"
-    assert choose_segment(stem, mushroom) == "stem_season"
+    assert chosen(CAP_GILL, mushroom) == "cap_gill"
+    assert chosen(stem, mushroom) == "stem_season"
     # Every field: the first segment in spec order.
-    assert choose_segment(mushroom.feature_names, mushroom) == "cap_gill"
-    assert choose_segment(CAP_GILL[:-1] + stem[:-1], mushroom) is None
-    missing = missing_by_segment(CAP_GILL[:-1] + stem[:-1], mushroom)
+    assert chosen(mushroom.feature_names, mushroom) == "cap_gill"
+    assert chosen(CAP_GILL[:-1] + stem[:-1], mushroom) is None
+    missing = missing_by_slot(CAP_GILL[:-1] + stem[:-1], mushroom)
     assert missing == {"cap_gill": ["gill-color"], "stem_season": ["season"]}
 
 
@@ -229,10 +234,10 @@ def test_a_service_narrowed_to_one_segment_routes_only_to_it(
     narrowed = served_segments(mushroom, ["stem_season"])
     assert narrowed.segment_names == ["stem_season"]
     view = narrowed.segment_spec("stem_season")
-    runtime = ServingRuntime(
+    runtime = SlotRuntime(
         view, pipelines["stem_season"], view.registered_model_name(), "4", ServingOptions()
     )
-    router = SegmentRouter(narrowed, {"stem_season": runtime})
+    router = ServingRuntime(narrowed, {"stem_season": runtime})
     full = raw_records(landed, mushroom, 2)
     status, body = answer(router, full)  # every field: would go to cap_gill if it were served
     assert status == 200, body
@@ -279,8 +284,8 @@ def test_columns_body_is_routed_by_its_columns(router, landed, mushroom) -> None
 
 
 def test_router_needs_a_runtime_per_segment(router, mushroom) -> None:
-    with pytest.raises(ValueError, match="every segment"):
-        SegmentRouter(mushroom, {"cap_gill": router.runtimes["cap_gill"]})
+    with pytest.raises(ValueError, match="a runtime is needed for every slot"):
+        ServingRuntime(mushroom, {"cap_gill": router.slots["cap_gill"]})
 
 
 def test_ids_follow_their_records_across_segments(store) -> None:
@@ -288,10 +293,11 @@ def test_ids_follow_their_records_across_segments(store) -> None:
     import yaml
 
     from mlops_assets.generators import get_generator
-    from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, parse_spec
+    from mlops_assets.specs.catalog import BUNDLED_DIR, parse_spec
     from mlops_assets.training.families import build_pipeline
 
-    data = yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+    instance = yaml.safe_load((BUNDLED_DIR / "bigmart_sales" / "defs.yaml").read_text())
+    data = instance["attributes"]
     data["segments"] = [
         {"name": "item", "features": ["Item_Weight", "Item_Fat_Content", "Item_MRP"]},
         {"name": "outlet", "features": ["Outlet_Size", "Outlet_Type", "Outlet_Location_Type"]},
@@ -303,10 +309,10 @@ def test_ids_follow_their_records_across_segments(store) -> None:
     for view in spec.segment_specs():
         pipeline = build_pipeline(view, "ridge", {"alpha": 1.0})
         pipeline.fit(model_input(cleaned, view), cleaned[spec.target.name])
-        runtimes[str(view.segment)] = ServingRuntime(
+        runtimes[str(view.segment)] = SlotRuntime(
             view, pipeline, view.registered_model_name(), "1", ServingOptions(max_records=50)
         )
-    router = SegmentRouter(spec, runtimes)
+    router = ServingRuntime(spec, runtimes)
     raw = landed.head(3).astype(object).where(landed.head(3).notna(), None)
     ids = ["Item_Identifier", "Outlet_Identifier"]
     item = ids + spec.segment_spec("item").feature_names

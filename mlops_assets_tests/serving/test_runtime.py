@@ -11,7 +11,7 @@ import pytest
 
 from mlops_assets.environment import ServingOptions
 from mlops_assets.prediction_log import PredictionLog, read_prediction_log
-from mlops_assets.serving.runtime import ServingRuntime
+from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets_tests.harness.records import record
@@ -26,7 +26,8 @@ def store(tmp_path: Path) -> LocalObjectStore:
 def runtime(spec: UseCaseSpec, fitted_pipeline: Any, store: LocalObjectStore) -> ServingRuntime:
     log = PredictionLog(store, spec, flush_interval_s=3600)
     options = ServingOptions(max_records=50)
-    return ServingRuntime(spec, fitted_pipeline, "bigmart_sales", "4", options, log=log)
+    slot = SlotRuntime(spec, fitted_pipeline, "bigmart_sales", "4", options, log=log)
+    return ServingRuntime(spec, {None: slot})
 
 
 def answers(runtime: ServingRuntime, *bodies: Any) -> list[tuple[int, dict]]:

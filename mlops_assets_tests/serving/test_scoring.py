@@ -14,8 +14,9 @@ import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
+from mlops_assets.prediction_log import ScoredBatch
 from mlops_assets.serving.records import columns_of
-from mlops_assets.serving.scoring import Accepted, Rejected, ScoredBatch, Scorer
+from mlops_assets.serving.scoring import Accepted, Rejected, Scorer
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.training.families import predict_frame
 from mlops_assets_tests.harness.records import landed_records, record

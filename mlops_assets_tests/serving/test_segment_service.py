@@ -36,11 +36,11 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
     import dagster as dg
     import mlflow
 
-    from mlops_assets.ops.demo import land_generated_days
+    from mlops_assets.environment import Environment
     from mlops_assets.generators import get_generator
+    from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.ops.launch import load_definitions, refresh
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import current_bento_tag
+    from mlops_assets.ops.serve import bento_store
 
     folder = tmp_path_factory.mktemp("segmented")
     saved = dict(os.environ)
@@ -49,11 +49,13 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
     saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, folder / "mlops")
+        env = Environment.from_env()
         spec = use_case_specs()["mushroom"]
-        land_generated_days("mushroom", days=2, rows=250, seed=4)
-        outcome = refresh(spec, load_definitions(), dg.DagsterInstance.ephemeral(), n_trials=2)
+        land_generated_days(env, "mushroom", days=2, rows=250, seed=4)
+        instance = dg.DagsterInstance.ephemeral()
+        outcome = refresh(spec, env, load_definitions(), instance, n_trials=2)
         assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
-        tag = current_bento_tag(spec, MlflowTracking())
+        tag = bento_store(env).current_bento_tag(spec)
         assert tag is not None
         rows = get_generator("mushroom").generate(30, dt.date(2025, 3, 1), seed=21)
         server = start_bento(
@@ -75,12 +77,13 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SegmentedSer
 
 def offline(spec: UseCaseSpec, rows: pd.DataFrame) -> list[str]:
     """The segment champion's predictions without the service."""
+    from mlops_assets.environment import Environment
     from mlops_assets.features.cleaning import clean_frame
     from mlops_assets.features.pipeline import model_input
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+    from mlops_assets.names import CHAMPION
     from mlops_assets.training.families import predict_frame
 
-    mlflow = MlflowTracking()
+    mlflow = Environment.from_env().tracking()
     version = mlflow.alias_version(spec.registered_model_name(), CHAMPION).version
     pipeline = mlflow.load_pipeline(spec.registered_model_name(), str(version))
     cleaned, _ = clean_frame(rows[spec.feature_names], spec)
@@ -175,15 +178,16 @@ def test_each_segment_follows_its_own_champion(segmented: SegmentedServer) -> No
 
     import dagster as dg
 
+    from mlops_assets.environment import Environment
+    from mlops_assets.names import CHAMPION
     from mlops_assets.ops.launch import load_definitions, refresh
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
 
     spec = segmented.spec
-    outcome = refresh(
-        spec, load_definitions(), dg.DagsterInstance.ephemeral(), n_trials=1, segment="cap_gill"
-    )
+    env = Environment.from_env()
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = refresh(spec, env, load_definitions(), instance, n_trials=1, segment="cap_gill")
     assert outcome.success, outcome.retrain
-    MlflowTracking().client().set_registered_model_alias("mushroom__cap_gill", CHAMPION, "2")
+    env.tracking().client().set_registered_model_alias("mushroom__cap_gill", CHAMPION, "2")
     cap = spec.segment_spec("cap_gill").feature_names
     stem = spec.segment_spec("stem_season").feature_names
     full = records(segmented.rows.head(2), spec.feature_names)

@@ -22,10 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlops_assets.environment import Environment
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.features.validation import validate_frame
-from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
+from mlops_assets.names import CHAMPION
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.training.families import predict_frame
 from mlops_assets_tests.harness.bento import ServedBento
@@ -55,7 +56,7 @@ def landed_sample(trained_home: Any, spec: UseCaseSpec) -> pd.DataFrame:
     """Valid rows of the session's first landed file, as text (a client holding the CSV)."""
     from mlops_assets.ingest.readers import read_landed_file
 
-    path = trained_home.home / "landing" / spec.name / trained_home.days[0] / "batch.csv"
+    [path] = (trained_home.home / "landing" / spec.name / trained_home.days[0]).glob("*.csv")
     raw = read_landed_file(path.name, path.read_bytes()).drop(columns=[spec.target.name])
     cleaned, _ = clean_frame(raw, spec)
     bad_rows = {p.row for p in validate_frame(cleaned, spec, limit=len(cleaned))}
@@ -66,7 +67,7 @@ def landed_sample(trained_home: Any, spec: UseCaseSpec) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def offline_predictions(landed_sample: pd.DataFrame, spec: UseCaseSpec) -> np.ndarray:
     """The registered champion's predictions for the sample, computed in this process."""
-    mlflow = MlflowTracking()
+    mlflow = Environment.from_env().tracking()
     version = mlflow.alias_version(spec.registered_model_name(), CHAMPION)
     pipeline = mlflow.load_pipeline(spec.registered_model_name(), str(version.version))
     cleaned, _ = clean_frame(landed_sample, spec)

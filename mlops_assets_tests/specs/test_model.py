@@ -8,12 +8,26 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_assets import names
 from mlops_assets.specs import SpecError, use_case_specs
-from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, load_spec, parse_spec
+from mlops_assets.specs.catalog import BUNDLED_DIR, load_instance, parse_spec
+
+
+def bundled(use_case: str) -> dict:
+    """The spec (the ``attributes``) of a bundled use case's ``defs.yaml``."""
+    return yaml.safe_load((BUNDLED_DIR / use_case / names.DEFS_FILE).read_text())["attributes"]
+
+
+def write_instance(folder: Path, use_case: str, spec: dict) -> Path:
+    """An outside use case's ``<use_case>/defs.yaml`` with ``spec`` as its attributes."""
+    path = folder / use_case / names.DEFS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"type": names.COMPONENT_TYPE, "attributes": spec}))
+    return path
 
 
 def bigmart() -> dict:
-    return yaml.safe_load((BUNDLED_SPECS_DIR / "bigmart_sales.yaml").read_text())
+    return bundled("bigmart_sales")
 
 
 def test_bundled_specs_load() -> None:
@@ -148,29 +162,30 @@ def test_segment_view_is_the_segment_model() -> None:
 def test_invalid_spec_file_fails_definitions_load(tmp_path: Path, monkeypatch) -> None:
     bad = _set(bigmart(), "name", "second_use_case")
     bad = _set(bad, "primary_metric", "log_loss")
-    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(bad))
+    write_instance(tmp_path, "broken", bad)
     monkeypatch.setenv("MLOPS_SPECS_DIRS", str(tmp_path))
     from mlops_assets.definitions import defs
 
     with pytest.raises(SpecError) as error:
         defs()
-    assert "broken.yaml" in str(error.value)
+    assert "broken/defs.yaml" in str(error.value)
     assert "primary_metric: metric `log_loss` does not apply to a regression task" in str(
         error.value
     )
 
 
 def test_duplicate_spec_names_are_an_error(tmp_path: Path) -> None:
-    (tmp_path / "copy.yaml").write_text(yaml.safe_dump(bigmart()))
-    with pytest.raises(SpecError, match="used twice"):
-        use_case_specs([BUNDLED_SPECS_DIR, tmp_path])
+    write_instance(tmp_path, "copy", bigmart())
+    with pytest.raises(SpecError, match="name `bigmart_sales` is used by .* too"):
+        use_case_specs([tmp_path])
 
 
 def test_not_a_mapping(tmp_path: Path) -> None:
-    path = tmp_path / "list.yaml"
+    path = tmp_path / "list" / names.DEFS_FILE
+    path.parent.mkdir()
     path.write_text("- a\n- b\n")
     with pytest.raises(SpecError, match="expected a mapping"):
-        load_spec(path)
+        load_instance(path)
 
 
 def test_forecast_spec_shape_is_expressible() -> None:
@@ -201,7 +216,7 @@ def test_forecast_spec_shape_is_expressible() -> None:
 
 
 def test_segments_are_refused_with_event_date_partitions() -> None:
-    data = yaml.safe_load((BUNDLED_SPECS_DIR / "m5_sales.yaml").read_text())
+    data = bundled("m5_sales")
     data["segments"] = [{"name": "prices", "features": ["sell_price", "store_id"]}]
     with pytest.raises(SpecError, match="segments: not supported with event-date partitions"):
         parse_spec(data)

@@ -6,8 +6,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets.storage.objectstore import LocalObjectStore, StorageError, open_store
 from mlops_assets.components.resources import ObjectStorage, ParquetIOManager
+from mlops_assets.storage.objectstore import LocalObjectStore, StorageError, open_store
 from mlops_assets.storage.tables import read_table, stored_partitions, table_key, write_table
 
 

@@ -11,9 +11,9 @@ import yaml
 
 from mlops_assets.cli import build_parser, cmd_tune_worker, main
 from mlops_assets.components.features import train_key
+from mlops_assets.environment import Environment
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.generators import get_generator
-from mlops_assets.registry.mlflow_resource import MlflowTracking
 from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
 from mlops_assets.storage.tables import table_key, write_table
@@ -39,8 +39,9 @@ def test_workers_add_trials_that_tuned_model_resumes(stored_train, mlops_home: P
     store, _ = stored_train
     train = read_train_set(spec, store)  # as tuned_model receives it, through the IO manager
     optuna_db = f"sqlite:///{mlops_home / 'optuna.db'}"
-    first = tune_worker(spec, store, MlflowTracking(), optuna_db, 2, index=0, log=lambda m: None)
-    second = tune_worker(spec, store, MlflowTracking(), optuna_db, 2, index=1, log=lambda m: None)
+    tracking = Environment.from_env().tracking()
+    first = tune_worker(spec, store, tracking, optuna_db, 2, index=0, log=lambda m: None)
+    second = tune_worker(spec, store, tracking, optuna_db, 2, index=1, log=lambda m: None)
     assert first.study_name == second.study_name == study_name_for(spec, train)
     assert (first.trials_added, second.trials_added) == (2, 2)
     messages: list[str] = []
@@ -51,13 +52,10 @@ def test_workers_add_trials_that_tuned_model_resumes(stored_train, mlops_home: P
     assert any("resuming study" in m and "trials already complete" in m for m in messages)
     assert not any(m.startswith("trial ") for m in messages), "no trial was left to run"
     assert result.trials_complete + result.trials_pruned + result.trials_failed == 4
-    runs = (
-        MlflowTracking()
-        .client()
-        .search_runs(
-            [MlflowTracking().client().get_experiment_by_name(spec.name).experiment_id],
-            filter_string="tags.`optuna.worker_index` = '1'",
-        )
+    client = tracking.client()
+    runs = client.search_runs(
+        [client.get_experiment_by_name(spec.name).experiment_id],
+        filter_string="tags.`optuna.worker_index` = '1'",
     )
     assert len(runs) == 1, "each worker's trials nest under one MLflow run"
 

@@ -36,11 +36,9 @@ ROWS, DAYS, SEED = 300, 3, 5
 
 
 def land_bytes(use_case: str, day: str, name: str, data: bytes) -> None:
-    from mlops_assets.ops.launch import initialized_resource
-    from mlops_assets.resources import resources_for_environment
+    from mlops_assets.environment import Environment
 
-    with initialized_resource(resources_for_environment(), "landing") as landing:
-        landing.land(use_case, day, name, data)
+    Environment.from_env().landing_zone().land(use_case, day, name, data)
 
 
 def land_repeated_specimens(days: list[str]) -> int:
@@ -57,20 +55,22 @@ def land_repeated_specimens(days: list[str]) -> int:
 
 def check_champion(spec: UseCaseSpec, test: pd.DataFrame) -> None:
     """The champion of a use case (or of one segment) is sound on the test set."""
+    from mlops_assets.environment import Environment
     from mlops_assets.features.pipeline import model_input
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
-    from mlops_assets.registry.status import use_case_status
+    from mlops_assets.names import CHAMPION
+    from mlops_assets.registry.status import slot_status
     from mlops_assets.training.evaluation import evaluate, spec_metrics
     from mlops_assets.training.families import predict_frame
 
-    status = use_case_status(spec, MlflowTracking())
+    tracking = Environment.from_env().tracking()
+    status = slot_status(spec, tracking)
     champion = status[CHAMPION]
     assert champion is not None and champion["version"] == "1", spec.registered_model_name()
     assert set(spec_metrics(spec)) <= set(champion["metrics"])
     assert {"brier", "ece"} <= set(champion["metrics"])
 
     # Per-class probabilities in the spec's class order, summing to 1.
-    pipeline = MlflowTracking().load_pipeline(spec.registered_model_name(), champion["version"])
+    pipeline = tracking.load_pipeline(spec.registered_model_name(), champion["version"])
     labels, proba = predict_frame(pipeline, model_input(test, spec), spec)
     assert proba.shape == (len(test), len(spec.target.classes or []))
     assert (proba >= 0).all() and np.allclose(proba.sum(axis=1), 1.0)
@@ -101,6 +101,7 @@ def trained(
 ) -> Iterator[TrainedUseCase]:
     import mlflow
 
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.ops.launch import load_definitions, refresh
 
@@ -111,11 +112,12 @@ def trained(
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, home)
         spec = use_case_specs()[uc]
-        days = land_generated_days(uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
+        env = Environment.from_env()
+        days = land_generated_days(env, uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
         land_bytes(uc, days[0], FILES[uc], (FIXTURES / FILES[uc]).read_bytes())
         repeated = land_repeated_specimens(days) if uc == "mushroom" else 0
         instance = dg.DagsterInstance.ephemeral()
-        outcome = refresh(spec, load_definitions(), instance, n_trials=3, seed=SEED)
+        outcome = refresh(spec, env, load_definitions(), instance, n_trials=3, seed=SEED)
         yield TrainedUseCase(spec, home, days, instance, outcome, repeated)
     os.environ.clear()
     os.environ.update(saved)
@@ -174,18 +176,19 @@ def test_the_bento_serves_the_use_case(trained: TrainedUseCase) -> None:
     """``bentoml serve`` on the champion's bento: per-class probabilities summing to 1, and the
     champion's own predictions. mushroom's two-segment bento is served in
     ``serving/test_segment_service.py``."""
+    from mlops_assets.environment import Environment
     from mlops_assets.features.cleaning import clean_frame
     from mlops_assets.features.pipeline import model_input
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import current_bento_tag
+    from mlops_assets.ops.serve import bento_store
     from mlops_assets.training.families import predict_frame
     from mlops_assets_tests.harness.bento import start_bento
 
     spec = trained.spec
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, trained.home)
-        mlflow = MlflowTracking()
-        tag = current_bento_tag(spec, mlflow)
+        env = Environment.from_env()
+        mlflow = env.tracking()
+        tag = bento_store(env).current_bento_tag(spec)
         assert tag is not None
         rows = pd.read_parquet(trained.home / "storage" / spec.name / "test_set.parquet").head(40)
         fields = [c.name for c in spec.input_columns]

@@ -19,8 +19,9 @@ from mlops_assets.features.quality import clean_checks, raw_checks
 from mlops_assets.features.splits import is_test_row
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.generators import DriftConfig, Generator, available_generators, get_generator
+from mlops_assets.names import DEFS_FILE
 from mlops_assets.specs import SpecError, use_case_specs
-from mlops_assets.specs.catalog import BUNDLED_SPECS_DIR, parse_spec
+from mlops_assets.specs.catalog import BUNDLED_DIR, parse_spec
 
 DAY = dt.date(2024, 2, 1)
 SKLEARN_FAMILIES = {"logistic_regression", "hist_gradient_boosting", "random_forest"}
@@ -135,7 +136,7 @@ def test_split_identities(specs) -> None:
 
 
 def _raw(uc: str) -> dict:
-    return yaml.safe_load((BUNDLED_SPECS_DIR / f"{uc}.yaml").read_text())
+    return yaml.safe_load((BUNDLED_DIR / uc / DEFS_FILE).read_text())["attributes"]
 
 
 @pytest.mark.parametrize(

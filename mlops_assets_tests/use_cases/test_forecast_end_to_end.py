@@ -48,6 +48,7 @@ def forecast_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forecast
     """m5_sales refreshed once from a landed history file, in this module's own home."""
     import mlflow
 
+    from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import land_history
     from mlops_assets.ops.launch import load_definitions, refresh
 
@@ -57,10 +58,11 @@ def forecast_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forecast
     with pytest.MonkeyPatch.context() as patch:
         point_at_home(patch, home)
         spec = use_case_specs()["m5_sales"]
-        first, _ = land_history("m5_sales", days=DAYS, seed=SEED, end=END)
+        env = Environment.from_env()
+        first, _ = land_history(env, "m5_sales", days=DAYS, seed=SEED, end=END)
         instance = dg.DagsterInstance.ephemeral()
         definitions = load_definitions()
-        outcome = refresh(spec, definitions, instance, n_trials=3, seed=SEED)
+        outcome = refresh(spec, env, definitions, instance, n_trials=3, seed=SEED)
         yield ForecastHome(home, spec, instance, definitions, first, outcome)
     os.environ.clear()
     os.environ.update(saved)
@@ -76,10 +78,11 @@ def next_week_rows() -> pd.DataFrame:
 
 
 def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
+    from mlops_assets.components.monitoring import performance_key
+    from mlops_assets.environment import Environment
     from mlops_assets.features.forecast import derived_features, model_spec
-    from mlops_assets.monitoring.assets import performance_key
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
-    from mlops_assets.registry.status import use_case_status
+    from mlops_assets.names import CHAMPION
+    from mlops_assets.registry.status import slot_status
     from mlops_assets.training.evaluation import evaluate, spec_metrics
 
     spec, outcome = forecast_home.spec, forecast_home.outcome
@@ -96,12 +99,14 @@ def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
     assert set(derived_features(spec)) <= set(test.columns)
     assert test["_filled"].any()  # missing zero-sales days are rows of the test set too
 
-    status = use_case_status(spec, MlflowTracking())
+    env = Environment.from_env()
+    tracking = env.tracking()
+    status = slot_status(spec, tracking)
     champion = status[CHAMPION]
     assert champion is not None and champion["version"] == "1"
     assert set(spec_metrics(spec)) <= set(champion["metrics"])
     assert champion["metrics"]["rmsse"] < 1.0  # better than last week's sales
-    pipeline = MlflowTracking().load_pipeline(spec.registered_model_name(), "1")
+    pipeline = tracking.load_pipeline(spec.registered_model_name(), "1")
     scores = evaluate(model_spec(spec), pipeline, test)
     assert scores["rmsse"] == pytest.approx(champion["metrics"]["rmsse"], rel=1e-4)
     instance = forecast_home.instance
@@ -117,7 +122,7 @@ def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
     future = next_week_rows()
     source = forecast_home.home / "next_week.csv"
     future.drop(columns=["sales"]).to_csv(source, index=False)
-    result = predict_file(spec, MlflowTracking(), source, forecast_home.home / "forecast.csv")
+    result = predict_file(spec, env, source, forecast_home.home / "forecast.csv")
     assert result.rows_scored == len(future) and not result.problems
     forecast = pd.read_csv(result.output)
     assert forecast["prediction"].notna().all() and forecast["model_version"].eq(1).all()
@@ -131,12 +136,12 @@ def between(rows: pd.DataFrame, first: dt.date, last: dt.date) -> pd.DataFrame:
 
 def served_forecasts(spec: UseCaseSpec, home: Path, rows: pd.DataFrame) -> pd.DataFrame:
     """Next week forecast by the champion's bento under ``bentoml serve``, its log flushed."""
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
-    from mlops_assets.serving.bento import current_bento_tag
+    from mlops_assets.environment import Environment
+    from mlops_assets.ops.serve import bento_store
     from mlops_assets_tests.harness.bento import start_bento
     from mlops_assets_tests.harness.records import records
 
-    tag = current_bento_tag(spec, MlflowTracking())
+    tag = bento_store(Environment.from_env()).current_bento_tag(spec)
     assert tag is not None, "the retrain job did not build the champion's bento"
     server = start_bento(
         tag,
@@ -164,29 +169,30 @@ def test_served_forecasts_are_monitored_when_the_actuals_land(
     forecast_home: ForecastHome,
 ) -> None:
     """The bento forecasts next week; the week's actuals land; monitoring scores both."""
-    from mlops_assets.ops.demo import land_history
+    from mlops_assets.components.monitoring import drift_key, performance_key
+    from mlops_assets.environment import Environment
     from mlops_assets.features.forecast import model_spec, prepare_history
-    from mlops_assets.monitoring.assets import drift_key, performance_key
+    from mlops_assets.ops.demo import land_history
     from mlops_assets.ops.launch import refresh
-    from mlops_assets.registry.mlflow_resource import MlflowTracking
     from mlops_assets.ops.predict import predict_file
     from mlops_assets.training.evaluation import evaluate
 
     spec, home = forecast_home.spec, forecast_home.home
+    env = Environment.from_env()
     assert forecast_home.outcome.success
     week = next_week_rows()
     served = served_forecasts(spec, home, week.drop(columns=["sales"]))
     # The service derived the same lags from the stored history as the batch path.
     source = home / "served_week.csv"
     week.drop(columns=["sales"]).to_csv(source, index=False)
-    batch = pd.read_csv(predict_file(spec, MlflowTracking(), source, home / "batch.csv").output)
+    batch = pd.read_csv(predict_file(spec, env, source, home / "batch.csv").output)
     assert served["prediction"].to_numpy() == pytest.approx(batch["prediction"].to_numpy())
 
     # Next week's actual sales land (one extract of seven days) and are ingested; no retrain.
     arrived = NEXT_WEEK[-1] + dt.timedelta(days=1)
-    land_history("m5_sales", len(NEXT_WEEK), SEED, end=NEXT_WEEK[-1], landed_on=arrived)
+    land_history(env, "m5_sales", len(NEXT_WEEK), SEED, end=NEXT_WEEK[-1], landed_on=arrived)
     instance = forecast_home.instance
-    outcome = refresh(spec, forecast_home.definitions, instance, train=False)
+    outcome = refresh(spec, env, forecast_home.definitions, instance, train=False)
     assert outcome.success, [r.errors for r in outcome.ingested]
     assert [r.partition for r in outcome.ingested] == [f"{NEXT_WEEK[0]}..{NEXT_WEEK[-1]}"]
 
@@ -203,7 +209,7 @@ def test_served_forecasts_are_monitored_when_the_actuals_land(
     storage = home / "storage" / "m5_sales" / "clean_data"
     clean = pd.concat(pd.read_parquet(p) for p in sorted(storage.glob("*.parquet")))
     rows = prepare_history(clean, spec)
-    pipeline = MlflowTracking().load_pipeline(spec.registered_model_name(), "1")
+    pipeline = env.tracking().load_pipeline(spec.registered_model_name(), "1")
     for day in (NEXT_WEEK[2], NEXT_WEEK[-1]):
         performance = metadata(performance_key(spec), day)
         assert performance["status"] == "scored out of sample"

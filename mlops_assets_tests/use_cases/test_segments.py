@@ -25,22 +25,24 @@ SEGMENTS = ["cap_gill", "stem_season"]
 
 
 def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys) -> None:
+    from mlops_assets.environment import Environment
+    from mlops_assets.monitoring.summary import read_summary
+    from mlops_assets.names import CHAMPION
     from mlops_assets.ops.demo import land_generated_days
-    from mlops_assets.ops.launch import initialized_resource, load_definitions, refresh
+    from mlops_assets.ops.launch import load_definitions, refresh
+    from mlops_assets.ops.serve import bento_store
     from mlops_assets.registry.ledger import read_ledger
-    from mlops_assets.registry.mlflow_resource import CHAMPION, MlflowTracking
-    from mlops_assets.resources import resources_for_environment
-    from mlops_assets.serving.bento import bentoml_api, ensure_champion_bento
 
     spec = use_case_specs()["mushroom"]
-    land_generated_days("mushroom", days=2, rows=250, seed=SEED, end=END)
+    env = Environment.from_env()
+    land_generated_days(env, "mushroom", days=2, rows=250, seed=SEED, end=END)
     instance = dg.DagsterInstance.ephemeral()
     definitions = load_definitions()
-    outcome = refresh(spec, definitions, instance, n_trials=2, seed=SEED)
+    outcome = refresh(spec, env, definitions, instance, n_trials=2, seed=SEED)
     assert outcome.success, [r.errors for r in outcome.ingested] + [outcome.retrain]
 
     # One registered model, champion and gate decision per segment.
-    mlflow = MlflowTracking()
+    mlflow = env.tracking()
     for view in spec.segment_specs():
         name = f"mushroom__{view.segment}"
         assert str(mlflow.alias_version(name, CHAMPION).version) == "1"
@@ -53,29 +55,30 @@ def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys)
         assert metadata["promoted"].value is True
     assert mlflow.alias_version("mushroom", CHAMPION) is None  # no whole-use-case model
 
-    with initialized_resource(resources_for_environment(), "lake") as lake:
-        store = lake.store()
+    store = env.lake()
     ledger = read_ledger(store, spec)
     assert sorted(ledger["segment"]) == SEGMENTS
     assert sorted(ledger["model_name"]) == [f"mushroom__{s}" for s in SEGMENTS]
     assert len(read_ledger(store, spec.segment_spec("cap_gill"))) == 1
 
     # One bento with both champions, reused (the retrain built it).
-    build = ensure_champion_bento(spec, mlflow)
+    bentos = bento_store(env)
+    build = bentos.ensure_champion_bento(spec)
     assert not build.built
-    assert set(build.segment_models) == set(SEGMENTS)
-    bento = bentoml_api().bentos.get(build.bento_tag)
+    assert set(build.models) == set(SEGMENTS)
+    bento = bentos.api().bentos.get(build.bento_tag)
     tags = sorted(str(m.tag) for m in bento.info.all_models)
     assert [t.split(":")[0] for t in tags] == [f"mushroom__{s}" for s in SEGMENTS]
-    assert dict(bento.info.args)["segment_models"] == ",".join(
-        f"{s}={t}" for s, t in zip(SEGMENTS, tags, strict=True)
-    )
+    # Build args: the use case and one model tag per slot, in spec order.
+    args = dict(bento.info.args)
+    assert args["use_case"] == "mushroom"
+    assert list(args["model_tags"]) == [build.model_tags[s] for s in SEGMENTS] == tags
 
     # A later day: monitoring scores each segment's champion out of sample.
     later = land_generated_days(
-        "mushroom", days=1, rows=250, seed=SEED + 1, end=END + dt.timedelta(1)
+        env, "mushroom", days=1, rows=250, seed=SEED + 1, end=END + dt.timedelta(1)
     )
-    outcome = refresh(spec, definitions, instance, train=False)
+    outcome = refresh(spec, env, definitions, instance, train=False)
     assert outcome.success, [r.errors for r in outcome.ingested]
     performance = instance.get_latest_materialization_event(
         dg.AssetKey(["mushroom", "model_performance"])
@@ -86,20 +89,36 @@ def test_segmented_use_case_end_to_end(mlops_home: Path, tmp_path: Path, capsys)
         assert values[f"{segment}_champion_version"] == "1"
         assert values[f"{segment}_status"] == "scored out of sample"
         assert 0 < values[f"{segment}_log_loss"] < 5
-    assert values["degradation_segment"] in SEGMENTS
+        assert f"{segment}_degradation" in values
+    # No top-level worst-segment keys: the policy reads the day's typed summary instead.
+    assert not {"degradation", "degradation_segment", "max_psi"} & set(values)
     drift = instance.get_latest_materialization_event(dg.AssetKey(["mushroom", "data_drift"]))
     drift_values = {k: v.value for k, v in drift.asset_materialization.metadata.items()}
-    assert {"psi_cap-shape", "psi_season", "cap_gill_prediction_psi"} <= set(drift_values)
+    assert {
+        "cap_gill_psi_cap-shape",
+        "stem_season_psi_season",
+        "cap_gill_prediction_psi",
+    } <= set(drift_values)
+    summary = read_summary(store, spec, later[0])
+    assert summary is not None and [s.segment for s in summary.slots] == SEGMENTS
+    for slot in summary.slots:
+        segment = slot.segment
+        assert (slot.champion_version, slot.status) == ("1", "scored out of sample")
+        assert slot.metric == "log_loss"
+        assert slot.score == pytest.approx(values[f"{segment}_log_loss"])
+        assert slot.degradation == pytest.approx(values[f"{segment}_degradation"])
+        assert slot.max_psi == pytest.approx(drift_values[f"{segment}_max_psi"])
+        assert slot.max_psi_feature == drift_values[f"{segment}_max_psi_feature"]
 
     # Retraining one segment leaves the other's model alone.
-    outcome = refresh(spec, definitions, instance, n_trials=1, seed=SEED, segment="cap_gill")
+    outcome = refresh(spec, env, definitions, instance, n_trials=1, seed=SEED, segment="cap_gill")
     assert outcome.success, outcome.retrain
     cap_gill = read_ledger(store, spec.segment_spec("cap_gill"))
     assert list(cap_gill["challenger_version"]) == ["1", "2"]
     assert len(read_ledger(store, spec.segment_spec("stem_season"))) == 1
     stem_versions = mlflow.client().search_model_versions("name = 'mushroom__stem_season'")
     assert len(stem_versions) == 1
-    build = ensure_champion_bento(spec, mlflow)  # the champions may have changed
+    build = bentos.ensure_champion_bento(spec)  # the champions may have changed
 
     # The CLI, per segment.
     capsys.readouterr()
