@@ -70,6 +70,7 @@ def test_monitoring_judges_the_champions() -> None:
             dg.AssetKey(["mushroom", "stem_season", "champion_model"]),
         } <= parents
 
+
 UC = "bigmart_sales"
 
 

@@ -64,7 +64,9 @@ def test_champion_beats_the_mean_by_thirty_percent(trained_home, spec) -> None:
 def test_tuning_is_tracked_in_mlflow(trained_home, spec) -> None:
     event = trained_home.instance.get_latest_materialization_event(dg.AssetKey([UC, "tuned_model"]))
     metadata = event.asset_materialization.metadata
-    run = mlflow.MlflowClient(Environment.from_env().tracking_uri).get_run(metadata["mlflow_run_id"].value)
+    run = mlflow.MlflowClient(Environment.from_env().tracking_uri).get_run(
+        metadata["mlflow_run_id"].value
+    )
     assert run.data.tags["dagster.run_id"] == event.run_id
     days = trained_home.days  # the training window's first and last partition
     assert run.data.tags["data_partitions"].split(",") == [days[0], days[-1]]

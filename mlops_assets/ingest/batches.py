@@ -188,8 +188,10 @@ def new_files(
     known: Mapping[str, Iterable[str]] | None = None,
     since: str | None = None,
 ) -> tuple[list[ObjectInfo], str | None]:
-    """Landed file versions neither in the ingestion ledger nor among ``known`` digests, and
-    the newest landing day listed."""
+    """New landed file versions, and the newest landing day listed.
+
+    New: neither in the ingestion ledger nor among the ``known`` digests.
+    """
     requested = {d for digests in (known or {}).values() for d in digests}
     ledger = ingested_files(store, spec, since=since)
     listed = landing.files_by_day(spec.name, since=since)
