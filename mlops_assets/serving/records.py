@@ -19,12 +19,20 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from mlops_assets.features.cleaning import (
+    EXACT_FLOAT_LIMIT,
+    INT64_MAX,
+    INT64_MIN,
+    exact_whole_number,
+    fits_int64,
+)
 from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
@@ -245,7 +253,9 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return f"number {_int_text(value)}"
+    if isinstance(value, float):
         return f"number {value!r}"
     if isinstance(value, str):
         return f"string {value!r}"
@@ -279,9 +289,15 @@ def type_problems(columns: Mapping[str, list[Any]], spec: UseCaseSpec) -> list[R
 
 
 def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
-    """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns."""
+    """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns.
+
+    An integer column holds int64 (what cleaning's ``Int64`` can hold): a whole number outside
+    it is out of range. JSON integers are compared exactly; floats of that size are whole
+    numbers already, and text near the edges is read exactly, as cleaning reads it.
+    """
     if _plainly_valid_numbers(values, column):
         return []
+    integer = column.type == "integer"
     found: list[RequestProblem] = []
     text_rows: list[int] = []
     numbers: list[tuple[int, float]] = []
@@ -291,11 +307,16 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
             continue
         if kind is float:
             numbers.append((row, value))
+        elif kind is int and integer:
+            if not INT64_MIN <= value <= INT64_MAX:
+                message = f"is out of range for an integer: {_int_text(value)}"
+                found.append(problem(row, column, message, order))
         elif kind is int:
             try:
                 numbers.append((row, float(value)))
             except OverflowError:
-                found.append(problem(row, column, f"is out of range: {value}", order))
+                message = f"is out of range for a number: {_int_text(value)}"
+                found.append(problem(row, column, message, order))
         elif kind is str:
             text_rows.append(row)
         else:
@@ -305,27 +326,64 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
             pd.Series([values[row] for row in text_rows], dtype=object), errors="coerce"
         )
         for row, number in zip(text_rows, parsed.tolist(), strict=True):
-            if math.isnan(number):
-                if values[row].strip():
-                    message = f"expected a number, got {_json_type(values[row])}"
-                    found.append(problem(row, column, message, order))
-                else:
-                    found.append(problem(row, column, "expected a number or null, got ''", order))
-            else:
-                numbers.append((row, number))
+            message = _text_number_problem(values[row], float(number), integer)
+            if message:
+                found.append(problem(row, column, message, order))
     for row, number in numbers:
         if not math.isfinite(number):
             found.append(problem(row, column, f"must be a finite number, got {number}", order))
-        elif column.type == "integer" and number != round(number):
+        elif integer and number != round(number):
             found.append(problem(row, column, f"expected a whole number, got {number}", order))
+        elif integer and not -(2.0**63) <= number < 2.0**63:
+            message = f"is out of range for an integer: {number!r}"
+            found.append(problem(row, column, message, order))
     return found
+
+
+def _text_number_problem(text: str, number: float, integer: bool) -> str | None:
+    """What is wrong with a number sent as text (``number`` is pandas' reading of it)."""
+    if math.isnan(number):
+        if not text.strip():
+            return "expected a number or null, got ''"
+        if _spells_non_finite(text):  # "nan", "1e999": pandas reads neither as a number
+            return f"must be a finite number, got {_json_type(text)}"
+        return f"expected a number, got {_json_type(text)}"
+    if not math.isfinite(number):
+        return f"must be a finite number, got {number}"
+    if integer and number != round(number):
+        return f"expected a whole number, got {number}"
+    if integer and abs(number) >= EXACT_FLOAT_LIMIT:  # beyond float64's exact whole numbers
+        exact = exact_whole_number(text)
+        if exact is None:
+            return f"expected a whole number, got {text!r}"
+        if not fits_int64(exact):
+            return f"is out of range for an integer: {text!r}"
+    return None
+
+
+def _spells_non_finite(text: str) -> bool:
+    """Whether text spells NaN or an infinity (``1e999`` overflows); long text spells neither."""
+    if len(text) > 400:  # a float's longest useful spelling is far shorter
+        return False
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _int_text(value: int) -> str:
+    """A JSON integer for a message: as sent if short, else in scientific notation."""
+    if -(10**25) < value < 10**25:
+        return str(value)
+    return f"{Decimal(value).normalize(Context(prec=6)):e}"
 
 
 def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
     """Fast path for the usual column: only ints, floats and nulls, all finite (and whole).
 
     NumPy reads ``None`` as NaN, so the NaN count must equal the ``None`` count: a real NaN
-    sent by the client is not plainly valid and goes through the detailed checks.
+    sent by the client is not plainly valid and goes through the detailed checks. Integers
+    from 2**53 on, where float64 skips whole numbers, go there too (to test int64 exactly).
     """
     kinds = set(map(type, values))
     if not kinds <= {int, float, type(None)}:
@@ -338,7 +396,11 @@ def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
     if int(missing.sum()) != values.count(None) or np.isinf(numbers).any():
         return False
     present = numbers[~missing]
-    return column.type != "integer" or bool((present == np.round(present)).all())
+    if column.type != "integer":
+        return True
+    return bool(
+        (present == np.round(present)).all() and (np.abs(present) < EXACT_FLOAT_LIMIT).all()
+    )
 
 
 def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlops_assets.serving.records import (
     column_structure_problems,
@@ -16,8 +19,13 @@ from mlops_assets.serving.records import (
     structure_problems,
     type_problems,
 )
+from mlops_assets.serving.scoring import Scorer
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets_tests.harness.records import record
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+YEAR = "Outlet_Establishment_Year"
 
 
 def test_valid_records_have_no_problems(spec: UseCaseSpec) -> None:
@@ -122,3 +130,120 @@ def test_columnar_shape_problems(spec: UseCaseSpec) -> None:
     schema = columns_json_schema(spec, 50)
     assert schema["properties"]["Item_MRP"]["maxItems"] == 50
     assert set(schema["required"]) == set(columns)
+
+
+# ---------------------------------------------------------------- integers beyond int64
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1e19, "1e+19"),
+        (-1e19, "-1e+19"),
+        (2.0**63, "9.223372036854776e+18"),
+        (2**63, "9223372036854775808"),
+        (INT64_MIN - 1, "-9223372036854775809"),
+        (2**70, "1180591620717411303424"),
+        pytest.param(10**400, "1e+400", id="10**400"),
+        ("1e19", "'1e19'"),
+        ("9223372036854775808", "'9223372036854775808'"),
+        (" -9223372036854775809 ", "' -9223372036854775809 '"),
+    ],
+)
+def test_integers_beyond_int64_are_out_of_range(spec: UseCaseSpec, value: Any, shown: str):
+    """``1e19`` passed these checks and then crashed cleaning; now it names the field."""
+    problems = type_problems(columns_of([record(), record(**{YEAR: value})], spec), spec)
+    assert [str(p) for p in problems] == [
+        f"records[1].{YEAR}: is out of range for an integer: {shown}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [INT64_MAX, INT64_MIN, -(2.0**63), 2.0**62, "9223372036854775807", " -9223372036854775808"],
+)
+def test_integers_at_the_int64_edges_are_whole_numbers(spec: UseCaseSpec, value: Any) -> None:
+    assert type_problems(columns_of([record(**{YEAR: value})], spec), spec) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("Item_Weight", "nan", "must be a finite number, got string 'nan'"),
+        ("Item_Weight", " NaN ", "must be a finite number, got string ' NaN '"),
+        ("Item_Weight", "1e999", "must be a finite number, got string '1e999'"),
+        ("Item_Weight", "-1e999", "must be a finite number, got string '-1e999'"),
+        ("Item_Weight", "Infinity", "must be a finite number, got inf"),
+        (YEAR, "inf", "must be a finite number, got inf"),
+        (YEAR, "nan", "must be a finite number, got string 'nan'"),
+        (YEAR, "1e999", "must be a finite number, got string '1e999'"),
+        (YEAR, "9007199254740993.5", "expected a whole number, got '9007199254740993.5'"),
+        pytest.param("Item_MRP", 10**400, "is out of range for a number: 1e+400", id="10**400"),
+    ],
+)
+def test_non_finite_numbers_as_text_are_named(spec: UseCaseSpec, field: str, value, expected):
+    problems = type_problems(columns_of([record(), record(**{field: value})], spec), spec)
+    assert [str(p) for p in problems] == [f"records[1].{field}: {expected}"]
+
+
+@pytest.mark.parametrize(
+    "value", [1e19, 2**63, INT64_MIN - 1, "1e19", pytest.param(10**400, id="10**400")]
+)
+def test_the_scorer_reports_out_of_range_integers_on_their_field(spec, value) -> None:
+    columns = columns_of([record(), record(**{YEAR: value})], spec)
+    problems = Scorer(spec, None, "bigmart_sales", "1").check(columns)
+    [found] = problems  # the first record is valid
+    assert found.location == f"records[1].{YEAR}"
+    assert found.message.startswith("is out of range for an integer: ")
+
+
+INT64_EDGES = st.sampled_from([INT64_MAX, INT64_MAX + 1, INT64_MIN, INT64_MIN - 1])
+INTEGERS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), INT64_EDGES)
+YEARS = st.one_of(
+    INTEGERS,
+    st.integers(1900, 2100),
+    INTEGERS.map(float),
+    INTEGERS.map(str),
+    INTEGERS.map(lambda n: f" {n:e} "),
+    st.sampled_from([10**400, -(10**400), "nan", "inf", "-inf", "1e999", "NaN", "1e19"]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.text(max_size=6),
+)
+
+
+def _beyond_int64(value: Any) -> bool:
+    """Whether a value the client sent is a whole number outside int64 (as the service reads)."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool) or value is None:
+        return False
+    try:
+        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        return False
+    return (
+        number.is_finite()
+        and number == number.to_integral_value()
+        and (not INT64_MIN <= number <= INT64_MAX)
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(YEARS, min_size=1, max_size=5))
+def test_property_any_integer_gets_an_answer_naming_its_field(spec: UseCaseSpec, years) -> None:
+    """Integers up to and past the int64 edges: no exception escapes the request path, and a
+    whole number outside int64 is a problem of its field (in the checks and in the scorer)."""
+    records = [record(**{YEAR: year}) for year in years]
+    assert structure_problems(records, spec) == []
+    columns = columns_of(records, spec)
+    typed = {p.location: p for p in type_problems(columns, spec)}
+    checked = {p.location: p for p in Scorer(spec, None, "bigmart_sales", "1").check(columns)}
+    for row, year in enumerate(years):
+        location = f"records[{row}].{YEAR}"
+        if _beyond_int64(year):
+            # beyond float range ("1e999") it is first of all not a finite number
+            assert re.match("is out of range for an|must be a finite", typed[location].message)
+            assert checked[location] == typed[location]
+        elif isinstance(year, int) and 1900 <= year <= 2100:
+            assert location not in checked
