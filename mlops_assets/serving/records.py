@@ -33,6 +33,7 @@ from mlops_assets.features.cleaning import (
     exact_whole_number,
     fits_int64,
 )
+from mlops_assets.features.validation import clip, quote
 from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
@@ -183,7 +184,7 @@ def column_structure_problems(
     expected = [c.name for c in spec.input_columns]
     found = [column_problem(name, "is missing") for name in expected if name not in columns]
     found += [
-        column_problem(str(name), f"unknown column (expected {', '.join(expected)})")
+        column_problem(clip(str(name)), f"unknown column (expected {', '.join(expected)})")
         for name in columns
         if name not in set(expected)
     ]
@@ -238,7 +239,7 @@ def _record_field_problems(
                     found.append(
                         problem(
                             row,
-                            str(name),
+                            clip(str(name)),
                             f"unknown field (expected {', '.join(expected)})",
                             len(expected),
                         )
@@ -258,7 +259,7 @@ def _json_type(value: Any) -> str:
     if isinstance(value, float):
         return f"number {value!r}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {quote(value)}"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
@@ -355,9 +356,9 @@ def _text_number_problem(text: str, number: float, integer: bool) -> str | None:
     if integer and abs(number) >= EXACT_FLOAT_LIMIT:  # beyond float64's exact whole numbers
         exact = exact_whole_number(text)
         if exact is None:
-            return f"expected a whole number, got {text!r}"
+            return f"expected a whole number, got {quote(text)}"
         if not fits_int64(exact):
-            return f"is out of range for an integer: {text!r}"
+            return f"is out of range for an integer: {quote(text)}"
     return None
 
 
@@ -423,7 +424,7 @@ def _date_problems(values: list[Any], column: ColumnSpec, order: int) -> list[Re
         )
         for row, value in zip(rows, parsed.isna().tolist(), strict=True):
             if value:
-                found.append(problem(row, column, f"is not a date: {values[row]!r}", order))
+                found.append(problem(row, column, f"is not a date: {quote(values[row])}", order))
     return found
 
 

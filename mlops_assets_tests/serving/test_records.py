@@ -239,6 +239,7 @@ def test_property_any_integer_gets_an_answer_naming_its_field(spec: UseCaseSpec,
     columns = columns_of(records, spec)
     typed = {p.location: p for p in type_problems(columns, spec)}
     checked = {p.location: p for p in Scorer(spec, None, "bigmart_sales", "1").check(columns)}
+    assert all(len(p.message) < 300 for p in checked.values())
     for row, year in enumerate(years):
         location = f"records[{row}].{YEAR}"
         if _beyond_int64(year):
@@ -247,3 +248,48 @@ def test_property_any_integer_gets_an_answer_naming_its_field(spec: UseCaseSpec,
             assert checked[location] == typed[location]
         elif isinstance(year, int) and 1900 <= year <= 2100:
             assert location not in checked
+
+
+# ---------------------------------------------------------------- 422 answers stay small
+
+HUGE = "9" * 3 + "x" * 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "start"),
+    [
+        ("Item_MRP", HUGE, "expected a number, got string '999xxx"),
+        ("Outlet_Type", 10**400, "expected a string, got number 1e+400"),
+        (YEAR, " 9" + "0" * 300, "is out of range for an integer: ' 9000"),
+    ],
+    ids=["number", "string", "integer"],
+)
+def test_problems_quote_huge_values_short(spec: UseCaseSpec, field: str, value, start) -> None:
+    problems = type_problems(columns_of([record(**{field: value})], spec), spec)
+    [found] = problems
+    assert found.message.startswith(start) and len(str(found)) < 300
+
+
+def test_a_huge_date_is_quoted_short() -> None:
+    from mlops_assets.specs import load_specs
+
+    m5 = load_specs()["m5_sales"]
+    columns = {c.name: [None] for c in m5.input_columns}
+    columns["date"] = ["2025-" + "1" * 1_000_000]
+    [found] = type_problems(columns, m5)
+    assert found.message.startswith("is not a date: '2025-111") and len(found.message) < 300
+    assert found.message.endswith("…(1000005 chars)")
+
+
+def test_huge_unknown_field_names_are_cut(spec: UseCaseSpec) -> None:
+    name = "Colour" * 1_000_000
+    [found] = structure_problems([record(**{name: "red"})], spec)
+    assert found.location.startswith("records[0].ColourColour") and len(str(found)) < 600
+    [column] = column_structure_problems({**columns_of([record()], spec), name: [1]}, spec)
+    assert column.location.startswith("columns.Colour") and len(str(column)) < 600
+
+
+def test_the_scorer_answers_a_huge_category_briefly(spec: UseCaseSpec) -> None:
+    columns = columns_of([record(Outlet_Type="Spaceport" * 1_000_000)], spec)
+    [found] = Scorer(spec, None, "bigmart_sales", "1").check(columns)
+    assert found.location == "records[0].Outlet_Type" and len(found.message) < 300
