@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from mlops_assets.features.cleaning import (
     EXACT_FLOAT_LIMIT,
@@ -34,7 +34,7 @@ from mlops_assets.features.cleaning import (
     fits_int64,
 )
 from mlops_assets.features.validation import clip, quote
-from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+from mlops_assets.specs.model import ClipRule, ColumnSpec, MapValuesRule, NullIfRule, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
 DEFAULT_MAX_RECORDS = 10_000
@@ -77,40 +77,188 @@ def problem(
 # ---------------------------------------------------------------- schema for the OpenAPI page
 
 
-def _value_type(column: ColumnSpec) -> Any:
-    if column.type == "numeric":
-        return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
-    if column.type == "integer":
-        return Annotated[int, Field(ge=column.min, le=column.max)]
-    if column.type == "categorical" and column.closed and column.categories:
-        return Literal[tuple(column.categories)]  # type: ignore[valid-type]
-    return str
+# Numeric text as pandas reads it (spaces around allowed); ``nan``/``inf`` spellings are refused.
+NUMBER_TEXT_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+NOT_BLANK_PATTERN = r"\S"
+_REGEX_SPECIAL = set("\\^$.|?*+()[]{}/")
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as a regex literal valid in Python and ECMA-262 (``re.escape`` escapes spaces)."""
+    return "".join(f"\\{c}" if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _mapped_spellings(column: ColumnSpec) -> dict[str, str]:
+    """Spellings a ``map_values`` rule turns into one of the column's categories."""
+    categories = set(column.categories or [])
+    return {
+        spelling: target
+        for rule in column.cleaning
+        if isinstance(rule, MapValuesRule)
+        for spelling, target in rule.mapping.items()
+        if target in categories or not column.closed
+    }
+
+
+def _numeric_sentinels(column: ColumnSpec) -> list[float]:
+    """Numbers a ``null_if`` rule turns into missing (text sentinels do not apply to numbers)."""
+    return [
+        float(value)
+        for rule in column.cleaning
+        if isinstance(rule, NullIfRule)
+        for value in rule.values
+        if _is_number(value)
+    ]
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _accepted_bounds(column: ColumnSpec) -> tuple[float | None, float | None]:
+    """The range the service enforces on raw numbers: a ``clip`` into the domain lifts a bound.
+
+    Cleaning clips before the domain check, so a value past a clip bound that lies inside the
+    domain is clipped, not rejected.
+    """
+    lower, upper = column.min, column.max
+    for rule in column.cleaning:
+        if isinstance(rule, ClipRule):
+            if rule.min is not None and (lower is None or rule.min >= lower):
+                lower = None
+            if rule.max is not None and (upper is None or rule.max <= upper):
+                upper = None
+    return lower, upper
+
+
+def value_schema(column: ColumnSpec) -> dict[str, Any]:
+    """JSON schema of a column's raw value as the service accepts it (before cleaning).
+
+    It must not forbid what the service accepts: numbers may come as numeric text, category
+    spellings that cleaning maps or strips are allowed, clipped numbers are not bounded, and a
+    ``null_if`` sentinel of a nullable column is allowed even outside the domain.
+    """
+    nullable = ["null"] if column.nullable else []
+    if column.type in {"numeric", "integer"}:
+        return _number_schema(column, nullable)
+    schema: dict[str, Any] = {"type": ["string", *nullable]}
+    spellings = _mapped_spellings(column)
+    if column.categories:
+        schema["examples"] = [*column.categories, *spellings]
+    if column.type == "categorical" and column.closed and column.categories and not spellings:
+        # Exact categories, white space around them stripped (and blank is null).
+        choices = "|".join(_regex_literal(c) for c in column.categories)
+        optional = "?" if column.nullable else ""
+        schema["pattern"] = rf"^\s*({choices}){optional}\s*$"
+    elif not column.nullable:  # blank text is missing, and missing is refused
+        schema |= {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
+    return schema
+
+
+def _number_schema(column: ColumnSpec, nullable: list[str]) -> dict[str, Any]:
+    integer = column.type == "integer"
+    schema: dict[str, Any] = {"type": ["integer" if integer else "number", "string", *nullable]}
+    lower, upper = _accepted_bounds(column)
+    if integer:  # an integer column holds int64 whatever the clip rules say
+        schema["minimum"] = INT64_MIN if lower is None else max(math.ceil(lower), INT64_MIN)
+        schema["maximum"] = INT64_MAX if upper is None else min(math.floor(upper), INT64_MAX)
+    else:
+        schema |= {k: v for k, v in (("minimum", lower), ("maximum", upper)) if v is not None}
+    if not any(isinstance(rule, MapValuesRule) for rule in column.cleaning):
+        schema["pattern"] = NUMBER_TEXT_PATTERN  # a text mapping may accept any spelling
+    outside = [
+        value
+        for value in _numeric_sentinels(column)
+        if (lower is not None and value < lower) or (upper is not None and value > upper)
+    ]
+    if column.nullable and outside:
+        return {"anyOf": [schema, {"enum": outside}]}
+    return schema
+
+
+def _python_type(column: ColumnSpec) -> Any:
+    """A Python type close to the schema, so the model can still check a record roughly."""
+    value: Any = {"numeric": float | str, "integer": int | str}.get(column.type, str)
+    return value | None if column.nullable else value
 
 
 def _description(column: ColumnSpec) -> str:
     parts = [column.description] if column.description else []
+    if column.type in {"numeric", "integer"}:
+        kind, text = ("A whole number", "12") if column.type == "integer" else ("A number", "12.5")
+        parts.append(f'{kind}, as a JSON number or as numeric text ("{text}").')
+        clips = [r for r in column.cleaning if isinstance(r, ClipRule)]
+        for rule in clips:
+            parts.append(f"Values outside [{rule.min}, {rule.max}] are clipped into it.")
+        sentinels = _numeric_sentinels(column)
+        if sentinels:
+            verb = "means" if len(sentinels) == 1 else "mean"
+            parts.append(f"{', '.join(f'{v:g}' for v in sentinels)} {verb} unknown (null).")
+    spellings = _mapped_spellings(column)
+    if column.type == "categorical" and column.categories and column.closed:
+        parts.append(f"One of: {', '.join(column.categories)} (spaces around are ignored).")
+    if spellings:
+        mapped = ", ".join(f"{k} ({v})" for k, v in spellings.items())
+        parts.append(f"Also accepted, in any case: {mapped}.")
+    if column.type == "categorical" and column.categories and not column.closed:
+        parts.append(f"Known values: {', '.join(column.categories)}.")
     rules = [rule.rule for rule in column.cleaning]
     if rules:
         parts.append(f"Raw values are cleaned first ({', '.join(rules)}).")
-    if column.type == "categorical" and column.categories and not column.closed:
-        parts.append(f"Known values: {', '.join(column.categories)}.")
-    if column.nullable:
-        parts.append("null when unknown.")
+    parts.append("null when unknown." if column.nullable else "Required.")
     return " ".join(parts)
 
 
+def example_record(spec: UseCaseSpec) -> dict[str, Any]:
+    """A plausible record for the OpenAPI page, accepted by the service.
+
+    Numbers sit in the middle of their range (not at a bound, not on a ``null_if`` sentinel),
+    categories are the first of the spec's, dates the first partition day; a required field
+    with no known values gets a made-up id (``ITEM-001`` for ``Item_Identifier``), other open
+    fields are null.
+    """
+    return {column.name: _example_value(column, spec) for column in spec.input_columns}
+
+
+def _example_value(column: ColumnSpec, spec: UseCaseSpec) -> Any:
+    if column.type in {"numeric", "integer"}:
+        low, high = column.min, column.max
+        if low is not None and high is not None:
+            value = (low + high) / 2
+        else:
+            value = low if low is not None else (high - 1 if high is not None else 1.0)
+        if value in _numeric_sentinels(column):
+            value = (value + high) / 2 if high is not None else value + 1
+        return round(value) if column.type == "integer" else round(value, 2)
+    if column.type == "date":
+        return spec.partitions.start_date.isoformat()
+    if column.categories:
+        return column.categories[0]
+    if column.nullable:
+        return None
+    first_word = re.split(r"[\W_]+", column.name)[0]
+    return f"{first_word.upper()}-001"
+
+
 def record_model(spec: UseCaseSpec) -> type[BaseModel]:
-    """A pydantic model of one record, generated from the spec (for documentation and clients)."""
+    """A pydantic model of one record, generated from the spec (for documentation and clients).
+
+    Each field's JSON schema is :func:`value_schema` (the raw input the service accepts); the
+    model carries the record's example, its required fields and ``additionalProperties: false``.
+    """
     fields: dict[str, Any] = {}
     for column in spec.input_columns:
-        annotation = _value_type(column)
-        if column.nullable:
-            annotation = annotation | None
+        annotation = Annotated[_python_type(column), WithJsonSchema(value_schema(column))]
         fields[column.name] = (annotation, Field(..., description=_description(column)))
     title = "".join(part.capitalize() for part in spec.name.split("_")) + "Record"
     return create_model(
         title,
-        __config__=ConfigDict(extra="forbid", title=title),
+        __config__=ConfigDict(
+            extra="forbid", title=title, json_schema_extra={"examples": [example_record(spec)]}
+        ),
         __doc__=f"One {spec.name} record: every field present, raw values allowed.",
         **fields,
     )
@@ -134,6 +282,7 @@ def columns_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORD
         "required": list(properties),
         "additionalProperties": False,
         "description": f"{spec.name} records as columns of equal length (1 to {max_records}).",
+        "examples": [{name: [value] for name, value in example_record(spec).items()}],
     }
 
 
