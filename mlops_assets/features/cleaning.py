@@ -6,11 +6,18 @@ rows never leak into training and a single served record can be handled.
 
 Order per column: text rules (``strip``, ``map_values``) on the raw text, then the type is
 enforced, then value rules (``null_if``, ``clip``) in the column's type.
+
+Cleaning never raises on a value: whatever a landed file or a request holds, a value that cannot
+be read as its column's type becomes missing and is counted in ``invalid_values`` (which the
+``types`` quality check and the service report). For ``integer`` columns that includes whole
+numbers outside int64 (``1e19``), which pandas' nullable ``Int64`` cannot hold.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
@@ -27,6 +34,11 @@ from mlops_assets.specs.model import (
 )
 
 META_COLUMNS = ["_landed_date", "_source_file", "_row_number"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+EXACT_FLOAT_LIMIT = 2.0**53  # from here on float64 skips whole numbers: read the text exactly
+_WHOLE_CLAMP = Decimal(10**30)  # far outside int64, small enough to convert at no cost
 
 
 @dataclass
@@ -50,7 +62,32 @@ def _as_text(series: pd.Series) -> pd.Series:
 def _fmt(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # an int longer than Python prints (sys.get_int_max_str_digits)
+        return "<integer too long to read>"
+
+
+def exact_whole_number(text: object) -> int | None:
+    """The whole number a numeric text spells, exactly; None if it spells a fraction or nothing.
+
+    float64 rounds whole numbers above 2**53 (``9223372036854775807`` reads as 2**63, which
+    int64 cannot hold), so near the int64 edges the text itself decides. Magnitudes beyond
+    10**30 come back clamped to +-10**30: enough to tell they are outside int64, without
+    building a huge int from a hostile ``1e999999999``.
+    """
+    try:
+        number = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    return int(max(min(number, _WHOLE_CLAMP), -_WHOLE_CLAMP))
+
+
+def fits_int64(number: int | None) -> bool:
+    """Whether a whole number fits an ``integer`` column (pandas ``Int64``)."""
+    return number is not None and INT64_MIN <= number <= INT64_MAX
 
 
 def _apply_text_rule(values: pd.Series, rule: CleaningRule, report: CleaningReport, name: str):
@@ -78,8 +115,13 @@ def _apply_value_rule(values: pd.Series, rule: CleaningRule, column: ColumnSpec)
         return values.mask(
             values.map(lambda v: isinstance(v, str) and v.casefold() in sentinels_text)
         )
-    if isinstance(rule, ClipRule) and column.type in {"numeric", "integer"}:
+    if isinstance(rule, ClipRule) and column.type == "numeric":
         return values.clip(lower=rule.min, upper=rule.max)
+    if isinstance(rule, ClipRule) and column.type == "integer":
+        # Int64 refuses a fractional bound: clip to the whole numbers inside the range.
+        lower = None if rule.min is None else max(math.ceil(rule.min), INT64_MIN)
+        upper = None if rule.max is None else min(math.floor(rule.max), INT64_MAX)
+        return values.clip(lower=lower, upper=upper)
     return values
 
 
@@ -98,9 +140,7 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
         typed = pd.to_numeric(values, errors="coerce").astype("float64")
         typed = typed.where(np.isfinite(typed))
     elif column.type == "integer":
-        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-        whole = numbers.where(np.isfinite(numbers) & (numbers == np.round(numbers)))
-        typed = whole.astype("Int64")
+        typed = _whole_int64(values)
     elif column.type == "date":
         typed = pd.to_datetime(values, errors="coerce", format="mixed")
     else:
@@ -108,6 +148,19 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
         typed = typed.where(typed.notna() & (typed != ""), np.nan).astype(object)
     invalid = int((present & typed.isna()).sum())
     return typed, invalid
+
+
+def _whole_int64(values: pd.Series) -> pd.Series:
+    """Text values as ``Int64``: missing unless a whole number within int64, read exactly."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+    exact = whole & (numbers.abs() < EXACT_FLOAT_LIMIT)
+    typed = numbers.where(exact).astype("Int64")
+    edge = whole & ~exact
+    if edge.any():  # rare: re-read those texts exactly, out-of-range ones become missing
+        read = [exact_whole_number(text) for text in values[edge]]
+        typed[edge] = pd.array([n if fits_int64(n) else None for n in read], dtype="Int64")
+    return typed
 
 
 def clean_column(raw: pd.Series, column: ColumnSpec, report: CleaningReport) -> pd.Series:

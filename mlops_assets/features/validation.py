@@ -3,15 +3,48 @@
 Used by the service (a problem is a 4xx naming the field) and by the data quality checks (a
 problem count per column). Vectorised per column: a 10,000-row batch costs a few column scans,
 not 10,000 pydantic models.
+
+Messages quote a client's value through :func:`quote` (also used by the request checks of
+:mod:`mlops_assets.serving.records`): a quote is cut at :data:`QUOTE_LIMIT` characters and a
+category list at :data:`CATEGORY_LIMIT` values, so a 10 MB string cannot make a 10 MB answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+
+QUOTE_LIMIT = 80
+CATEGORY_LIMIT = 20
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut at ``limit`` characters, saying how long it was (``abc…(12 chars)``)."""
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} chars)"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A client's value for a message: its ``repr``, a long string cut at ``limit`` characters.
+
+    The string is cut before ``repr`` so that a 10 MB value is never copied whole again.
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}…({len(value)} chars)"
+    try:
+        return clip(repr(value), limit)
+    except ValueError:  # an int longer than Python prints
+        return "<integer too long to show>"
+
+
+def categories_text(categories: Sequence[str], limit: int = CATEGORY_LIMIT) -> str:
+    """A category list for a message: whole up to ``limit`` values, else the first and a count."""
+    if len(categories) <= limit:
+        return str(list(categories))
+    return f"{str(list(categories[:limit]))[:-1]}, …] ({len(categories)} values)"
 
 
 @dataclass(frozen=True)
@@ -49,7 +82,7 @@ def column_problems(values: pd.Series, column: ColumnSpec, limit: int = 20) -> l
                 Problem(
                     int(row),
                     column.name,
-                    f"{value!r} is not one of {column.categories}",
+                    f"{quote(value)} is not one of {categories_text(column.categories)}",
                 )
             )
     return problems

@@ -19,14 +19,23 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from decimal import Context, Decimal
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from mlops_assets.environment import DEFAULT_MAX_RECORDS
-from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+from mlops_assets.features.cleaning import (
+    EXACT_FLOAT_LIMIT,
+    INT64_MAX,
+    INT64_MIN,
+    exact_whole_number,
+    fits_int64,
+)
+from mlops_assets.features.validation import clip, quote
+from mlops_assets.specs.model import ClipRule, ColumnSpec, MapValuesRule, NullIfRule, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
 DEFAULT_PROBLEM_LIMIT = 20
@@ -68,40 +77,188 @@ def problem(
 # ---------------------------------------------------------------- schema for the OpenAPI page
 
 
-def _value_type(column: ColumnSpec) -> Any:
-    if column.type == "numeric":
-        return Annotated[float, Field(ge=column.min, le=column.max, allow_inf_nan=False)]
-    if column.type == "integer":
-        return Annotated[int, Field(ge=column.min, le=column.max)]
-    if column.type == "categorical" and column.closed and column.categories:
-        return Literal[tuple(column.categories)]  # type: ignore[valid-type]
-    return str
+# Numeric text as pandas reads it (spaces around allowed); ``nan``/``inf`` spellings are refused.
+NUMBER_TEXT_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+NOT_BLANK_PATTERN = r"\S"
+_REGEX_SPECIAL = set("\\^$.|?*+()[]{}/")
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` as a regex literal valid in Python and ECMA-262 (``re.escape`` escapes spaces)."""
+    return "".join(f"\\{c}" if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _mapped_spellings(column: ColumnSpec) -> dict[str, str]:
+    """Spellings a ``map_values`` rule turns into one of the column's categories."""
+    categories = set(column.categories or [])
+    return {
+        spelling: target
+        for rule in column.cleaning
+        if isinstance(rule, MapValuesRule)
+        for spelling, target in rule.mapping.items()
+        if target in categories or not column.closed
+    }
+
+
+def _numeric_sentinels(column: ColumnSpec) -> list[float]:
+    """Numbers a ``null_if`` rule turns into missing (text sentinels do not apply to numbers)."""
+    return [
+        float(value)
+        for rule in column.cleaning
+        if isinstance(rule, NullIfRule)
+        for value in rule.values
+        if _is_number(value)
+    ]
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _accepted_bounds(column: ColumnSpec) -> tuple[float | None, float | None]:
+    """The range the service enforces on raw numbers: a ``clip`` into the domain lifts a bound.
+
+    Cleaning clips before the domain check, so a value past a clip bound that lies inside the
+    domain is clipped, not rejected.
+    """
+    lower, upper = column.min, column.max
+    for rule in column.cleaning:
+        if isinstance(rule, ClipRule):
+            if rule.min is not None and (lower is None or rule.min >= lower):
+                lower = None
+            if rule.max is not None and (upper is None or rule.max <= upper):
+                upper = None
+    return lower, upper
+
+
+def value_schema(column: ColumnSpec) -> dict[str, Any]:
+    """JSON schema of a column's raw value as the service accepts it (before cleaning).
+
+    It must not forbid what the service accepts: numbers may come as numeric text, category
+    spellings that cleaning maps or strips are allowed, clipped numbers are not bounded, and a
+    ``null_if`` sentinel of a nullable column is allowed even outside the domain.
+    """
+    nullable = ["null"] if column.nullable else []
+    if column.type in {"numeric", "integer"}:
+        return _number_schema(column, nullable)
+    schema: dict[str, Any] = {"type": ["string", *nullable]}
+    spellings = _mapped_spellings(column)
+    if column.categories:
+        schema["examples"] = [*column.categories, *spellings]
+    if column.type == "categorical" and column.closed and column.categories and not spellings:
+        # Exact categories, white space around them stripped (and blank is null).
+        choices = "|".join(_regex_literal(c) for c in column.categories)
+        optional = "?" if column.nullable else ""
+        schema["pattern"] = rf"^\s*({choices}){optional}\s*$"
+    elif not column.nullable:  # blank text is missing, and missing is refused
+        schema |= {"minLength": 1, "pattern": NOT_BLANK_PATTERN}
+    return schema
+
+
+def _number_schema(column: ColumnSpec, nullable: list[str]) -> dict[str, Any]:
+    integer = column.type == "integer"
+    schema: dict[str, Any] = {"type": ["integer" if integer else "number", "string", *nullable]}
+    lower, upper = _accepted_bounds(column)
+    if integer:  # an integer column holds int64 whatever the clip rules say
+        schema["minimum"] = INT64_MIN if lower is None else max(math.ceil(lower), INT64_MIN)
+        schema["maximum"] = INT64_MAX if upper is None else min(math.floor(upper), INT64_MAX)
+    else:
+        schema |= {k: v for k, v in (("minimum", lower), ("maximum", upper)) if v is not None}
+    if not any(isinstance(rule, MapValuesRule) for rule in column.cleaning):
+        schema["pattern"] = NUMBER_TEXT_PATTERN  # a text mapping may accept any spelling
+    outside = [
+        value
+        for value in _numeric_sentinels(column)
+        if (lower is not None and value < lower) or (upper is not None and value > upper)
+    ]
+    if column.nullable and outside:
+        return {"anyOf": [schema, {"enum": outside}]}
+    return schema
+
+
+def _python_type(column: ColumnSpec) -> Any:
+    """A Python type close to the schema, so the model can still check a record roughly."""
+    value: Any = {"numeric": float | str, "integer": int | str}.get(column.type, str)
+    return value | None if column.nullable else value
 
 
 def _description(column: ColumnSpec) -> str:
     parts = [column.description] if column.description else []
+    if column.type in {"numeric", "integer"}:
+        kind, text = ("A whole number", "12") if column.type == "integer" else ("A number", "12.5")
+        parts.append(f'{kind}, as a JSON number or as numeric text ("{text}").')
+        clips = [r for r in column.cleaning if isinstance(r, ClipRule)]
+        for rule in clips:
+            parts.append(f"Values outside [{rule.min}, {rule.max}] are clipped into it.")
+        sentinels = _numeric_sentinels(column)
+        if sentinels:
+            verb = "means" if len(sentinels) == 1 else "mean"
+            parts.append(f"{', '.join(f'{v:g}' for v in sentinels)} {verb} unknown (null).")
+    spellings = _mapped_spellings(column)
+    if column.type == "categorical" and column.categories and column.closed:
+        parts.append(f"One of: {', '.join(column.categories)} (spaces around are ignored).")
+    if spellings:
+        mapped = ", ".join(f"{k} ({v})" for k, v in spellings.items())
+        parts.append(f"Also accepted, in any case: {mapped}.")
+    if column.type == "categorical" and column.categories and not column.closed:
+        parts.append(f"Known values: {', '.join(column.categories)}.")
     rules = [rule.rule for rule in column.cleaning]
     if rules:
         parts.append(f"Raw values are cleaned first ({', '.join(rules)}).")
-    if column.type == "categorical" and column.categories and not column.closed:
-        parts.append(f"Known values: {', '.join(column.categories)}.")
-    if column.nullable:
-        parts.append("null when unknown.")
+    parts.append("null when unknown." if column.nullable else "Required.")
     return " ".join(parts)
 
 
+def example_record(spec: UseCaseSpec) -> dict[str, Any]:
+    """A plausible record for the OpenAPI page, accepted by the service.
+
+    Numbers sit in the middle of their range (not at a bound, not on a ``null_if`` sentinel),
+    categories are the first of the spec's, dates the first partition day; a required field
+    with no known values gets a made-up id (``ITEM-001`` for ``Item_Identifier``), other open
+    fields are null.
+    """
+    return {column.name: _example_value(column, spec) for column in spec.input_columns}
+
+
+def _example_value(column: ColumnSpec, spec: UseCaseSpec) -> Any:
+    if column.type in {"numeric", "integer"}:
+        low, high = column.min, column.max
+        if low is not None and high is not None:
+            value = (low + high) / 2
+        else:
+            value = low if low is not None else (high - 1 if high is not None else 1.0)
+        if value in _numeric_sentinels(column):
+            value = (value + high) / 2 if high is not None else value + 1
+        return round(value) if column.type == "integer" else round(value, 2)
+    if column.type == "date":
+        return spec.partitions.start_date.isoformat()
+    if column.categories:
+        return column.categories[0]
+    if column.nullable:
+        return None
+    first_word = re.split(r"[\W_]+", column.name)[0]
+    return f"{first_word.upper()}-001"
+
+
 def record_model(spec: UseCaseSpec) -> type[BaseModel]:
-    """A pydantic model of one record, generated from the spec (for documentation and clients)."""
+    """A pydantic model of one record, generated from the spec (for documentation and clients).
+
+    Each field's JSON schema is :func:`value_schema` (the raw input the service accepts); the
+    model carries the record's example, its required fields and ``additionalProperties: false``.
+    """
     fields: dict[str, Any] = {}
     for column in spec.input_columns:
-        annotation = _value_type(column)
-        if column.nullable:
-            annotation = annotation | None
+        annotation = Annotated[_python_type(column), WithJsonSchema(value_schema(column))]
         fields[column.name] = (annotation, Field(..., description=_description(column)))
     title = "".join(part.capitalize() for part in spec.name.split("_")) + "Record"
     return create_model(
         title,
-        __config__=ConfigDict(extra="forbid", title=title),
+        __config__=ConfigDict(
+            extra="forbid", title=title, json_schema_extra={"examples": [example_record(spec)]}
+        ),
         __doc__=f"One {spec.name} record: every field present, raw values allowed.",
         **fields,
     )
@@ -125,6 +282,7 @@ def columns_json_schema(spec: UseCaseSpec, max_records: int = DEFAULT_MAX_RECORD
         "required": list(properties),
         "additionalProperties": False,
         "description": f"{spec.name} records as columns of equal length (1 to {max_records}).",
+        "examples": [{name: [value] for name, value in example_record(spec).items()}],
     }
 
 
@@ -164,7 +322,7 @@ def column_structure_problems(
     expected = [c.name for c in spec.input_columns]
     found = [column_problem(name, "is missing") for name in expected if name not in columns]
     found += [
-        column_problem(str(name), f"unknown column (expected {', '.join(expected)})")
+        column_problem(clip(str(name)), f"unknown column (expected {', '.join(expected)})")
         for name in columns
         if name not in set(expected)
     ]
@@ -219,7 +377,7 @@ def _record_field_problems(
                     found.append(
                         problem(
                             row,
-                            str(name),
+                            clip(str(name)),
                             f"unknown field (expected {', '.join(expected)})",
                             len(expected),
                         )
@@ -234,10 +392,12 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return f"number {_int_text(value)}"
+    if isinstance(value, float):
         return f"number {value!r}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {quote(value)}"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):
@@ -268,9 +428,15 @@ def type_problems(columns: Mapping[str, list[Any]], spec: UseCaseSpec) -> list[R
 
 
 def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
-    """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns."""
+    """Numbers must be JSON numbers or numeric text, finite, and whole for integer columns.
+
+    An integer column holds int64 (what cleaning's ``Int64`` can hold): a whole number outside
+    it is out of range. JSON integers are compared exactly; floats of that size are whole
+    numbers already, and text near the edges is read exactly, as cleaning reads it.
+    """
     if _plainly_valid_numbers(values, column):
         return []
+    integer = column.type == "integer"
     found: list[RequestProblem] = []
     text_rows: list[int] = []
     numbers: list[tuple[int, float]] = []
@@ -280,11 +446,16 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
             continue
         if kind is float:
             numbers.append((row, value))
+        elif kind is int and integer:
+            if not INT64_MIN <= value <= INT64_MAX:
+                message = f"is out of range for an integer: {_int_text(value)}"
+                found.append(problem(row, column, message, order))
         elif kind is int:
             try:
                 numbers.append((row, float(value)))
             except OverflowError:
-                found.append(problem(row, column, f"is out of range: {value}", order))
+                message = f"is out of range for a number: {_int_text(value)}"
+                found.append(problem(row, column, message, order))
         elif kind is str:
             text_rows.append(row)
         else:
@@ -294,27 +465,64 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
             pd.Series([values[row] for row in text_rows], dtype=object), errors="coerce"
         )
         for row, number in zip(text_rows, parsed.tolist(), strict=True):
-            if math.isnan(number):
-                if values[row].strip():
-                    message = f"expected a number, got {_json_type(values[row])}"
-                    found.append(problem(row, column, message, order))
-                else:
-                    found.append(problem(row, column, "expected a number or null, got ''", order))
-            else:
-                numbers.append((row, number))
+            message = _text_number_problem(values[row], float(number), integer)
+            if message:
+                found.append(problem(row, column, message, order))
     for row, number in numbers:
         if not math.isfinite(number):
             found.append(problem(row, column, f"must be a finite number, got {number}", order))
-        elif column.type == "integer" and number != round(number):
+        elif integer and number != round(number):
             found.append(problem(row, column, f"expected a whole number, got {number}", order))
+        elif integer and not -(2.0**63) <= number < 2.0**63:
+            message = f"is out of range for an integer: {number!r}"
+            found.append(problem(row, column, message, order))
     return found
+
+
+def _text_number_problem(text: str, number: float, integer: bool) -> str | None:
+    """What is wrong with a number sent as text (``number`` is pandas' reading of it)."""
+    if math.isnan(number):
+        if not text.strip():
+            return "expected a number or null, got ''"
+        if _spells_non_finite(text):  # "nan", "1e999": pandas reads neither as a number
+            return f"must be a finite number, got {_json_type(text)}"
+        return f"expected a number, got {_json_type(text)}"
+    if not math.isfinite(number):
+        return f"must be a finite number, got {number}"
+    if integer and number != round(number):
+        return f"expected a whole number, got {number}"
+    if integer and abs(number) >= EXACT_FLOAT_LIMIT:  # beyond float64's exact whole numbers
+        exact = exact_whole_number(text)
+        if exact is None:
+            return f"expected a whole number, got {quote(text)}"
+        if not fits_int64(exact):
+            return f"is out of range for an integer: {quote(text)}"
+    return None
+
+
+def _spells_non_finite(text: str) -> bool:
+    """Whether text spells NaN or an infinity (``1e999`` overflows); long text spells neither."""
+    if len(text) > 400:  # a float's longest useful spelling is far shorter
+        return False
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _int_text(value: int) -> str:
+    """A JSON integer for a message: as sent if short, else in scientific notation."""
+    if -(10**25) < value < 10**25:
+        return str(value)
+    return f"{Decimal(value).normalize(Context(prec=6)):e}"
 
 
 def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
     """Fast path for the usual column: only ints, floats and nulls, all finite (and whole).
 
     NumPy reads ``None`` as NaN, so the NaN count must equal the ``None`` count: a real NaN
-    sent by the client is not plainly valid and goes through the detailed checks.
+    sent by the client is not plainly valid and goes through the detailed checks. Integers
+    from 2**53 on, where float64 skips whole numbers, go there too (to test int64 exactly).
     """
     kinds = set(map(type, values))
     if not kinds <= {int, float, type(None)}:
@@ -327,7 +535,11 @@ def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
     if int(missing.sum()) != values.count(None) or np.isinf(numbers).any():
         return False
     present = numbers[~missing]
-    return column.type != "integer" or bool((present == np.round(present)).all())
+    if column.type != "integer":
+        return True
+    return bool(
+        (present == np.round(present)).all() and (np.abs(present) < EXACT_FLOAT_LIMIT).all()
+    )
 
 
 def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
@@ -350,7 +562,7 @@ def _date_problems(values: list[Any], column: ColumnSpec, order: int) -> list[Re
         )
         for row, value in zip(rows, parsed.isna().tolist(), strict=True):
             if value:
-                found.append(problem(row, column, f"is not a date: {values[row]!r}", order))
+                found.append(problem(row, column, f"is not a date: {quote(values[row])}", order))
     return found
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.specs import use_case_specs
+from mlops_assets.specs.model import ClipRule, ColumnSpec
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +137,100 @@ def test_validation_names_field_and_problem(spec) -> None:
 def test_open_category_accepts_new_values(spec) -> None:
     clean, _ = clean_frame(pd.DataFrame([row(Item_Type="Pet Food")]), spec)
     assert validate_frame(clean, spec) == []
+
+
+# ---------------------------------------------------------------- hostile values
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e19,
+        -1e19,
+        "1e19",
+        "1e+19",
+        2.0**63,  # float64 has no 2**63 - 1: the nearest float is already out of range
+        2**63,
+        INT64_MIN - 1,
+        "9223372036854775808",
+        " -9223372036854775809 ",
+        1e300,
+        "1" * 400,
+        pytest.param(10**400, id="10**400"),
+        pytest.param(10**5000, id="10**5000"),  # too long for str() (int_max_str_digits)
+    ],
+)
+def test_whole_numbers_beyond_int64_are_unreadable_integers(spec, value: object) -> None:
+    """Such a value used to raise ``cannot safely cast non-equivalent float64 to int64``."""
+    frame = pd.DataFrame([row(), row(Outlet_Establishment_Year=value)])
+    clean, report = clean_frame(frame, spec)
+    assert clean.loc[0, "Outlet_Establishment_Year"] == 1999
+    assert pd.isna(clean.loc[1, "Outlet_Establishment_Year"])
+    assert report.invalid_values == {"Outlet_Establishment_Year": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (INT64_MAX, INT64_MAX),
+        (INT64_MIN, INT64_MIN),
+        (-(2.0**63), INT64_MIN),
+        ("9223372036854775807", INT64_MAX),
+        (" -9223372036854775808 ", INT64_MIN),
+        ("9.2e18", 9_200_000_000_000_000_000),
+        (2**53 + 1, 2**53 + 1),  # float64 would read 2**53
+        ("9007199254740993", 2**53 + 1),
+    ],
+)
+def test_integers_up_to_the_int64_edges_are_read_exactly(spec, value: object, expected: int):
+    frame = pd.DataFrame([row(), row(Outlet_Establishment_Year=value)])
+    clean, report = clean_frame(frame, spec)
+    assert clean.loc[1, "Outlet_Establishment_Year"] == expected
+    assert report.invalid_values == {}
+
+
+def test_clip_of_an_integer_column_rounds_its_bounds_inward() -> None:
+    """pandas refuses a fractional bound for an Int64 column; 0.5 to 4.5 clips to 1 to 4."""
+    column = ColumnSpec(name="n", type="integer", cleaning=[ClipRule(min=0.5, max=4.5)])
+    spec = use_case_specs()["bigmart_sales"].model_copy(
+        update={"id_columns": [], "features": [column]}
+    )
+    clean, report = clean_frame(pd.DataFrame({"n": ["0", "3", "9", "1e19"]}), spec)
+    assert clean["n"].tolist() == [1, 3, 4]  # the row with nothing readable left is dropped
+    assert report.invalid_values == {"n": 1}
+
+
+HOSTILE_VALUES: st.SearchStrategy[Any] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([INT64_MAX, INT64_MAX + 1, INT64_MIN, INT64_MIN - 1, 10**400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["nan", "inf", "-Infinity", "1e999", "1e19", " 9223372036854775808 ", "", " "]),
+    st.sampled_from(["2025-13-45", "0000-00-00", "99999-01-01", "1e19", "NaT", "today"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+
+
+SPECS = use_case_specs()
+
+
+@pytest.mark.parametrize("use_case", sorted(SPECS))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_cleaning_never_raises(use_case: str, data: st.DataObject) -> None:
+    """Any value in any column (as a served request or a landed file brings it) is cleaned."""
+    spec = SPECS[use_case]
+    names = [c.name for c in spec.input_columns] + [spec.target.name]
+    rows = data.draw(
+        st.lists(st.fixed_dictionaries({n: HOSTILE_VALUES for n in names}), max_size=4)
+    )
+    frame = pd.DataFrame(rows, columns=names, dtype=object)
+    clean, report = clean_frame(frame, spec)
+    assert report.rows_in == len(frame) and len(clean) == report.rows_out <= len(frame)
+    validate_frame(clean, spec)

@@ -70,6 +70,22 @@ def test_clean_checks_catch_bad_values(spec, batch, column, value, failing_check
     assert "threshold" in outcomes[failing_check].metadata
 
 
+@pytest.mark.parametrize("value", [1e19, -1e19, 2**63])
+def test_out_of_int64_integers_in_a_landed_csv_fail_the_types_check(spec, batch, value) -> None:
+    """Such values used to crash ``clean_frame`` (``cannot safely cast ... to int64``)."""
+    from mlops_assets.ingest.readers import read_landed_file
+
+    broken = batch.astype({"Outlet_Establishment_Year": object})
+    broken.loc[broken.index[::2], "Outlet_Establishment_Year"] = value
+    raw = read_landed_file("batch.csv", broken.to_csv(index=False).encode())
+    clean, report = clean_frame(raw, spec)
+    assert report.invalid_values == {"Outlet_Establishment_Year": len(broken.index[::2])}
+    outcomes = by_name(clean_checks(clean, report, spec))
+    assert not outcomes["types"].passed
+    assert outcomes["types"].metadata["failing"] == {"Outlet_Establishment_Year": 0.5}
+    assert "Outlet_Establishment_Year" in outcomes["types"].summary
+
+
 def test_verdicts_decide_usable_days(tmp_path, spec, batch) -> None:
     store = LocalObjectStore(tmp_path)
     good = raw_checks(batch, spec)

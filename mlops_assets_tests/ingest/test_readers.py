@@ -91,3 +91,90 @@ def test_unreadable_file_names_the_file() -> None:
 )
 def test_is_readable(name: str, readable: bool) -> None:
     assert is_readable(name) is readable
+
+
+# ---------------------------------------------------------------- hostile landed files
+
+UNICODE_CSV = "Item_Identifier,Outlet_Type\nFDA15,Grocery Store\nDRC01,Café Type1\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("batch.csv", b""),
+        ("batch.csv", b"  \n\n\t \r\n"),
+        ("batch.csv", b"\xef\xbb\xbf"),
+        ("batch.csv", b"\xef\xbb\xbf\r\n"),
+        ("batch.csv", "\ufeff\n".encode("utf-16")),
+        ("batch.csv.gz", b""),
+        ("batch.csv.gz", gzip.compress(b"", mtime=0)),
+        ("batch.csv.gz", gzip.compress(b"\xef\xbb\xbf \n", mtime=0)),
+        ("batch.parquet", b""),
+    ],
+)
+def test_empty_file_is_named_as_empty(name: str, data: bytes) -> None:
+    """Nothing but white space or a byte-order mark: say so, not pandas' EmptyDataError."""
+    with pytest.raises(UnreadableFileError, match=rf"^{name} is empty"):
+        read_landed_file(name, data)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
+def test_utf16_and_utf32_files_with_a_bom_are_decoded(encoding: str) -> None:
+    """The BOM names the encoding; ``utf-16-le``/``-be`` write none, so it is prepended."""
+    text = UNICODE_CSV if encoding in {"utf-16", "utf-32"} else "\ufeff" + UNICODE_CSV
+    frame = read_landed_file("batch.csv", text.encode(encoding))
+    assert list(frame.columns) == ["Item_Identifier", "Outlet_Type"]
+    assert frame["Outlet_Type"].tolist() == ["Grocery Store", "Café Type1"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Item_Identifier,Outlet_Type\nFDA15,\x00\x00Grocery\n",  # NULs inside a CSV
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00",  # a zip archive
+        UNICODE_CSV.encode("utf-16-le"),  # UTF-16 without a BOM cannot be told from binary
+    ],
+)
+def test_binary_file_is_refused(data: bytes) -> None:
+    with pytest.raises(UnreadableFileError, match=r"^batch.csv .*binary"):
+        read_landed_file("batch.csv", data)
+
+
+@pytest.mark.parametrize(
+    ("header", "duplicated"),
+    [
+        ("Item_Identifier,Item_MRP,Item_MRP", "Item_MRP"),  # pandas would rename it Item_MRP.1
+        ("Item_Identifier,Item_MRP, Item_MRP ", "Item_MRP"),  # equal once spaces are dropped
+        ("a;b;a;b;c", "a, b"),
+    ],
+)
+def test_duplicated_header_columns_are_refused(header: str, duplicated: str) -> None:
+    sep = ";" if ";" in header else ","
+    data = f"{header}\n{sep.join(['1'] * (header.count(sep) + 1))}\n".encode()
+    with pytest.raises(
+        UnreadableFileError, match=rf"^batch.csv .*duplicated columns: {duplicated}$"
+    ):
+        read_landed_file("batch.csv", data)
+
+
+def test_duplicated_parquet_columns_are_refused() -> None:
+    buffer = io.BytesIO()
+    pd.DataFrame({"Item_MRP": ["1"], " Item_MRP": ["2"]}).to_parquet(buffer)
+    with pytest.raises(UnreadableFileError, match="duplicated columns: Item_MRP"):
+        read_landed_file("batch.parquet", buffer.getvalue())
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_header_only_csv_is_an_empty_frame(encoding: str) -> None:
+    frame = read_landed_file("batch.csv", "Item_Identifier;Item_MRP\r\n".encode(encoding))
+    assert list(frame.columns) == ["Item_Identifier", "Item_MRP"] and frame.empty
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not gzip at all", gzip.compress(UNICODE_CSV.encode(), mtime=0)[:-6]],
+    ids=["bad", "cut"],
+)
+def test_broken_gzip_names_the_file(data: bytes) -> None:
+    with pytest.raises(UnreadableFileError, match=r"^batch.csv.gz is not a readable gzip file"):
+        read_landed_file("batch.csv.gz", data)

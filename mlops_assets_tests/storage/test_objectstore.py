@@ -1,5 +1,6 @@
 """The local object store and the Parquet IO manager over it."""
 
+import io
 from pathlib import Path
 
 import dagster as dg
@@ -8,7 +9,13 @@ import pytest
 
 from mlops_assets.components.resources import ObjectStorage, ParquetIOManager
 from mlops_assets.storage.objectstore import LocalObjectStore, StorageError, open_store
-from mlops_assets.storage.tables import read_table, stored_partitions, table_key, write_table
+from mlops_assets.storage.tables import (
+    CorruptTableError,
+    read_table,
+    stored_partitions,
+    table_key,
+    write_table,
+)
 
 
 def test_put_get_list_delete(tmp_path: Path) -> None:
@@ -53,6 +60,58 @@ def test_tables_round_trip_and_partitions(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(read_table(store, "uc/clean_data/2025-01-01.parquet"), frame)
     assert stored_partitions(store, ["uc", "clean_data"]) == ["2025-01-01", "2025-01-02"]
     assert (tmp_path / "uc" / "train_set.parquet").exists()
+
+
+def _parquet() -> bytes:
+    buffer = io.BytesIO()
+    pd.DataFrame({"a": list(range(100)), "b": ["x"] * 100}).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _parquet()[: len(_parquet()) // 2],  # an upload cut short
+        _parquet()[:-12] + b"\x00" * 8 + _parquet()[-4:],  # footer damaged, magic bytes kept
+        _parquet()[:8] + b"\xff" * 40 + _parquet()[48:],  # a damaged page
+        b"a,b\n1,x\n",  # a CSV stored under a .parquet key
+        b"",
+    ],
+    ids=["truncated", "bad-footer", "bad-page", "csv", "empty"],
+)
+def test_corrupt_table_names_the_object(tmp_path: Path, data: bytes) -> None:
+    """A corrupt object is a ``CorruptTableError`` naming its full location, not ArrowInvalid."""
+    store = LocalObjectStore(tmp_path)
+    store.put_bytes("uc/clean_data/2025-01-01.parquet", data)
+    with pytest.raises(CorruptTableError) as caught:
+        read_table(store, "uc/clean_data/2025-01-01.parquet")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path}/uc/clean_data/2025-01-01.parquet is not a readable")
+    assert "Parquet file" in message
+
+
+def test_corrupt_table_is_not_a_storage_error(tmp_path: Path) -> None:
+    """Callers retry ``StorageError`` (the store may come back), never a corrupt object."""
+    assert issubclass(CorruptTableError, ValueError)
+    assert not issubclass(CorruptTableError, StorageError | OSError)
+
+    class Unreachable(LocalObjectStore):
+        def get_bytes(self, key: str) -> bytes:
+            raise StorageError(f"object store failed to read {self.describe(key)}")
+
+    with pytest.raises(StorageError):
+        read_table(Unreachable(tmp_path), "uc/t.parquet")
+    with pytest.raises(FileNotFoundError):
+        read_table(LocalObjectStore(tmp_path), "uc/absent.parquet")
+
+
+def test_asking_for_a_column_a_table_lacks_is_not_corruption(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put_bytes("uc/t.parquet", _parquet())
+    assert read_table(store, "uc/t.parquet", columns=["b"])["b"].tolist() == ["x"] * 100
+    with pytest.raises(Exception, match="zzz") as caught:
+        read_table(store, "uc/t.parquet", columns=["zzz"])
+    assert not isinstance(caught.value, CorruptTableError)
 
 
 def test_io_manager_writes_parquet_per_partition(tmp_path: Path) -> None:
