@@ -8,7 +8,7 @@ from mlops_assets.features.forecast import model_spec, naive_column
 from mlops_assets.specs import load_specs
 from mlops_assets.specs.loader import parse_spec
 from mlops_assets.training.baseline import baseline_name, baseline_predictions
-from mlops_assets.training.evaluation import score_predictions
+from mlops_assets.training.evaluation import bootstrap_improvement, score_predictions
 
 
 def spec_for(task: str, metric: str, **target) -> object:
@@ -109,3 +109,38 @@ def test_no_labelled_training_rows_is_an_error() -> None:
     spec = spec_for("regression", "rmse")
     with pytest.raises(ValueError, match="no labelled training rows"):
         baseline_predictions(spec, pd.DataFrame({"y": [None, None]}), pd.DataFrame({"x": [1]}))
+
+
+def test_bootstrap_of_a_forecast_against_its_seasonal_naive_baseline() -> None:
+    spec = model_spec(load_specs()["m5_sales"])
+    rng = np.random.default_rng(2)
+    n = 40 * 28
+    sales = rng.poisson(5, n).astype(float)
+    rows = pd.DataFrame(
+        {
+            "id": np.repeat([f"s{i}" for i in range(40)], 28),
+            "lag_7": np.clip(sales + rng.normal(0, 3, n), 0, None),
+            "sales": sales,
+        }
+    )
+    baseline = baseline_predictions(spec, rows, rows)
+    good = (np.clip(sales + rng.normal(0, 1, n), 0, None), None)
+    result = bootstrap_improvement(spec, rows["sales"], good, baseline, rows, n=200)
+    assert result.metric == "rmsse" and result.resampled == "series"
+    assert result.score_b == pytest.approx(1.0) and result.low > 0
+    with pytest.raises(ValueError, match="needs the scored rows"):
+        bootstrap_improvement(spec, rows["sales"], good, baseline)
+
+
+def test_bootstrap_of_a_classifier_against_the_class_prior() -> None:
+    spec = spec_for("binary", "log_loss")
+    rng = np.random.default_rng(4)
+    y = pd.Series(rng.choice(["no", "yes"], 600))
+    informed = np.where(y == "yes", 0.8, 0.2)
+    proba = np.column_stack([1 - informed, informed])
+    model = (np.where(informed > 0.5, "yes", "no"), proba)
+    prior = baseline_predictions(spec, pd.DataFrame({"y": y}), pd.DataFrame(index=y.index))
+    result = bootstrap_improvement(spec, y, model, prior, n=200)
+    assert result.score_a < result.score_b and result.low > 0
+    auc = bootstrap_improvement(spec, y, model, prior, metric="roc_auc", n=200)
+    assert auc.score_b == pytest.approx(0.5) and auc.low > 0
