@@ -31,6 +31,7 @@ HEAVY = {
     "mlflow",
     "optuna",
     "psycopg2",
+    "pyarrow",
     "scipy",
     "sklearn",
     "sqlalchemy",

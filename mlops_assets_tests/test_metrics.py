@@ -1,9 +1,25 @@
-"""RMSSE: the model's error scaled, per series, by the seasonal-naive forecast's error."""
+"""Metrics: RMSSE per series, and the paired bootstrap of one model's improvement on another.
+
+The bootstrap scores every metric in a vectorised form (from resample counts); each one is
+checked against the library metric on the same resample, so the fast form cannot drift from
+the metric the gate and training report.
+"""
+
+import time
 
 import numpy as np
 import pytest
 
-from mlops_assets.metrics import direction, rmsse
+from mlops_assets.metrics import (
+    classification_metric,
+    direction,
+    improvement,
+    paired_bootstrap,
+    regression_metric,
+    resample_scorer,
+    rmsse,
+)
+from mlops_assets.specs.model import METRIC_TASKS
 
 
 def test_rmsse_hand_computed_per_series_then_averaged() -> None:
@@ -36,3 +52,212 @@ def test_rmsse_skips_rows_without_naive_and_perfect_naive_series() -> None:
 
 def test_rmsse_is_minimised() -> None:
     assert direction("rmsse") == "minimize"
+
+
+# ---------------------------------------------------------------- the paired bootstrap
+
+N = 400
+CLASSES = {"binary": ["e", "p"], "multiclass": ["a", "b", "c"]}
+
+
+def regression_case(n: int = N, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    y = rng.gamma(2.0, 5.0, n)
+    return {
+        "y_true": y,
+        "pred": np.clip(y + rng.normal(0, 3, n), 0, None),
+        "y_naive": np.clip(y + rng.normal(0, 5, n), 0, None),
+        "groups": rng.choice(list("abcdefghij"), n),
+    }
+
+
+def classification_case(task: str, n: int = N, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    classes = CLASSES[task]
+    y = rng.choice(classes, n)
+    logits = rng.normal(0, 1, (n, len(classes))) + 1.5 * np.column_stack(
+        [(y == c).astype(float) for c in classes]
+    )
+    logits = np.round(logits * 2) / 2  # coarse scores: ties, which AUC counts as half
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    return {"y_true": y, "pred": labels, "proba": proba, "classes": classes}
+
+
+def reference_score(metric: str, case: dict, rows: np.ndarray, copies=None) -> float:
+    """The library metric on the resampled rows (``copies``: series drawn more than once)."""
+    if metric == "rmsse":
+        groups = case["groups"][rows] if copies is None else copies
+        return rmsse(case["y_true"][rows], case["pred"][rows], case["y_naive"][rows], groups)
+    if "classes" in case:
+        classes = case["classes"]
+        return classification_metric(
+            metric,
+            case["y_true"][rows],
+            case["pred"][rows],
+            case["proba"][rows],
+            classes,
+            classes[1] if len(classes) == 2 else None,
+        )
+    return regression_metric(metric, case["y_true"][rows], case["pred"][rows])
+
+
+def scorer_for(metric: str, case: dict):
+    classes = case.get("classes")
+    return resample_scorer(
+        metric,
+        case["y_true"],
+        case["pred"],
+        case.get("proba"),
+        classes=classes,
+        positive_class=classes[1] if classes and len(classes) == 2 else None,
+        y_naive=case.get("y_naive"),
+        groups=case.get("groups"),
+    )
+
+
+def cases_for(metric: str) -> list[tuple[str, dict]]:
+    tasks = METRIC_TASKS[metric]
+    found = []
+    if tasks & {"regression", "forecast"}:
+        found.append(("regression", regression_case()))
+    for task in ("binary", "multiclass"):
+        if task in tasks:
+            found.append((task, classification_case(task)))
+    return found
+
+
+ALL_CASES = [(m, task, case) for m in sorted(METRIC_TASKS) for task, case in cases_for(m)]
+
+
+@pytest.mark.parametrize(("metric", "task", "case"), ALL_CASES, ids=lambda v: str(v)[:12])
+def test_resample_scorer_equals_the_library_metric(metric, task, case) -> None:
+    """On the rows as they are and on one resample: the vectorised metric is the metric."""
+    scorer, units, resampled = scorer_for(metric, case)
+    n_rows = len(case["y_true"])
+    assert scorer(np.ones((1, units)))[0] == pytest.approx(
+        reference_score(metric, case, np.arange(n_rows)), rel=1e-9, abs=1e-12
+    )
+    rng = np.random.default_rng(3)
+    drawn = rng.integers(0, units, units)
+    counts = np.bincount(drawn, minlength=units).astype(float)[None, :]
+    if resampled == "series":
+        _, keys = np.unique(case["groups"], return_inverse=True)
+        rows = np.concatenate([np.flatnonzero(keys == g) for g in drawn])
+        copies = np.concatenate([np.full((keys == g).sum(), i) for i, g in enumerate(drawn)])
+        expected = reference_score(metric, case, rows, copies)
+    else:
+        expected = reference_score(metric, case, drawn)
+    assert scorer(counts)[0] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("metric", "task", "case"), ALL_CASES, ids=lambda v: str(v)[:12])
+def test_a_model_against_itself_improves_by_nothing(metric, task, case) -> None:
+    classes = case.get("classes")
+    result = paired_bootstrap(
+        metric,
+        case["y_true"],
+        case["pred"],
+        case.get("proba"),
+        case["pred"],
+        case.get("proba"),
+        classes=classes,
+        positive_class=classes[1] if classes and len(classes) == 2 else None,
+        y_naive=case.get("y_naive"),
+        groups=case.get("groups"),
+        n=50,
+    )
+    assert result.improvement == 0 and result.difference == 0
+    assert result.low == result.high == 0
+    assert result.replicates + result.skipped == 50
+
+
+def test_a_clearly_better_regressor_is_better_beyond_noise() -> None:
+    case = regression_case(2000)
+    constant = np.full(2000, case["y_true"].mean())
+    result = paired_bootstrap("rmse", case["y_true"], case["pred"], None, constant, None, n=300)
+    assert result.score_a < result.score_b
+    assert result.improvement == pytest.approx(improvement("rmse", result.score_a, result.score_b))
+    assert 0 < result.low < result.improvement < result.high
+    assert 0 < result.difference_low < result.difference < result.difference_high
+    reverse = paired_bootstrap("rmse", case["y_true"], constant, None, case["pred"], None, n=300)
+    assert reverse.high < 0 and reverse.difference == pytest.approx(-result.difference)
+
+
+def test_noise_probabilities_are_not_better_than_the_prior_beyond_noise() -> None:
+    rng = np.random.default_rng(11)
+    y = rng.choice(["no", "yes"], 500)
+    noise = rng.uniform(0, 1, 500)
+    proba = np.column_stack([1 - noise, noise])
+    prior = np.tile([np.mean(y == "no"), np.mean(y == "yes")], (500, 1))
+    result = paired_bootstrap(
+        "roc_auc", y, None, proba, None, prior, classes=["no", "yes"], positive_class="yes"
+    )
+    assert result.score_b == pytest.approx(0.5)
+    assert result.low <= 0 <= result.high
+
+
+def test_rmsse_resamples_whole_series() -> None:
+    case = regression_case(600)
+    result = paired_bootstrap(
+        "rmsse",
+        case["y_true"],
+        case["pred"],
+        None,
+        case["y_naive"],
+        None,
+        y_naive=case["y_naive"],
+        groups=case["groups"],
+        n=200,
+    )
+    assert result.resampled == "series"
+    assert result.score_b == pytest.approx(1.0)  # the naive forecast scaled by itself
+    assert result.low > 0  # the model's errors are smaller than the naive forecast's
+    y, pred, naive = case["y_true"], case["pred"], case["y_naive"]
+    one = paired_bootstrap("rmsse", y, pred, None, naive, None, y_naive=naive, n=50)
+    assert one.resampled == "rows"
+
+
+def test_degenerate_resamples_are_skipped() -> None:
+    y = np.array(["p"] + ["e"] * 29)  # one positive: a resample often has none
+    proba = np.column_stack([np.linspace(0.9, 0.1, 30), np.linspace(0.1, 0.9, 30)])
+    prior = np.tile([29 / 30, 1 / 30], (30, 1))
+    result = paired_bootstrap(
+        "roc_auc", y, None, proba, None, prior, classes=["e", "p"], positive_class="p", n=200
+    )
+    assert result.skipped > 0 and result.replicates + result.skipped == 200
+    assert np.isfinite(result.low) and np.isfinite(result.high)
+
+
+def test_missing_inputs_are_errors() -> None:
+    with pytest.raises(ValueError, match="needs class probabilities"):
+        paired_bootstrap(
+            "log_loss", ["a", "b"], ["a", "b"], None, ["a", "a"], None, classes=["a", "b"]
+        )
+    with pytest.raises(ValueError, match="y_naive"):
+        paired_bootstrap("rmsse", [1.0], [1.0], None, [2.0], None)
+    with pytest.raises(ValueError, match="needs the classes"):
+        paired_bootstrap("accuracy", ["a"], ["a"], None, ["a"], None)
+
+
+@pytest.mark.parametrize("metric", ["rmse", "log_loss", "roc_auc"])
+def test_a_thousand_replicates_on_5000_rows_are_fast(metric) -> None:
+    if metric == "rmse":
+        case = regression_case(5000)
+        args = (case["y_true"], case["pred"], None, case["y_naive"], None)
+        options = {}
+    else:
+        case = classification_case("binary", 5000)
+        prior = np.tile([0.5, 0.5], (5000, 1))
+        args = (case["y_true"], case["pred"], case["proba"], case["pred"], prior)
+        options = {"classes": case["classes"], "positive_class": "p"}
+    started = time.perf_counter()
+    result = paired_bootstrap(metric, *args, n=1000, **options)
+    assert time.perf_counter() - started < 3.0
+    assert result.replicates == 1000
+
+
+def test_improvement_over_a_perfect_incumbent_is_signed() -> None:
+    assert improvement("rmse", 1.0, 0.0) == float("-inf")
+    assert improvement("r2", 0.5, 0.0) == float("inf")
+    assert improvement("rmse", 0.0, 0.0) == 0.0

@@ -3,25 +3,38 @@
 A generator turns ``(n_rows, day, seed)`` into a reproducible frame shaped like the use case's
 real source file. The registry maps a spec's ``generator`` name to its implementation and imports
 that implementation only when it is asked for, so importing this package stays cheap.
+
+Batches are iid samples by default. Real files are ordered (by species, store, date), so a day's
+batch cut from one in file order holds a few groups only, and a column missing for whole groups
+(a mushroom species without a known spore print) is then missing for a whole day. The
+``grouped`` layout (:class:`NonIid`) produces such batches: each day draws from a few groups,
+rows ordered by group. Each generator says what its groups are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
     "DriftConfig",
     "Generator",
+    "Layout",
+    "NonIid",
     "available_generators",
     "batch_path",
+    "day_groups",
     "get_generator",
+    "grouped_rows",
+    "resolve_layout",
     "shift_numeric",
     "write_batch",
 ]
@@ -52,6 +65,94 @@ class DriftConfig:
         return self.target_scale == 1.0 and not any(self.shift_features.values())
 
 
+@dataclass(frozen=True)
+class NonIid:
+    """A non-iid layout: each day's batch comes from a few groups, its rows ordered by group.
+
+    Attributes:
+        min_groups: Fewest groups a day draws from.
+        max_groups: Most groups a day draws from (capped by the number of groups there are).
+    """
+
+    min_groups: int = 1
+    max_groups: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_groups <= self.max_groups:
+            raise ValueError(
+                f"need 1 <= min_groups <= max_groups, got {self.min_groups}, {self.max_groups}"
+            )
+
+
+Layout = Literal["iid", "grouped"] | NonIid
+"""``"iid"`` (the default), ``"grouped"`` (:class:`NonIid` with its defaults) or a NonIid."""
+
+
+def resolve_layout(layout: Layout | None) -> NonIid | None:
+    """The non-iid layout asked for, or ``None`` for iid batches.
+
+    Raises:
+        ValueError: The layout is not one of :data:`Layout`.
+    """
+    if layout is None or layout == "iid":
+        return None
+    if layout == "grouped":
+        return NonIid()
+    if isinstance(layout, NonIid):
+        return layout
+    raise ValueError(f"unknown layout {layout!r} (use 'iid', 'grouped' or a NonIid)")
+
+
+def day_groups(
+    layout: NonIid,
+    n_groups: int,
+    day: dt.date,
+    seed: int,
+    name: str,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """The indices of the groups a day's batch draws from, sorted.
+
+    Drawn from a stream of their own, so the iid draws of a generator are untouched by the
+    layout's existence; ``weights`` make common groups (a big outlet) likelier to be drawn.
+    """
+    rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(f"{name}:groups".encode())])
+    count = int(rng.integers(layout.min_groups, layout.max_groups + 1))
+    count = max(1, min(count, n_groups))
+    p = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+    return np.sort(rng.choice(n_groups, size=count, replace=False, p=p))
+
+
+def grouped_rows(
+    draw: Callable[[int, int], pd.DataFrame],
+    group_of: Callable[[pd.DataFrame], np.ndarray],
+    chosen: np.ndarray,
+    n_rows: int,
+    max_rounds: int = 50,
+) -> pd.DataFrame:
+    """``n_rows`` iid rows whose group is one of ``chosen``, ordered by group.
+
+    For a generator whose groups are not an input of its draws (an age band follows from the
+    obesity level drawn first): iid pools are drawn (``draw(size, round)``) and filtered, which
+    keeps every distribution conditional on the group as it is. After ``max_rounds`` pools the
+    rows found are returned, possibly fewer than asked.
+    """
+    kept: list[pd.DataFrame] = []
+    found = 0
+    for round_ in range(max_rounds):
+        if found >= n_rows:
+            break
+        pool = draw(max(4 * n_rows, 200), round_)
+        inside = pool[np.isin(group_of(pool), chosen)]
+        kept.append(inside)
+        found += len(inside)
+    rows = pd.concat(kept, ignore_index=True).iloc[:n_rows] if kept else pd.DataFrame()
+    if rows.empty:
+        return rows.reset_index(drop=True)
+    order = np.argsort(group_of(rows), kind="stable")
+    return rows.iloc[order].reset_index(drop=True)
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Produces one day's batch of a use case."""
@@ -64,6 +165,7 @@ class Generator(Protocol):
         day: dt.date,
         seed: int,
         drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """One day's batch.
 
@@ -72,6 +174,8 @@ class Generator(Protocol):
             day: The day the batch belongs to; different days give different rows.
             seed: Base seed; the same ``(n_rows, day, seed, drift)`` gives an identical frame.
             drift: Optional change of feature distributions or of the target relation.
+            layout: ``"iid"`` rows, or ``"grouped"``/:class:`NonIid`: a few groups a day, rows
+                ordered by group.
 
         Returns:
             The batch with the columns of the use case's real source file, in its order.

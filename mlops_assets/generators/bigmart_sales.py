@@ -11,6 +11,10 @@ missing for OUT010, OUT017 and OUT045 (~28%), and ~6% zero visibilities.
 Sales are ``MRP x units``, the units depending on the outlet (grocery stores sell a fraction of a
 supermarket, Type3 the most), the item type and the visibility, times lognormal noise: a model
 can explain about three quarters of the variance.
+
+In the ``grouped`` layout a day's batch comes from a few outlets only (big ones likelier), rows
+ordered by outlet: a day of OUT019 and OUT027 has no ``Item_Weight`` at all, a day of OUT010,
+OUT017 and OUT045 no ``Outlet_Size``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, shift_numeric
+from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
 
 NAME = "bigmart_sales"
 
@@ -223,6 +227,7 @@ class BigMartSalesGenerator:
         day: dt.date,
         seed: int,
         drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """One day's sales: ``n_rows`` sampled (item, outlet) pairs.
 
@@ -233,6 +238,8 @@ class BigMartSalesGenerator:
             seed: Base seed; the same ``(n_rows, day, seed, drift)`` gives an identical frame.
             drift: ``shift_features`` may shift ``Item_Weight``, ``Item_Visibility`` and
                 ``Item_MRP`` (sales follow the shifted values); ``target_scale`` multiplies sales.
+            layout: ``"grouped"`` (or a ``NonIid``): the rows of a few outlets only, ordered by
+                outlet.
 
         Returns:
             A frame with the real BigMart columns in their order, missing values as NaN.
@@ -245,13 +252,18 @@ class BigMartSalesGenerator:
 
         # Rows per outlet by the outlets' real shares, then distinct items within an outlet.
         share = np.array([o.share for o in OUTLETS], dtype=float)
+        grouped = resolve_layout(layout)
+        if grouped is not None:
+            chosen = day_groups(grouped, n_outlets, day, seed, NAME, weights=share)
+            share = np.where(np.isin(np.arange(n_outlets), chosen), share, 0.0)
         counts = rng.multinomial(n_rows, share / share.sum())
         outlet_idx = np.repeat(np.arange(n_outlets), counts)
         item_idx = np.concatenate(
             [rng.choice(n_items, size=c, replace=bool(c > n_items)) for c in counts]
         ).astype(np.int64)
-        order = rng.permutation(n_rows)
-        item_idx, outlet_idx = item_idx[order], outlet_idx[order]
+        if grouped is None:  # grouped rows stay in outlet order
+            order = rng.permutation(n_rows)
+            item_idx, outlet_idx = item_idx[order], outlet_idx[order]
         outlet = [OUTLETS[i] for i in outlet_idx]
         outlet_ids = np.array([o.identifier for o in outlet], dtype=object)
 

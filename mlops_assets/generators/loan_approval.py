@@ -14,6 +14,10 @@ residential asset values are ``-100000``, the real file's placeholder for an unk
 Approval (62% in the real file) is driven mostly by the CIBIL credit score (above ~550 almost
 always approved, below almost never), then by the loan's size against income and assets and by
 its term: a model can reach an ROC AUC well above 0.9.
+
+In the ``grouped`` layout a day's batch comes from a few applicant groups only (employment x
+number of dependents, 12 groups), rows ordered by group, as a branch's or a product's file
+would be.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, shift_numeric
+from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
 
 NAME = "loan_approval"
 
@@ -61,6 +65,7 @@ SHIFTABLE = [
     "luxury_assets_value",
     "bank_asset_value",
 ]
+GROUP_DEPENDENTS = 6  # groups: self-employed or not x 0-5 dependents
 CIBIL_RANGE = (300, 900)
 CIBIL_CUTOFF = 550
 # Per amount column: (low, high) of its ratio to income, and the real file's range.
@@ -120,6 +125,7 @@ class LoanApprovalGenerator:
         day: dt.date,
         seed: int,
         drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """One day's applications and their decisions.
 
@@ -130,6 +136,8 @@ class LoanApprovalGenerator:
             drift: ``shift_features`` may shift the numeric columns in ``SHIFTABLE`` (decisions
                 follow the shifted values); ``target_scale`` multiplies the odds of approval
                 (the same applicant approved more or less often: concept drift).
+            layout: ``"grouped"`` (or a ``NonIid``): applicants of a few (self-employed,
+                dependents) groups only, rows ordered by group.
 
         Returns:
             A frame with the real columns in their order; text values with the real file's
@@ -155,6 +163,14 @@ class LoanApprovalGenerator:
             frame[name] = _on_grid(income * rng.uniform(low, high, n_rows), *AMOUNT_RANGES[name])
         unknown = rng.random(n_rows) < UNKNOWN_ASSET_RATE
         draw = rng.random(n_rows)
+        grouped = resolve_layout(layout)
+        group = None
+        if grouped is not None:
+            chosen = day_groups(grouped, 2 * GROUP_DEPENDENTS, day, seed, NAME)
+            rows_rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(b"rows")])
+            group = chosen[rows_rng.integers(0, len(chosen), n_rows)]
+            frame["self_employed"] = np.where(group // GROUP_DEPENDENTS == 1, "Yes", "No")
+            frame["no_of_dependents"] = group % GROUP_DEPENDENTS
 
         if drift is not None and drift.shift_features:
             frame = shift_numeric(frame, drift.shift_features, allowed=SHIFTABLE)
@@ -175,4 +191,6 @@ class LoanApprovalGenerator:
         # The real file's ", " separator: every text value starts with a space.
         for name in ("education", "self_employed", TARGET):
             frame[name] = " " + frame[name].astype(object)
+        if group is not None:
+            frame = frame.iloc[np.argsort(group, kind="stable")].reset_index(drop=True)
         return frame[COLUMNS]

@@ -13,6 +13,10 @@ prices (``id``, ``item_id``, ``dept_id``, ``cat_id``, ``store_id``, ``state_id``
 
 Each day is drawn from its own seed, so a day's rows are the same whether generated alone
 (:meth:`M5SalesGenerator.generate`) or inside a history file (:meth:`M5SalesGenerator.history`).
+
+In the ``grouped`` layout a day's rows are those of a few items only (in every store), a subset
+of the iid day's rows ordered by item and store, as a file cut from an item-sorted extract.
+Downstream, a series without a row on a day reads as a day without sales.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, shift_numeric
+from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
 
 M5_START = dt.date(2011, 1, 29)
 """``d_1`` of the M5 data (a Saturday, the first day of Walmart week 11101)."""
@@ -154,12 +158,18 @@ class M5SalesGenerator:
     name = "m5_sales"
 
     def generate(
-        self, n_rows: int, day: dt.date, seed: int, drift: DriftConfig | None = None
+        self,
+        n_rows: int,
+        day: dt.date,
+        seed: int,
+        drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """The rows of one event date, one per series that has a row that day.
 
         ``n_rows`` is ignored: a day has at most one row per series (30 series); zero-sales
-        rows are partly missing, as in real extracts.
+        rows are partly missing, as in real extracts. ``layout="grouped"`` (or a ``NonIid``)
+        keeps the rows of a few items only, ordered by item and store.
         """
         drift = drift or DriftConfig()
         rng = np.random.default_rng([seed, day.toordinal()])
@@ -192,12 +202,27 @@ class M5SalesGenerator:
         frame = pd.DataFrame(rows, columns=COLUMNS)
         if drift.shift_features:
             frame = shift_numeric(frame, drift.shift_features, allowed=["sell_price"])
+        grouped = resolve_layout(layout)
+        if grouped is not None:
+            items = [item for item, _, _ in ITEMS]
+            chosen = [items[i] for i in day_groups(grouped, len(items), day, seed, self.name)]
+            frame = frame[frame["item_id"].isin(chosen)]
+            order = frame["item_id"].map(items.index) * len(STORES) + frame["store_id"].map(
+                STORES.index
+            )
+            frame = frame.iloc[np.argsort(order.to_numpy(), kind="stable")]
+            frame = frame.reset_index(drop=True)
         return frame
 
     def history(
-        self, first: dt.date, last: dt.date, seed: int, drift: DriftConfig | None = None
+        self,
+        first: dt.date,
+        last: dt.date,
+        seed: int,
+        drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """Every day from ``first`` to ``last`` in one frame: a history file, oldest first."""
         days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
-        frames = [self.generate(0, day, seed, drift) for day in days]
+        frames = [self.generate(0, day, seed, drift, layout) for day in days]
         return pd.concat(frames, ignore_index=True)

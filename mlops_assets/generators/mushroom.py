@@ -15,6 +15,10 @@ species, drawn once from a fixed seed, and rows sampled from them. So are the re
 
 Species draw their values with a class-dependent preference, so a model learns the class from
 the values themselves and not only by recognising a species.
+
+The real file lists its specimens species by species. In the ``grouped`` layout a day's batch
+holds a few species only, rows ordered by species, so a column its species lack
+(``veil-type``, ``stem-root``, ``spore-print-color``) is empty for the whole day.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, shift_numeric
+from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
 
 NAME = "mushroom"
 
@@ -212,6 +216,7 @@ class MushroomGenerator:
         day: dt.date,
         seed: int,
         drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """One day's mushrooms: ``n_rows`` specimens of species drawn uniformly.
 
@@ -223,6 +228,8 @@ class MushroomGenerator:
                 ``stem-width``; ``target_scale`` multiplies the odds of a row being labelled
                 poisonous (edible rows relabelled ``p`` above 1, poisonous ``e`` below: concept
                 drift).
+            layout: ``"grouped"`` (or a ``NonIid``): the specimens of a few species only, rows
+                ordered by species (duplicates included).
 
         Returns:
             A frame with the real columns in their order; missing values as NaN (empty fields
@@ -232,7 +239,12 @@ class MushroomGenerator:
             raise ValueError(f"n_rows must be >= 0, got {n_rows}")
         rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
         species = catalogue()
-        picked = rng.integers(0, N_SPECIES, n_rows)
+        grouped = resolve_layout(layout)
+        if grouped is None:
+            picked = rng.integers(0, N_SPECIES, n_rows)
+        else:
+            chosen = day_groups(grouped, N_SPECIES, day, seed, NAME)
+            picked = np.sort(chosen[rng.integers(0, len(chosen), n_rows)], kind="stable")
         data: dict[str, object] = {
             TARGET: np.array(["p" if species[i].poisonous else "e" for i in picked], dtype=object)
         }
@@ -278,4 +290,6 @@ class MushroomGenerator:
 
         rows = np.arange(n_rows)
         rows[duplicate] = duplicate_of[duplicate]
+        if grouped is not None:  # a duplicate sits with its species, as in a sorted file
+            rows = rows[np.argsort(picked[rows], kind="stable")]
         return frame.iloc[rows].reset_index(drop=True)[COLUMNS]

@@ -12,6 +12,9 @@ depend on the level as in the real file (family history and high-calorie food ri
 physical activity falls; ``Obesity_Type_II`` is almost all men, ``Obesity_Type_III`` almost all
 women and always answers ``FCVC`` 3). About 1% of rows are exact copies of survey rows, as the
 real file's 24 duplicates are.
+
+In the ``grouped`` layout a day's batch comes from a few respondent groups only (gender x age
+band, 8 groups), rows ordered by group, as one school's or one clinic's survey would be.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, shift_numeric
+from mlops_assets.generators import (
+    DriftConfig,
+    Layout,
+    day_groups,
+    grouped_rows,
+    resolve_layout,
+    shift_numeric,
+)
 
 NAME = "obesity"
 
@@ -127,6 +137,19 @@ RANGES = {
 }
 
 
+AGE_BANDS = np.array([19.0, 23.0, 28.0])
+"""Inner edges of the age bands of the grouped layout (under 19, 19-22, 23-27, 28 and over)."""
+GROUP_POOL_SEED = 1_000_003
+"""Step between the seeds of the iid pools the grouped layout filters."""
+
+
+def respondent_group(frame: pd.DataFrame) -> np.ndarray:
+    """Group index of each row: gender (female 0-3, male 4-7) x age band."""
+    male = (frame["Gender"] == "Male").to_numpy(dtype=int)
+    band = np.searchsorted(AGE_BANDS, frame["Age"].to_numpy(dtype=float), side="right")
+    return male * (len(AGE_BANDS) + 1) + band
+
+
 def level_of_bmi(bmi: np.ndarray) -> np.ndarray:
     """The obesity level (``LEVELS`` entry) of each body mass index."""
     return np.asarray(LEVELS, dtype=object)[np.searchsorted(BMI_EDGES, bmi, side="right")]
@@ -160,6 +183,7 @@ class ObesityGenerator:
         day: dt.date,
         seed: int,
         drift: DriftConfig | None = None,
+        layout: Layout = "iid",
     ) -> pd.DataFrame:
         """One day's answers: ``n_rows`` people, about balanced over the seven levels.
 
@@ -170,12 +194,26 @@ class ObesityGenerator:
             drift: ``shift_features`` may shift the numeric answers in ``SHIFTABLE`` (the label
                 follows a shifted ``Height`` or ``Weight``); ``target_scale`` multiplies the BMI
                 the label is read from (the same body labelled heavier or lighter: concept drift).
+            layout: ``"grouped"`` (or a ``NonIid``): people of a few gender x age-band groups
+                only, rows ordered by group; drawn by filtering iid pools, so every answer keeps
+                its distribution given the group.
 
         Returns:
             A frame with the real columns in their order; no missing values, as in the real file.
         """
         if n_rows < 0:
             raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+        grouped = resolve_layout(layout)
+        if grouped is not None:
+            chosen = day_groups(grouped, 2 * (len(AGE_BANDS) + 1), day, seed, NAME)
+            return grouped_rows(
+                lambda size, round_: self.generate(
+                    size, day, seed + GROUP_POOL_SEED * (round_ + 1), drift
+                ),
+                respondent_group,
+                chosen,
+                n_rows,
+            )[COLUMNS]
         rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
         level = rng.choice(len(LEVELS), size=n_rows, p=LEVEL_COUNTS / LEVEL_COUNTS.sum())
         male = rng.random(n_rows) < MALE_SHARE[level]

@@ -35,33 +35,66 @@ def psi(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+MISSING = "__missing__"
+"""The level missing values take in categorical PSI."""
+
+
+def as_numbers(values: pd.Series) -> pd.Series:
+    """A column as floats, unreadable values missing (how numeric PSI reads every column)."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def decile_edges(reference: pd.Series, bins: int = BINS) -> np.ndarray:
+    """Inner bin edges at the reference's quantiles (deciles by default), duplicates merged.
+
+    These edges define numeric PSI bins, whether the reference is raw rows or a stored profile
+    (:mod:`mlops_assets.monitoring.profile` keeps them).
+    """
+    present = as_numbers(reference).dropna()
+    if present.empty:
+        return np.array([], dtype=float)
+    return np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def binned_shares(values: pd.Series, edges: np.ndarray) -> np.ndarray:
+    """Shares of all rows in each bin between ``edges`` (``len(edges) + 1`` bins), then missing.
+
+    A value equal to an edge falls in the bin above it; the last share is the missing values'.
+    """
+    numbers = as_numbers(values)
+    counts = np.bincount(
+        np.searchsorted(edges, numbers.dropna(), side="right"), minlength=len(edges) + 1
+    ).astype(float)
+    counts = np.append(counts, numbers.isna().sum())
+    return counts / max(len(numbers), 1)
+
+
 def numeric_psi(reference: pd.Series, current: pd.Series, bins: int = BINS) -> float:
     """PSI of a numeric column over the reference's quantile bins (missing is its own bin)."""
-    ref = pd.to_numeric(reference, errors="coerce").astype(float)
-    cur = pd.to_numeric(current, errors="coerce").astype(float)
-    present = ref.dropna()
-    if present.empty:
+    if as_numbers(reference).dropna().empty:
         return 0.0
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = decile_edges(reference, bins)
+    return psi(binned_shares(reference, edges), binned_shares(current, edges))
 
-    def shares(values: pd.Series) -> np.ndarray:
-        counts = np.bincount(
-            np.searchsorted(edges, values.dropna(), side="right"), minlength=len(edges) + 1
-        ).astype(float)
-        counts = np.append(counts, values.isna().sum())
-        return counts / max(len(values), 1)
 
-    return psi(shares(ref), shares(cur))
+def category_shares(values: pd.Series) -> pd.Series:
+    """Share of all rows of each value (as text), missing values as the level ``__missing__``."""
+    text = values.astype(object).where(values.notna(), MISSING).astype(str)
+    return text.value_counts(normalize=True)
+
+
+def shares_psi(reference: pd.Series, current: pd.Series) -> float:
+    """PSI of two level -> share mappings over the union of their levels (absent: share 0)."""
+    levels = sorted(set(reference.index) | set(current.index))
+    return psi(
+        reference.reindex(levels, fill_value=0).to_numpy(dtype=float),
+        current.reindex(levels, fill_value=0).to_numpy(dtype=float),
+    )
 
 
 def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
     """PSI of a categorical column over the union of seen values (missing is a value)."""
-    ref = reference.astype(object).where(reference.notna(), "__missing__")
-    cur = current.astype(object).where(current.notna(), "__missing__")
-    levels = sorted(set(ref.astype(str)) | set(cur.astype(str)))
-    ref_shares = ref.astype(str).value_counts(normalize=True).reindex(levels, fill_value=0)
-    cur_shares = cur.astype(str).value_counts(normalize=True).reindex(levels, fill_value=0)
-    return psi(ref_shares.to_numpy(), cur_shares.to_numpy())
+    return shares_psi(category_shares(reference), category_shares(current))
 
 
 def column_drift(column: str, kind: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:

@@ -9,7 +9,13 @@ import pandas as pd
 
 from mlops_assets.features.forecast import rmsse_inputs
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.metrics import classification_metric, regression_metric, rmsse
+from mlops_assets.metrics import (
+    PairedBootstrap,
+    classification_metric,
+    paired_bootstrap,
+    regression_metric,
+    rmsse,
+)
 from mlops_assets.registry.tracking import Tracking
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.families import predict_frame
@@ -71,6 +77,40 @@ def evaluate(spec: UseCaseSpec, pipeline: Any, frame: pd.DataFrame) -> dict[str,
         raise ValueError(f"{spec.name}: no labelled rows to evaluate on")
     y_pred, proba = predict_frame(pipeline, model_input(rows, spec), spec)
     return score_predictions(spec, rows[spec.target.name], y_pred, proba, rows)
+
+
+def bootstrap_improvement(
+    spec: UseCaseSpec,
+    y_true: pd.Series,
+    challenger: tuple[np.ndarray, np.ndarray | None],
+    reference: tuple[np.ndarray, np.ndarray | None],
+    rows: pd.DataFrame | None = None,
+    metric: str | None = None,
+    n: int = 1000,
+    seed: int = 0,
+) -> PairedBootstrap:
+    """Paired bootstrap of the challenger's improvement on a reference (the baseline, a champion).
+
+    Both are ``(values_or_labels, proba_or_None)`` as :func:`predict_frame` returns them for the
+    same rows; the spec supplies the classes and, for RMSSE, the naive forecast and series of
+    ``rows``.
+
+    Raises:
+        ValueError: RMSSE without ``rows``, or a metric undefined on these rows.
+    """
+    metric = metric or spec.primary_metric
+    options: dict[str, Any] = {}
+    if metric == "rmsse":
+        if rows is None:
+            raise ValueError(f"{spec.name}: rmsse needs the scored rows (naive forecast, series)")
+        options = rmsse_inputs(rows, spec)
+    elif spec.is_classification:
+        options = {
+            "classes": list(spec.target.classes or []),
+            "positive_class": spec.target.positive_class,
+        }
+    truth = y_true.astype(str).to_numpy() if spec.is_classification else y_true.to_numpy(float)
+    return paired_bootstrap(metric, truth, *challenger, *reference, n=n, seed=seed, **options)
 
 
 def evaluate_version(

@@ -17,6 +17,32 @@ from mlops_assets.specs.model import UseCaseSpec
 
 _thread_budget: int | None = None
 
+CATBOOST_ITERATIONS = 2000
+"""CatBoost's iteration cap when the spec does not fix one: early stopping, not the cap, decides."""
+HGB_MAX_ITER = 1000
+"""HistGradientBoosting's iteration cap when the spec does not fix one (early stopping decides)."""
+HGB_STOPPING = {"early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 15}
+"""HistGradientBoosting's built-in early stopping, on a tenth of each fit's rows."""
+CATBOOST_DEFAULTS: dict[str, Any] = {
+    "depth": 6,
+    "l2_leaf_reg": 3.0,
+    "learning_rate": None,
+    "iterations": 1000,
+    "border_count": 254,
+    "random_strength": 1.0,
+    "bagging_temperature": 1.0,
+    "min_data_in_leaf": 1,
+}
+"""CatBoost's documented defaults; ``learning_rate`` ``None``: CatBoost chooses it.
+
+CatBoost's ``get_params()`` lists only the parameters a caller set, so unlike scikit-learn's
+estimators its defaults cannot be read from a default instance; these are the values of its
+"Training parameters" reference. CatBoost picks the learning rate itself (from the iteration
+count, the data size and whether there is an evaluation set) only when neither
+``learning_rate`` nor ``l2_leaf_reg`` is given: passing ``l2_leaf_reg=3`` explicitly silently
+falls back to a learning rate of 0.03.
+"""
+
 
 def set_thread_budget(threads: int | None) -> None:
     """Cap the threads each model fit uses in this process (``None``: every core).
@@ -52,6 +78,7 @@ def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int
             thread_count=fit_threads(),
             allow_writing_files=False,
         )
+        params = {"iterations": CATBOOST_ITERATIONS, **params}
         if classify:
             loss = "MultiClass" if spec.task == "multiclass" else "Logloss"
             return CatBoostClassifier(loss_function=loss, **common, **params)
@@ -60,8 +87,7 @@ def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-        stopping = {"early_stopping": True, "validation_fraction": 0.1, "n_iter_no_change": 15}
-        return cls(random_state=seed, **{**stopping, **params})
+        return cls(random_state=seed, **{"max_iter": HGB_MAX_ITER, **HGB_STOPPING, **params})
     if family == "random_forest":
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -76,6 +102,41 @@ def _estimator(spec: UseCaseSpec, family: str, params: dict[str, Any], seed: int
 
         return LogisticRegression(max_iter=1000, **params)
     raise ValueError(f"unknown model family {family!r}")
+
+
+def library_defaults(spec: UseCaseSpec, family: str) -> dict[str, Any]:
+    """The hyperparameters a family's library uses when none is given.
+
+    Read from a default estimator at runtime (``get_params()``) where the library allows it, so
+    a library upgrade that changes a default is followed; CatBoost's come from
+    :data:`CATBOOST_DEFAULTS` (see there why). The tuner's first trial of each family starts
+    from these, so a search never ends worse than the untuned library.
+
+    Raises:
+        ValueError: The family is unknown.
+    """
+    if family == "catboost":
+        return dict(CATBOOST_DEFAULTS)
+    classify = spec.is_classification
+    if family == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls: Any = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+    elif family == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+    elif family == "ridge":
+        from sklearn.linear_model import Ridge
+
+        cls = Ridge
+    elif family == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        cls = LogisticRegression
+    else:
+        raise ValueError(f"unknown model family {family!r}")
+    return cls().get_params()
 
 
 def _encoder(spec: UseCaseSpec, family: str) -> Any:
@@ -124,10 +185,11 @@ def fit_pipeline(
     early_stopping_rounds: int,
     seed: int = 42,
 ) -> int | None:
-    """Fit in place; CatBoost stops early on a held-out tenth of ``X``.
+    """Fit in place; CatBoost stops early on a held-out tenth of ``X``, HGB on its own tenth.
 
-    Returns the best iteration count when early stopping chose one, so that a refit on all
-    rows can use it without a validation set.
+    Returns the iteration count early stopping chose (CatBoost's best iteration, the
+    iterations HistGradientBoosting ran before it stopped), so that a refit on all rows can use
+    it without a validation set; ``None`` for other families or when nothing stopped early.
     """
     model = pipeline.named_steps["model"]
     if type(model).__name__.startswith("CatBoost") and len(X) >= 50:
@@ -145,13 +207,31 @@ def fit_pipeline(
         )
         return int(model.get_best_iteration() or 0) + 1
     pipeline.fit(X, y)
+    if type(model).__name__.startswith("HistGradientBoosting") and model.do_early_stopping_:
+        return int(model.n_iter_)
     return None
 
 
+def clip_to_target(values: np.ndarray, spec: UseCaseSpec) -> np.ndarray:
+    """Numeric predictions clipped into the target's declared range (``target.min``/``max``).
+
+    A linear model extrapolates past what the target can be (negative sales); an answer outside
+    the range is wrong for certain, and a negative one makes the Tweedie deviance meaningless.
+    """
+    low, high = spec.target.min, spec.target.max
+    if low is None and high is None:
+        return values
+    return np.clip(values, -np.inf if low is None else low, np.inf if high is None else high)
+
+
 def predict_frame(pipeline: Any, X: pd.DataFrame, spec: UseCaseSpec) -> tuple[np.ndarray, Any]:
-    """Predictions, and class probabilities in ``spec.target.classes`` order for classifiers."""
+    """Predictions, and class probabilities in ``spec.target.classes`` order for classifiers.
+
+    Regression and forecast values are clipped into the target's range (:func:`clip_to_target`):
+    this is the one prediction path of training metrics, monitoring and serving.
+    """
     if not spec.is_classification:
-        return np.asarray(pipeline.predict(X), dtype=float), None
+        return clip_to_target(np.asarray(pipeline.predict(X), dtype=float), spec), None
     proba = pipeline.predict_proba(X)
     fitted = [str(c) for c in pipeline.classes_]
     classes = list(spec.target.classes or fitted)

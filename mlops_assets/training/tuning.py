@@ -1,8 +1,13 @@
 """The Optuna search: one conditional space over all of a spec's model families.
 
 The objective is the cross-validated primary metric; each fold reports its running mean so the
-median pruner can stop a trial that is already worse than the others, and CatBoost stops
-early inside each fold. Every trial is a nested MLflow run under the tuning run.
+median pruner can stop a trial that is already worse than the others, and the boosted families
+(CatBoost, HistGradientBoosting) stop early inside each fold. Every trial is a nested MLflow run
+under the tuning run.
+
+Never worse than the library: the first trial of each family is its library's defaults
+(:func:`enqueue_library_defaults`), and those trials are never pruned, so the search ends at
+least as good, in cross-validation, as an untuned CatBoost or HistGradientBoosting would be.
 
 Parallel workers: with ``n_workers > 1`` and a server database (PostgreSQL), that many worker
 processes (spawned, so no state is shared but the study) load the same study and take trials
@@ -39,6 +44,7 @@ from mlops_assets.training.families import (
     build_pipeline,
     fit_pipeline,
     fit_threads,
+    library_defaults,
     predict_frame,
     set_thread_budget,
 )
@@ -96,6 +102,8 @@ class TuningResult:
     trials_failed: int
     study_name: str
     trial_scores: list[float] = field(default_factory=list)
+    default_scores: dict[str, float] = field(default_factory=dict)
+    """Cross-validated score of each family's library-defaults trial (the ones that completed)."""
 
 
 CATCH = (ValueError, ArithmeticError)
@@ -161,12 +169,167 @@ def suggest(trial: Any, name: str, space: ParamSpec) -> Any:
     return trial.suggest_float(name, float(space.low), float(space.high), log=space.log)
 
 
+AUTO_LEARNING_RATE = "auto_learning_rate"
+"""CatBoost's extra dimension: ``True`` lets CatBoost choose the learning rate itself."""
+CATBOOST_AUTO_OFF = ("learning_rate", "l2_leaf_reg")
+"""CatBoost parameters whose presence turns its automatic learning rate off."""
+DEFAULTS_ATTR = "library_defaults"
+"""User attribute naming the family whose library defaults a trial is."""
+LEARNING_RATE_ATTR = "catboost_learning_rate"
+"""User attribute: the learning rate CatBoost chose itself in a trial's folds (mean)."""
+
+
+def has_auto_learning_rate(model: ModelFamilySpec) -> bool:
+    """Whether the family's space gets the ``auto_learning_rate`` dimension (CatBoost).
+
+    CatBoost chooses its learning rate from the data size and the iteration count, but only
+    when neither ``learning_rate`` nor ``l2_leaf_reg`` is passed (with ``l2_leaf_reg`` it falls
+    back to 0.03). A float range cannot express "not given", so a CatBoost space searching
+    either of them gets a boolean dimension instead of a sentinel value: ``True`` passes
+    neither (CatBoost's own learning rate with its default ``l2_leaf_reg`` of 3), ``False``
+    searches both as the spec says. The library-defaults trial takes ``True``; the sampler
+    then explores both halves. A spec fixing either parameter has no automatic mode.
+    """
+    searched = set(CATBOOST_AUTO_OFF) & set(model.search_space)
+    fixed = set(CATBOOST_AUTO_OFF) & set(model.fixed)
+    return model.family == "catboost" and bool(searched) and not fixed
+
+
 def suggest_params(trial: Any, model: ModelFamilySpec) -> dict[str, Any]:
-    """The family's parameters; names are prefixed so each family has its own dimensions."""
+    """The family's parameters; names are prefixed so each family has its own dimensions.
+
+    For CatBoost, see :func:`has_auto_learning_rate`: with ``auto_learning_rate`` true, the
+    learning rate and ``l2_leaf_reg`` are not suggested and CatBoost picks its own.
+    """
     params = dict(model.fixed)
-    for name, space in model.search_space.items():
-        params[name] = suggest(trial, f"{model.family}.{name}", space)
+    space = dict(model.search_space)
+    if has_auto_learning_rate(model):
+        if trial.suggest_categorical(f"{model.family}.{AUTO_LEARNING_RATE}", [True, False]):
+            for name in CATBOOST_AUTO_OFF:
+                space.pop(name, None)
+    for name, dimension in space.items():
+        params[name] = suggest(trial, f"{model.family}.{name}", dimension)
     return params
+
+
+def estimator_params(model: ModelFamilySpec, trial_params: dict[str, Any]) -> dict[str, Any]:
+    """The estimator's parameters of a finished trial, from its Optuna ``trial.params``.
+
+    The same as :func:`suggest_params` returned for it: the spec's fixed parameters included,
+    the ``auto_learning_rate`` flag (not an estimator parameter) left out.
+    """
+    prefix = f"{model.family}."
+    params = dict(model.fixed)
+    for key, value in trial_params.items():
+        name = key[len(prefix) :]
+        if key.startswith(prefix) and name != AUTO_LEARNING_RATE:
+            params[name] = value
+    return params
+
+
+def _in_space(value: Any, space: ParamSpec) -> tuple[Any, bool]:
+    """``value`` if the space holds it, else the nearest value it holds; and whether it held it."""
+    if space.type == "categorical":
+        choices = list(space.choices or [])
+        if value in choices:
+            return value, True
+        numeric = [c for c in choices if isinstance(c, int | float) and not isinstance(c, bool)]
+        if isinstance(value, int | float) and not isinstance(value, bool) and numeric:
+            return min(numeric, key=lambda c: abs(c - value)), False
+        return choices[0], False
+    low, high = float(space.low), float(space.high)  # type: ignore[arg-type]
+    if value is None:  # "unlimited" (a random forest's max_depth): the top of the range
+        nearest: float = high
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return (int(high) if space.type == "int" else high), False
+    else:
+        nearest = min(max(float(value), low), high)
+    inside = value is not None and low <= float(value) <= high
+    if space.type == "int":
+        return int(round(nearest)), inside and float(value) == int(value)
+    return (value if inside else nearest), inside
+
+
+def default_trial(spec: UseCaseSpec, model: ModelFamilySpec) -> tuple[dict[str, Any], list[str]]:
+    """The Optuna parameters of a family's library-defaults trial, and notes on what differs.
+
+    Each search-space parameter takes the library's default when the space holds it, else the
+    nearest value it holds (a note says which and by how much); a CatBoost space takes
+    ``auto_learning_rate`` (see :func:`has_auto_learning_rate`). Parameters the spec fixes
+    stay fixed: they are not part of the search.
+    """
+    defaults = library_defaults(spec, model.family)
+    params: dict[str, Any] = {"family": model.family}
+    notes: list[str] = []
+    auto = has_auto_learning_rate(model)
+    if auto:
+        params[f"{model.family}.{AUTO_LEARNING_RATE}"] = True
+    elif model.family == "catboost" and "learning_rate" in model.search_space:
+        notes.append(
+            f"{model.family}.learning_rate: CatBoost's automatic learning rate is off because "
+            f"the spec fixes {sorted(set(CATBOOST_AUTO_OFF) & set(model.fixed))}"
+        )
+    for name, space in model.search_space.items():
+        if auto and name in CATBOOST_AUTO_OFF:
+            continue
+        if name not in defaults:
+            notes.append(f"{model.family}.{name}: no known library default; the sampler picks it")
+            continue
+        value, inside = _in_space(defaults[name], space)
+        params[f"{model.family}.{name}"] = value
+        if not inside:
+            notes.append(
+                f"{model.family}.{name}: library default {defaults[name]!r} is outside "
+                f"{_describe(space)}; the defaults trial uses {value!r}"
+            )
+    return params, notes
+
+
+def _describe(space: ParamSpec) -> str:
+    if space.type == "categorical":
+        return f"the choices {space.choices}"
+    return f"[{space.low:g}, {space.high:g}]"
+
+
+def defaults_outside_space(spec: UseCaseSpec) -> list[str]:
+    """Where a spec's search spaces cannot hold the library's defaults, one line per parameter.
+
+    A space that excludes the default (a random forest's unlimited depth, a zero L2 penalty on
+    a log scale) means the search can never try the configuration the library ships with;
+    the defaults trial then takes the nearest value the space holds.
+    """
+    return [note for model in spec.models for note in default_trial(spec, model)[1]]
+
+
+def enqueue_library_defaults(
+    study: Any, spec: UseCaseSpec, log: Callable[[str], None], limit: int | None = None
+) -> list[str]:
+    """Enqueue each family's library-defaults trial that the study does not have yet.
+
+    A study resumed from storage keeps the defaults trials it already ran or holds waiting
+    (recognised by their ``library_defaults`` user attribute or their parameters), so they are
+    never enqueued twice. Families are enqueued in spec order, at most ``limit`` of them (the
+    trials left in the budget).
+
+    Returns:
+        The families enqueued.
+    """
+    trials = study.get_trials(deepcopy=False)
+    present = {t.user_attrs.get(DEFAULTS_ATTR) for t in trials}
+    enqueued: list[str] = []
+    for model in spec.models:
+        if limit is not None and len(enqueued) >= limit:
+            break
+        params, notes = default_trial(spec, model)
+        if model.family in present or any(t.params == params for t in trials):
+            continue
+        for note in notes:
+            log(note)
+        study.enqueue_trial(params, user_attrs={DEFAULTS_ATTR: model.family}, skip_if_exists=True)
+        shown = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in params.items() if "." in k)
+        log(f"first {model.family} trial: library defaults ({shown or 'no searched parameter'})")
+        enqueued.append(model.family)
+    return enqueued
 
 
 def cv_folds(spec: UseCaseSpec, X: pd.DataFrame, y: pd.Series, folds: int, seed: int):  # noqa: N803
@@ -200,6 +363,8 @@ def make_objective(
         params = suggest_params(trial, families[family])
         fold_scores: list[float] = []
         best_iterations: list[int] = []
+        chosen_rates: list[float] = []
+        defaults = bool(trial.user_attrs.get(DEFAULTS_ATTR))
         state = "complete"
         try:
             for step, (train_idx, valid_idx) in enumerate(splits):
@@ -213,11 +378,13 @@ def make_objective(
                 )
                 if best is not None:
                     best_iterations.append(best)
+                if family == "catboost" and "learning_rate" not in params:
+                    chosen_rates.append(float(pipeline.named_steps["model"].learning_rate_))
                 pred, proba = predict_frame(pipeline, X.iloc[valid_idx], spec)
                 score = score_predictions(spec, y.iloc[valid_idx], pred, proba, X.iloc[valid_idx])
                 fold_scores.append(score[spec.primary_metric])
                 trial.report(float(np.mean(fold_scores)), step)
-                if trial.should_prune():
+                if not defaults and trial.should_prune():  # defaults run to the end
                     state = "pruned"
                     raise optuna.TrialPruned(f"fold {step}: {np.mean(fold_scores):.4f}")
         except optuna.TrialPruned:
@@ -228,6 +395,8 @@ def make_objective(
         finally:
             if best_iterations:
                 trial.set_user_attr("best_iterations", int(np.mean(best_iterations)))
+            if chosen_rates:
+                trial.set_user_attr(LEARNING_RATE_ATTR, float(np.mean(chosen_rates)))
             metrics = (
                 {f"cv_{spec.primary_metric}": float(np.mean(fold_scores))} if fold_scores else {}
             )
@@ -238,10 +407,21 @@ def make_objective(
 
 
 def refit_params(family: str, params: dict[str, Any], user_attrs: dict[str, Any]) -> dict[str, Any]:
-    """Parameters for the final fit: CatBoost runs the iterations early stopping chose."""
+    """Parameters for the final fit on all rows, which has no validation set to stop on.
+
+    The boosted families run the mean of the iterations early stopping chose in the folds
+    (HistGradientBoosting with its own early stopping off). A CatBoost that chose its own
+    learning rate gets the rate it chose in the folds: left to choose again for the refit's
+    smaller iteration count and missing evaluation set, it would pick a different one.
+    """
     params = dict(params)
     if family == "catboost" and "best_iterations" in user_attrs:
         params["iterations"] = max(10, int(user_attrs["best_iterations"]))
+    if family == "catboost" and "learning_rate" not in params and LEARNING_RATE_ATTR in user_attrs:
+        params["learning_rate"] = float(user_attrs[LEARNING_RATE_ATTR])
+    if family == "hist_gradient_boosting" and "best_iterations" in user_attrs:
+        params["max_iter"] = max(10, int(user_attrs["best_iterations"]))
+        params["early_stopping"] = False
     return params
 
 
@@ -280,6 +460,8 @@ def run_study(
     remaining = max(0, budget.n_trials - done_before)
     if done_before:
         log(f"resuming study {study_name}: {done_before} trials already complete")
+    if remaining:
+        enqueue_library_defaults(study, spec, log, limit=remaining)
     started = time.monotonic()
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -313,15 +495,17 @@ def run_study(
     best = study.best_trial
     family = best.params["family"]
     model_spec = next(m for m in spec.models if m.family == family)
-    params = dict(model_spec.fixed)
-    prefix = f"{family}."
-    params.update({k[len(prefix) :]: v for k, v in best.params.items() if k.startswith(prefix)})
-    params = refit_params(family, params, best.user_attrs)
+    params = refit_params(family, estimator_params(model_spec, best.params), best.user_attrs)
     pipeline = build_pipeline(spec, family, params, budget.seed)
     if family == "catboost":
         pipeline.fit(X, y)
     else:
         fit_pipeline(pipeline, X, y, budget.early_stopping_rounds, budget.seed)
+    default_scores = {
+        str(t.user_attrs[DEFAULTS_ATTR]): float(t.value)
+        for t in completed
+        if t.user_attrs.get(DEFAULTS_ATTR)
+    }
     return TuningResult(
         family=family,
         params=params,
@@ -332,6 +516,7 @@ def run_study(
         trials_failed=_count(study, optuna.trial.TrialState.FAIL),
         study_name=study_name,
         trial_scores=[float(t.value) for t in completed],
+        default_scores=default_scores,
     )
 
 
