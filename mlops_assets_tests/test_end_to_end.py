@@ -84,6 +84,8 @@ def test_tuning_is_tracked_in_mlflow(trained_home, spec) -> None:
     )
     assert metadata["model_version"].value == "1"
     assert metadata["model_family"].value in {"catboost", "hist_gradient_boosting", "ridge"}
+    mlflow.set_tracking_uri(Environment.from_env().tracking_uri)  # the fluent API is global
+    mlflow.set_registry_uri(Environment.from_env().tracking_uri)
     model = mlflow.models.get_model_info(f"models:/{UC}/1")
     assert model.signature is not None
     assert "Item_Identifier" in model.signature.inputs.input_names()
