@@ -141,6 +141,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 continue
             metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
             print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
+        decision = slot.get("last_decision")
+        if decision is not None:
+            print(f"  last gate decision ({decision['at'][:19]}): {decision['reason']}")
     print(f"  bento: {bento or 'none'}")
     paused = retraining.pop("paused_segments", [])
     states = ", ".join(f"{name} {state}" for name, state in sorted(retraining.items()))

@@ -86,7 +86,7 @@ def test_asset_graph_keys_and_edges() -> None:
         "train_set": {key("clean_data")},
         "test_set": {key("clean_data")},
         "tuned_model": {key("train_set")},
-        "champion_model": {key("tuned_model"), key("test_set")},
+        "champion_model": {key("tuned_model"), key("test_set"), key("train_set")},
     }
     for name, parents in expected_parents.items():
         assert key(name) in graph.get_all_asset_keys(), name
@@ -155,6 +155,7 @@ def test_segmented_use_case_has_models_per_segment() -> None:
         assert set(graph.get(champion).parent_keys) == {
             tuned,
             dg.AssetKey(["mushroom", "test_set"]),
+            dg.AssetKey(["mushroom", "train_set"]),  # the baseline the gate compares with
         }
         assert graph.get(champion).group_name == "mushroom"
     champions = {dg.AssetKey(["mushroom", s, "champion_model"]) for s in segments}

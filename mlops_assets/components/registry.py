@@ -1,12 +1,14 @@
 """``champion_model`` (the promotion gate on the current test set) and ``promotion_ledger``."""
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
 from mlops_assets import names
-from mlops_assets.components.features import test_key
+from mlops_assets.components.features import test_key, train_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
     MlflowTracking,
@@ -14,11 +16,21 @@ from mlops_assets.components.resources import (
     RetrainLock,
 )
 from mlops_assets.components.training import slot_key, tuned_key
+from mlops_assets.features.pipeline import model_input
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, as_of, read_ledger
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.registry.tracking import Tracking
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.training.evaluation import evaluate_version
+from mlops_assets.training.baseline import baseline_name, baseline_predictions
+from mlops_assets.training.evaluation import (
+    bootstrap_improvement,
+    evaluate_version,
+    labelled,
+    score_predictions,
+)
+from mlops_assets.training.families import predict_frame
+
+BOOTSTRAP_REPLICATES = 1000
 
 
 def champion_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -95,6 +107,11 @@ def ledger_entry(
         incumbent_score=decision.incumbent_score,
         margin=decision.margin,
         improvement=decision.improvement,
+        baseline_name=decision.baseline_name,
+        baseline_score=decision.baseline_score,
+        baseline_improvement=decision.baseline_improvement,
+        baseline_low=decision.baseline_low,
+        baseline_high=decision.baseline_high,
         trigger=context.run.tags.get(names.TRIGGER_TAG, "manual"),
         dagster_run_id=context.run_id,
         at=as_of(context.run.tags),
@@ -140,22 +157,61 @@ def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
     return promotion_ledger
 
 
+@dataclass(frozen=True)
+class Floor:
+    """The challenger against the trivial baseline on the test rows."""
+
+    scores: dict[str, float]  # the challenger's metrics
+    baseline: str
+    baseline_score: float
+    interval: tuple[float, float]
+    level: float
+
+
+def baseline_floor(
+    spec: UseCaseSpec, pipeline: Any, train: pd.DataFrame, test: pd.DataFrame
+) -> Floor:
+    """The challenger's scores, the baseline's, and the bootstrap interval of the improvement."""
+    rows = labelled(test, spec)
+    y_true = rows[spec.target.name]
+    challenger = predict_frame(pipeline, model_input(rows, spec), spec)
+    baseline = baseline_predictions(spec, labelled(train, spec), rows)
+    scores = score_predictions(spec, y_true, *challenger, rows)
+    floor = score_predictions(spec, y_true, *baseline, rows)[spec.primary_metric]
+    level = spec.promotion.baseline_confidence
+    boot = bootstrap_improvement(
+        spec,
+        y_true,
+        challenger,
+        baseline,
+        rows=rows,
+        n=BOOTSTRAP_REPLICATES,
+        seed=spec.tuning.seed,
+        level=level,
+    )
+    return Floor(scores, baseline_name(spec), floor, (boot.low, boot.high), level)
+
+
 def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     """The ``champion_model`` asset of one model slot."""
 
     @dg.asset(
         key=champion_key(spec),
-        ins={"test_set": dg.AssetIn(key=test_key(spec))},
+        ins={
+            "test_set": dg.AssetIn(key=test_key(spec)),
+            "train_set": dg.AssetIn(key=train_key(spec)),
+        },
         deps=[tuned_key(spec)],
         group_name=spec.name,
         kinds={"mlflow"},
         pool=names.retrain_pool(spec.name),
         description=f"{spec.registered_model_name()}: the registry's champion after the "
-        "promotion gate.",
+        "promotion gate (better than the champion, and than a trivial baseline).",
     )
     def champion_model(
         context: dg.AssetExecutionContext,
         test_set: pd.DataFrame,
+        train_set: pd.DataFrame,
         mlflow: MlflowTracking,
         lake: ObjectStorage,
         retrain_lock: RetrainLock,
@@ -170,7 +226,9 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             )
         incumbent = tracking.alias_version(name, names.CHAMPION)
         metric = spec.primary_metric
-        challenger_scores = evaluate_version(tracking, spec, str(challenger.version), test_set)
+        pipeline = tracking.load_pipeline(name, str(challenger.version))
+        floor = baseline_floor(spec, pipeline, train_set, test_set)
+        challenger_scores = floor.scores
         record_scores(tracking, name, str(challenger.version), challenger_scores)
         incumbent_scores: dict[str, float] = {}
         if incumbent is not None and str(incumbent.version) != str(challenger.version):
@@ -185,6 +243,10 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             challenger_scores[metric],
             str(incumbent.version) if incumbent is not None else None,
             incumbent_scores.get(metric),
+            baseline_score=floor.baseline_score,
+            baseline_name=floor.baseline,
+            baseline_interval=floor.interval,
+            baseline_level=floor.level,
         )
         context.log.info(f"promotion decision for {name}: {decision.reason}")
         if decision.promote:
@@ -207,6 +269,12 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 f"incumbent_{metric}": decision.incumbent_score
                 if decision.incumbent_score is not None
                 else float("nan"),
+                "baseline": floor.baseline,
+                f"baseline_{metric}": floor.baseline_score,
+                "baseline_improvement": decision.baseline_improvement or 0.0,
+                "baseline_interval": dg.MetadataValue.json(
+                    [round(floor.interval[0], 4), round(floor.interval[1], 4)]
+                ),
                 "margin": decision.margin,
                 "improvement": decision.improvement if decision.improvement is not None else 0.0,
                 "test_rows": len(test_set),

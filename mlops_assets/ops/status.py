@@ -13,6 +13,7 @@ from mlops_assets.environment import Environment
 from mlops_assets.monitoring.pauses import paused_segments
 from mlops_assets.ops.serve import bento_store
 from mlops_assets.ops.toggles import retraining_state
+from mlops_assets.registry.ledger import read_ledger
 from mlops_assets.registry.status import slot_status
 from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
@@ -30,12 +31,38 @@ def retraining_summary(
     return summary
 
 
+def last_decision(store: ObjectStore, view: UseCaseSpec) -> dict[str, Any] | None:
+    """A slot's latest promotion-gate decision (why there is no champion, say), or ``None``."""
+    ledger = read_ledger(store, view)
+    gates = ledger[ledger["action"] == "promotion_gate"]
+    if gates.empty:
+        return None
+    row = gates.iloc[-1]
+    decision = {
+        "at": str(row["at"]),
+        "promoted": bool(row["promoted"]),
+        "challenger_version": row["challenger_version"],
+        "reason": str(row["reason"]),
+    }
+    if isinstance(row.get("baseline_name"), str):
+        decision["baseline"] = {
+            "name": row["baseline_name"],
+            "score": float(row["baseline_score"]),
+            "interval": [float(row["baseline_low"]), float(row["baseline_high"])],
+        }
+    return decision
+
+
 def status(
     spec: UseCaseSpec, views: list[UseCaseSpec], env: Environment, instance: dg.DagsterInstance
 ) -> dict[str, Any]:
     """Every asked slot's champion and challenger, the champions' bento, the automation."""
     tracking = env.tracking()
-    slots = [slot_status(view, tracking) for view in views]
+    store = env.lake()
+    slots = [
+        {**slot_status(view, tracking), "last_decision": last_decision(store, view)}
+        for view in views
+    ]
     bento = None
     if all(s["champion"] is not None for s in slots):
         bento = bento_store(env).current_bento_tag(spec)

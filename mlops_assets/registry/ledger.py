@@ -43,6 +43,11 @@ class LedgerEntry:
     dagster_run_id: str | None = None
     at: str = field(default_factory=lambda: now_iso())
     segment: str | None = None  # the segment whose model the decision is about, if any
+    baseline_name: str | None = None  # the trivial baseline every challenger must beat
+    baseline_score: float | None = None
+    baseline_improvement: float | None = None  # the challenger's, relative
+    baseline_low: float | None = None  # bounds of the bootstrap interval of that improvement
+    baseline_high: float | None = None
 
 
 def now_iso() -> str:

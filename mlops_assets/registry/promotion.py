@@ -54,6 +54,7 @@ def decide(
     baseline_score: float | None = None,
     baseline_name: str | None = None,
     baseline_interval: tuple[float, float] | None = None,
+    baseline_level: float = 0.95,
 ) -> Decision:
     """Compare the challenger with the baseline floor, then with the incumbent.
 
@@ -71,6 +72,7 @@ def decide(
             improvement on the baseline (:func:`~mlops_assets.metrics.paired_bootstrap`);
             ``None``: the margin alone decides. A NaN lower bound (no resample could be
             scored) counts as noise.
+        baseline_level: The interval's confidence level (for the reason).
 
     Returns:
         The verdict, its reason and the scores it compared.
@@ -95,7 +97,9 @@ def decide(
             baseline_low=low,
             baseline_high=high,
         )
-        interval = f", 95% interval [{low:.1%}, {high:.1%}]" if low is not None else ""
+        interval = (
+            f", {baseline_level:.0%} interval [{low:.1%}, {high:.1%}]" if low is not None else ""
+        )
         evidence = f"{name} {metric}={baseline_score:.4f}"
         short = gain < margin
         noisy = low is not None and not low > 0

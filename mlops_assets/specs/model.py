@@ -274,10 +274,18 @@ class TuningSpec(_Strict):
 
 
 class PromotionSpec(_Strict):
-    """How much better a challenger must be to replace the champion."""
+    """How much better a challenger must be: than the champion, and than a trivial baseline."""
 
     margin: float = Field(
         default=0.01, ge=0, lt=1, description="Relative improvement of the primary metric."
+    )
+    baseline_confidence: float = Field(
+        default=0.99,
+        ge=0.5,
+        lt=1,
+        description="Every challenger must beat the trivial baseline (training mean or median, "
+        "class prior, seasonal naive) on the test rows by the margin and beyond noise: the "
+        "lower bound of this central bootstrap interval of its improvement must be above 0.",
     )
 
 

@@ -88,6 +88,7 @@ def bootstrap_improvement(
     metric: str | None = None,
     n: int = 1000,
     seed: int = 0,
+    level: float = 0.95,
 ) -> PairedBootstrap:
     """Paired bootstrap of the challenger's improvement on a reference (the baseline, a champion).
 
@@ -110,7 +111,9 @@ def bootstrap_improvement(
             "positive_class": spec.target.positive_class,
         }
     truth = y_true.astype(str).to_numpy() if spec.is_classification else y_true.to_numpy(float)
-    return paired_bootstrap(metric, truth, *challenger, *reference, n=n, seed=seed, **options)
+    return paired_bootstrap(
+        metric, truth, *challenger, *reference, n=n, seed=seed, level=level, **options
+    )
 
 
 def evaluate_version(

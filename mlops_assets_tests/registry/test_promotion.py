@@ -280,7 +280,11 @@ def register(spec, mlflow: Tracking, family: str, params: dict, train: pd.DataFr
 def run_gate(spec, resources) -> dg.MaterializeResult:
     champion = build_champion_model(spec)
     result = dg.materialize(
-        [champion, dg.AssetSpec(feature_assets.test_key(spec))],
+        [
+            champion,
+            dg.AssetSpec(feature_assets.test_key(spec)),
+            dg.AssetSpec(feature_assets.train_key(spec)),
+        ],
         resources=resources,
         raise_on_error=True,
     )
@@ -291,34 +295,46 @@ def test_gate_against_the_registry(mlops_home, spec) -> None:
     resources = resources_for(Environment.from_env())
     mlflow: Tracking = resources["mlflow"].tracking()
     train = labelled_rows(spec, dt.date(2025, 1, 1), 1500)
+    store = resources["lake"].store()
+    write_table(store, table_key(feature_assets.train_key(spec).path), train)
     write_table(
-        resources["lake"].store(),
+        store,
         table_key(feature_assets.test_key(spec).path),
         labelled_rows(spec, dt.date(2025, 1, 2), 600),
     )
     weak = {"alpha": 1e7}  # a ridge this stiff predicts about the mean
 
+    # A first model no better than the training mean does not become champion.
     assert register(spec, mlflow, "ridge", weak, train) == "1"
     first = run_gate(spec, resources)
-    assert first["promoted"].value is True
-    assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "1"
+    assert first["promoted"].value is False
+    assert "does not beat the training mean" in first["reason"].value
+    assert first["reason"].value.endswith("no champion")
+    assert mlflow.alias_version(spec.name, CHAMPION) is None
 
-    assert register(spec, mlflow, "hist_gradient_boosting", {}, train) == "2"
-    better = run_gate(spec, resources)
-    assert better["promoted"].value is True
-    assert better["incumbent_version"].value == "1"
-    assert better["challenger_rmse"].value < better["incumbent_rmse"].value
+    assert register(spec, mlflow, "ridge", {"alpha": 1.0}, train) == "2"
+    fair = run_gate(spec, resources)
+    assert fair["promoted"].value is True
+    assert fair["challenger_rmse"].value < fair["baseline_rmse"].value
+    assert "above the training mean" in fair["reason"].value
     assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "2"
 
-    assert register(spec, mlflow, "ridge", weak, train) == "3"
+    assert register(spec, mlflow, "hist_gradient_boosting", {}, train) == "3"
+    better = run_gate(spec, resources)
+    assert better["promoted"].value is True
+    assert better["incumbent_version"].value == "2"
+    assert better["challenger_rmse"].value < better["incumbent_rmse"].value
+    assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "3"
+
+    assert register(spec, mlflow, "ridge", weak, train) == "4"
     worse = run_gate(spec, resources)
     assert worse["promoted"].value is False
     assert "does not beat" in worse["reason"].value
-    assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "2"
-    assert str(mlflow.alias_version(spec.name, CHALLENGER).version) == "3"
-    tags = mlflow.client().get_model_version(spec.name, "2").tags
+    assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "3"
+    assert str(mlflow.alias_version(spec.name, CHALLENGER).version) == "4"
+    tags = mlflow.client().get_model_version(spec.name, "3").tags
     assert float(tags["test_rmse"]) == pytest.approx(worse["incumbent_rmse"].value, rel=1e-5)
-    assert tags["previous_champion"] == "1"
+    assert tags["previous_champion"] == "2"
 
 
 def test_concurrent_promotion_is_never_overwritten(mlops_home, spec) -> None:
