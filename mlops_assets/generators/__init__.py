@@ -103,6 +103,15 @@ def resolve_layout(layout: Layout | None) -> NonIid | None:
     raise ValueError(f"unknown layout {layout!r} (use 'iid', 'grouped' or a NonIid)")
 
 
+def day_index(day: dt.date, stream: int | None) -> int:
+    """What a day's draws are seeded by: its index in a run when given, else its date.
+
+    A demo or test that numbers its days draws the same batches whatever the calendar date
+    (the demo's days end on the day it runs).
+    """
+    return int(stream) if stream is not None else day.toordinal()
+
+
 def day_groups(
     layout: NonIid,
     n_groups: int,
@@ -110,13 +119,16 @@ def day_groups(
     seed: int,
     name: str,
     weights: np.ndarray | None = None,
+    stream: int | None = None,
 ) -> np.ndarray:
     """The indices of the groups a day's batch draws from, sorted.
 
     Drawn from a stream of their own, so the iid draws of a generator are untouched by the
     layout's existence; ``weights`` make common groups (a big outlet) likelier to be drawn.
     """
-    rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(f"{name}:groups".encode())])
+    rng = np.random.default_rng(
+        [int(seed), day_index(day, stream), zlib.crc32(f"{name}:groups".encode())]
+    )
     count = int(rng.integers(layout.min_groups, layout.max_groups + 1))
     count = max(1, min(count, n_groups))
     p = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
@@ -166,6 +178,7 @@ class Generator(Protocol):
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """One day's batch.
 
@@ -174,6 +187,8 @@ class Generator(Protocol):
             day: The day the batch belongs to; different days give different rows.
             seed: Base seed; the same ``(n_rows, day, seed, drift)`` gives an identical frame.
             drift: Optional change of feature distributions or of the target relation.
+            stream: The day's index in a run: seeds the day's draws instead of its date, so a
+                run's batches do not depend on the calendar (see :func:`day_index`).
             layout: ``"iid"`` rows, or ``"grouped"``/:class:`NonIid`: a few groups a day, rows
                 ordered by group.
 

@@ -28,7 +28,14 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
+from mlops_assets.generators import (
+    DriftConfig,
+    Layout,
+    day_groups,
+    day_index,
+    resolve_layout,
+    shift_numeric,
+)
 
 NAME = "bigmart_sales"
 
@@ -228,6 +235,7 @@ class BigMartSalesGenerator:
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """One day's sales: ``n_rows`` sampled (item, outlet) pairs.
 
@@ -246,7 +254,7 @@ class BigMartSalesGenerator:
         """
         if n_rows < 0:
             raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-        rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
+        rng = np.random.default_rng([int(seed), day_index(day, stream), zlib.crc32(NAME.encode())])
         items = catalogue()
         n_items, n_outlets = len(items.ids), len(OUTLETS)
 
@@ -254,7 +262,7 @@ class BigMartSalesGenerator:
         share = np.array([o.share for o in OUTLETS], dtype=float)
         grouped = resolve_layout(layout)
         if grouped is not None:
-            chosen = day_groups(grouped, n_outlets, day, seed, NAME, weights=share)
+            chosen = day_groups(grouped, n_outlets, day, seed, NAME, weights=share, stream=stream)
             share = np.where(np.isin(np.arange(n_outlets), chosen), share, 0.0)
         counts = rng.multinomial(n_rows, share / share.sum())
         outlet_idx = np.repeat(np.arange(n_outlets), counts)

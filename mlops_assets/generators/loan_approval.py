@@ -28,7 +28,14 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
+from mlops_assets.generators import (
+    DriftConfig,
+    Layout,
+    day_groups,
+    day_index,
+    resolve_layout,
+    shift_numeric,
+)
 
 NAME = "loan_approval"
 
@@ -126,6 +133,7 @@ class LoanApprovalGenerator:
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """One day's applications and their decisions.
 
@@ -145,8 +153,9 @@ class LoanApprovalGenerator:
         """
         if n_rows < 0:
             raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-        rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
-        first_id = max(0, (day - ID_EPOCH).days) * IDS_PER_DAY + 1
+        rng = np.random.default_rng([int(seed), day_index(day, stream), zlib.crc32(NAME.encode())])
+        ordinal = stream if stream is not None else max(0, (day - ID_EPOCH).days)
+        first_id = ordinal * IDS_PER_DAY + 1
         income = _on_grid(rng.uniform(1.5, 99.5, n_rows) * STEP, *AMOUNT_RANGES["income_annum"])
         frame = pd.DataFrame(
             {
@@ -166,8 +175,10 @@ class LoanApprovalGenerator:
         grouped = resolve_layout(layout)
         group = None
         if grouped is not None:
-            chosen = day_groups(grouped, 2 * GROUP_DEPENDENTS, day, seed, NAME)
-            rows_rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(b"rows")])
+            chosen = day_groups(grouped, 2 * GROUP_DEPENDENTS, day, seed, NAME, stream=stream)
+            rows_rng = np.random.default_rng(
+                [int(seed), day_index(day, stream), zlib.crc32(b"rows")]
+            )
             group = chosen[rows_rng.integers(0, len(chosen), n_rows)]
             frame["self_employed"] = np.where(group // GROUP_DEPENDENTS == 1, "Yes", "No")
             frame["no_of_dependents"] = group % GROUP_DEPENDENTS

@@ -26,7 +26,14 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
+from mlops_assets.generators import (
+    DriftConfig,
+    Layout,
+    day_groups,
+    day_index,
+    resolve_layout,
+    shift_numeric,
+)
 
 M5_START = dt.date(2011, 1, 29)
 """``d_1`` of the M5 data (a Saturday, the first day of Walmart week 11101)."""
@@ -164,6 +171,7 @@ class M5SalesGenerator:
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """The rows of one event date, one per series that has a row that day.
 
@@ -172,7 +180,7 @@ class M5SalesGenerator:
         keeps the rows of a few items only, ordered by item and store.
         """
         drift = drift or DriftConfig()
-        rng = np.random.default_rng([seed, day.toordinal()])
+        rng = np.random.default_rng([seed, day_index(day, stream)])
         calendar = calendar_row(day)
         event = calendar["event_name_1"]
         rows = []

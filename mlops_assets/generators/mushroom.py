@@ -31,7 +31,14 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from mlops_assets.generators import DriftConfig, Layout, day_groups, resolve_layout, shift_numeric
+from mlops_assets.generators import (
+    DriftConfig,
+    Layout,
+    day_groups,
+    day_index,
+    resolve_layout,
+    shift_numeric,
+)
 
 NAME = "mushroom"
 
@@ -217,6 +224,7 @@ class MushroomGenerator:
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """One day's mushrooms: ``n_rows`` specimens of species drawn uniformly.
 
@@ -237,13 +245,13 @@ class MushroomGenerator:
         """
         if n_rows < 0:
             raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-        rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
+        rng = np.random.default_rng([int(seed), day_index(day, stream), zlib.crc32(NAME.encode())])
         species = catalogue()
         grouped = resolve_layout(layout)
         if grouped is None:
             picked = rng.integers(0, N_SPECIES, n_rows)
         else:
-            chosen = day_groups(grouped, N_SPECIES, day, seed, NAME)
+            chosen = day_groups(grouped, N_SPECIES, day, seed, NAME, stream=stream)
             picked = np.sort(chosen[rng.integers(0, len(chosen), n_rows)], kind="stable")
         data: dict[str, object] = {
             TARGET: np.array(["p" if species[i].poisonous else "e" for i in picked], dtype=object)

@@ -29,6 +29,7 @@ from mlops_assets.generators import (
     DriftConfig,
     Layout,
     day_groups,
+    day_index,
     grouped_rows,
     resolve_layout,
     shift_numeric,
@@ -184,6 +185,7 @@ class ObesityGenerator:
         seed: int,
         drift: DriftConfig | None = None,
         layout: Layout = "iid",
+        stream: int | None = None,
     ) -> pd.DataFrame:
         """One day's answers: ``n_rows`` people, about balanced over the seven levels.
 
@@ -214,7 +216,7 @@ class ObesityGenerator:
                 chosen,
                 n_rows,
             )[COLUMNS]
-        rng = np.random.default_rng([int(seed), day.toordinal(), zlib.crc32(NAME.encode())])
+        rng = np.random.default_rng([int(seed), day_index(day, stream), zlib.crc32(NAME.encode())])
         level = rng.choice(len(LEVELS), size=n_rows, p=LEVEL_COUNTS / LEVEL_COUNTS.sum())
         male = rng.random(n_rows) < MALE_SHARE[level]
         age = np.clip(14 + rng.gamma(3.0, (AGE_MEAN[level] - 14) / 3.0), *RANGES["Age"])

@@ -41,7 +41,11 @@ def land_generated(
     day = config.day or next_day(landing, spec)
     drift = DriftConfig(dict(config.shift_features), config.target_scale)
     frame = get_generator(spec.generator or spec.name).generate(
-        config.rows, dt.date.fromisoformat(day), config.seed, None if drift.is_identity else drift
+        config.rows,
+        dt.date.fromisoformat(day),
+        config.seed,
+        None if drift.is_identity else drift,
+        stream=config.stream,
     )
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
