@@ -183,6 +183,11 @@ def monitoring_prefix(use_case: str) -> str:
     return f"{use_case}/monitoring/"
 
 
+def profiles_prefix(use_case: str) -> str:
+    """Reference profiles of model versions' training rows (``<model>/v<version>.json``)."""
+    return f"{use_case}/profiles/"
+
+
 def automation_prefix(use_case: str) -> str:
     """Automation state written from outside Dagster (paused segments)."""
     return f"{use_case}/automation/"

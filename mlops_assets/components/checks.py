@@ -12,16 +12,18 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.features.quality import CheckOutcome
+from mlops_assets.features.quality import WARN, CheckOutcome
 
 REPORT_KEYS = {"report"}
 """Metadata keys whose values are paths to open (a drift report)."""
 
 
-def check_specs(key: dg.AssetKey, checks: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
-    """Blocking check specs: a failed check stops the rest of its run."""
+def check_specs(
+    key: dg.AssetKey, checks: Mapping[str, str], blocking: bool = True
+) -> list[dg.AssetCheckSpec]:
+    """Check specs: a failed blocking check stops the rest of its run; a warning does not."""
     return [
-        dg.AssetCheckSpec(name, asset=key, description=description, blocking=True)
+        dg.AssetCheckSpec(name, asset=key, description=description, blocking=blocking)
         for name, description in checks.items()
     ]
 
@@ -69,6 +71,7 @@ def check_results(
                 if failed
                 else f"all {len(outcomes)} days passed"
             )
+        warning = shown.severity == WARN
         results.append(
             dg.AssetCheckResult(
                 asset_key=key,
@@ -76,6 +79,7 @@ def check_results(
                 passed=not failed,
                 description=description,
                 metadata=metadata,
+                severity=dg.AssetCheckSeverity.WARN if warning else dg.AssetCheckSeverity.ERROR,
             )
         )
     return results

@@ -14,7 +14,13 @@ from mlops_assets.components.partitions import daily_partitions
 from mlops_assets.components.resources import STORAGE_RETRY_POLICY, ObjectStorage, RetrainLock
 from mlops_assets.features.cleaning import clean_frame, null_counts
 from mlops_assets.features.forecast import prepare_history
-from mlops_assets.features.quality import CLEAN_CHECKS, clean_checks, write_verdict
+from mlops_assets.features.quality import (
+    CLEAN_CHECKS,
+    CLEAN_WARNINGS,
+    clean_checks,
+    null_rate_warning,
+    write_verdict,
+)
 from mlops_assets.features.splits import (
     NoTrainingDataError,
     data_version,
@@ -22,6 +28,8 @@ from mlops_assets.features.splits import (
     load_window,
 )
 from mlops_assets.ingest.days import split_by_day
+from mlops_assets.monitoring.profile import serving_profiles, shift_warning
+from mlops_assets.registry.ledger import as_of
 from mlops_assets.specs.model import UseCaseSpec
 
 
@@ -50,7 +58,10 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
-        check_specs=check_specs(key, CLEAN_CHECKS),
+        check_specs=[
+            *check_specs(key, CLEAN_CHECKS),
+            *check_specs(key, CLEAN_WARNINGS, blocking=False),
+        ],
         retry_policy=STORAGE_RETRY_POLICY,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
@@ -61,10 +72,15 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         per_day: dict[str, pd.DataFrame] = {}
         outcomes = {}
         reports = []
+        serving = serving_profiles(lake.store(), spec, as_of(context.run.tags)[:10])
         for day, raw in split_by_day(raw_data, spec).items():
             clean, report = clean_frame(raw, spec)
             per_day[day] = clean
-            outcomes[day] = clean_checks(clean, report, spec)
+            outcomes[day] = [
+                *clean_checks(clean, report, spec),
+                null_rate_warning(clean, spec),
+                shift_warning(serving, clean, spec.retraining.max_psi),
+            ]
             reports.append(report)
             write_verdict(lake.store(), spec, day, "clean", outcomes[day], context.run_id)
         everything = pd.concat(per_day.values(), ignore_index=True) if per_day else raw_data

@@ -1,14 +1,24 @@
 """``tuned_model``: an Optuna study over the spec's model families, registered as challenger."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from mlops_assets import names
 from mlops_assets.components.features import train_key
-from mlops_assets.components.resources import MlflowTracking, OptunaStorage, RetrainLock
+from mlops_assets.components.resources import (
+    MlflowTracking,
+    ObjectStorage,
+    OptunaStorage,
+    RetrainLock,
+)
+from mlops_assets.features.pipeline import model_input
 from mlops_assets.features.splits import data_version
+from mlops_assets.monitoring.profile import build_profile, prediction_profile, write_profile
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.training.families import predict_frame
 from mlops_assets.training.registration import log_and_register, log_trial, training_partitions
 from mlops_assets.training.tuning import budget_for, run_study
 from mlops_assets.training.worker import study_name_for
@@ -43,6 +53,18 @@ class TuneConfig(dg.Config):
     )
 
 
+PROFILE_SAMPLE = 5000
+
+
+def reference_profile(spec: UseCaseSpec, pipeline: Any, train: pd.DataFrame) -> dict[str, Any]:
+    """What the version learnt from: its training rows' profile and its predictions on them."""
+    profile = build_profile(spec, train)
+    sample = train.sample(min(len(train), PROFILE_SAMPLE), random_state=0)
+    predictions, _ = predict_frame(pipeline, model_input(sample, spec), spec)
+    profile["prediction"] = prediction_profile(spec, predictions)
+    return profile
+
+
 def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
     """The ``tuned_model`` asset of one model slot."""
 
@@ -62,6 +84,7 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         mlflow: MlflowTracking,
         optuna_storage: OptunaStorage,
         retrain_lock: RetrainLock,
+        lake: ObjectStorage,
     ) -> dg.MaterializeResult:
         retrain_lock.acquire(spec.name)  # held by the run already; re-checked here
         tracking = mlflow.tracking()
@@ -105,6 +128,9 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 }
             )
             version = log_and_register(spec, tracking, result.pipeline, train_set)
+            profile = reference_profile(spec, result.pipeline, train_set)
+            tracking.log_dict(profile, "reference_profile.json")
+            write_profile(lake.store(), spec, version, profile)
             run_id = run.info.run_id
         context.log.info(
             f"registered {spec.registered_model_name()} v{version} ({result.family}) "

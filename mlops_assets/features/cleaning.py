@@ -51,6 +51,8 @@ class CleaningReport:
     unexpected_columns: list[str] = field(default_factory=list)
     invalid_values: dict[str, int] = field(default_factory=dict)
     remapped_values: dict[str, int] = field(default_factory=dict)
+    missing_ids: dict[str, int] = field(default_factory=dict)  # rows dropped: a required id null
+    empty_rows: int = 0  # rows dropped: no input value at all
 
 
 def _as_text(series: pd.Series) -> pd.Series:
@@ -219,9 +221,13 @@ def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, C
     result = pd.DataFrame(cleaned, index=frame.index)
     inputs = [c.name for c in spec.input_columns]
     keep = result[inputs].notna().any(axis=1)
+    report.empty_rows = int((~keep).sum())
     for column in spec.id_columns:
         if not column.nullable:
-            keep &= result[column.name].notna()
+            present = result[column.name].notna()
+            if int((keep & ~present).sum()):
+                report.missing_ids[column.name] = int((keep & ~present).sum())
+            keep &= present
     result = result[keep].reset_index(drop=True)
     report.rows_out = len(result)
     return result, report

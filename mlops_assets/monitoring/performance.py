@@ -36,7 +36,8 @@ from mlops_assets.features.history import StoredHistory
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.ingest.days import day_of_rows
 from mlops_assets.metrics import HIGHER_IS_BETTER
-from mlops_assets.monitoring.drift import column_drift, drift_report_html
+from mlops_assets.monitoring.drift import ColumnDrift, column_drift, drift_report_html
+from mlops_assets.monitoring.profile import compare, prediction_psi, profile_drifts, read_profile
 from mlops_assets.monitoring.summary import DaySummary, SlotSummary
 from mlops_assets.prediction_log import served_predictions
 from mlops_assets.registry.ledger import champion_on, read_ledger, training_window
@@ -230,49 +231,120 @@ def performance_metadata(
     return metadata
 
 
+@dataclass
+class Reference:
+    """What a champion's drift is measured against.
+
+    The serving champion's own reference profile (its training rows, stored with the version);
+    for a version registered before profiles existed, the latest stored training set (which may
+    belong to a model that was never promoted).
+    """
+
+    profile: dict[str, Any] | None = None
+    rows: pd.DataFrame | None = None
+    predictions: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        """Rows the reference stands for."""
+        if self.profile is not None:
+            return int(self.profile.get("rows", 0))
+        return len(self.rows) if self.rows is not None else 0
+
+    @property
+    def source(self) -> str:
+        """Where the reference comes from, for the metadata."""
+        return "champion's profile" if self.profile is not None else "latest train_set"
+
+    def drifts(self, spec: UseCaseSpec, current: pd.DataFrame) -> list[ColumnDrift]:
+        """Per-feature PSI (and KS against reference rows) of the current rows."""
+        if self.profile is not None:
+            return profile_drifts(self.profile, current, spec)
+        rows = self.rows if self.rows is not None else current.iloc[0:0]
+        return [
+            column_drift(c.name, c.type, rows[c.name], current[c.name])
+            for c in spec.features
+            if c.type != "date" and c.name in current.columns and c.name in rows.columns
+        ]
+
+    def prediction_psi(self, spec: UseCaseSpec, predictions: np.ndarray) -> float | None:
+        """PSI of the current predictions against the reference's."""
+        if self.profile is not None:
+            return prediction_psi(self.profile, predictions)
+        if self.predictions is None:
+            return None
+        kind = "categorical" if spec.is_classification else "numeric"
+        reference = pd.Series(self.predictions)
+        return column_drift("prediction", kind, reference, pd.Series(predictions)).psi
+
+
+def slot_reference(
+    store: ObjectStore, view: UseCaseSpec, modelled: UseCaseSpec, version: str, pipeline: Any
+) -> Reference | None:
+    """The champion's reference (its profile, else the latest training set), or ``None``."""
+    profile = read_profile(store, view, version)
+    if profile is not None:
+        return Reference(profile=profile)
+    path = table_key(names.asset_path(view.name, names.TRAIN_SET))
+    if not store.exists(path):
+        return None
+    rows = read_table(store, path)
+    sample = model_input(reference_sample(rows), modelled)
+    predictions, _ = predict_frame(pipeline, sample, modelled)
+    return Reference(rows=rows, predictions=predictions)
+
+
 def drift_metadata(
     spec: UseCaseSpec,
     pipeline: Any,
     rows: pd.DataFrame,
-    reference: pd.DataFrame,
+    reference: Reference,
     day: str,
     store: ObjectStore,
-    reference_predictions: np.ndarray,
 ) -> dict[str, Any]:
-    """Per-feature PSI (and KS for numerics) and prediction drift against the training data."""
-    drifts = [
-        column_drift(c.name, c.type, reference[c.name], rows[c.name])
-        for c in spec.features
-        if c.type != "date" and c.name in rows.columns and c.name in reference.columns
-    ]
+    """Drift of a day's rows against the champion's reference.
+
+    Per-feature PSI (KS for numerics against reference rows), prediction drift, and the
+    batch's shifts (null rates, unseen values) against the champion's profile.
+    """
+    drifts = reference.drifts(spec, rows)
     current, _ = predict_frame(pipeline, model_input(rows, spec), spec)
-    prediction = column_drift(
-        "prediction",
-        "categorical" if spec.is_classification else "numeric",
-        pd.Series(reference_predictions),
-        pd.Series(current),
-    )
+    prediction_psi_value = reference.prediction_psi(spec, current)
     worst = max(drifts, key=lambda d: d.psi)
     threshold = spec.retraining.max_psi
     suffix = f"-{spec.segment}" if spec.segment else ""
     report_key = f"{names.reports_prefix(spec.name)}data_drift/{day}{suffix}.html"
     title = f"{spec.name} data drift {day}"
-    store.put_bytes(report_key, drift_report_html(title, [*drifts, prediction], threshold).encode())
+    shown = [*drifts]
+    if prediction_psi_value is not None:
+        shown.append(ColumnDrift("prediction", "prediction", prediction_psi_value))
+    store.put_bytes(report_key, drift_report_html(title, shown, threshold).encode())
     metadata: dict[str, Any] = {
         "max_psi": worst.psi,
         "max_psi_feature": worst.column,
         "drifted_features": sorted(d.column for d in drifts if d.psi > threshold),
         "psi_threshold": threshold,
-        "prediction_psi": prediction.psi,
         "rows": len(rows),
-        "reference_rows": len(reference),
+        "reference_rows": reference.size,
+        "reference": reference.source,
         "report": store.describe(report_key),
     }
+    if prediction_psi_value is not None:
+        metadata["prediction_psi"] = prediction_psi_value
     for d in drifts:
         metadata[f"psi_{d.column}"] = d.psi
         if d.ks_statistic is not None:
             metadata[f"ks_{d.column}"] = d.ks_statistic
-    if reference_predictions.dtype.kind == "f":
+    if reference.profile is not None:
+        shifts = compare(reference.profile, rows, spec)
+        if shifts:
+            nulls = max(shifts, key=lambda f: abs(f.null_rate_shift))
+            unseen = max(shifts, key=lambda f: f.unseen_share + f.out_of_range_share)
+            metadata["max_null_rate_shift"] = nulls.null_rate_shift
+            metadata["max_null_rate_shift_feature"] = nulls.column
+            metadata["max_unseen_share"] = unseen.unseen_share + unseen.out_of_range_share
+            metadata["max_unseen_share_feature"] = unseen.column
+    if not spec.is_classification:
         metadata["prediction_mean"] = float(np.mean(current))
     return metadata
 
@@ -303,12 +375,7 @@ def judge_slot(
     pipeline = tracking.load_pipeline(view.registered_model_name(), version)
     rows = model_rows(store, view, judged)
     served = served_predictions(store, view, log_days(view, judged), log_database)
-    reference_path = table_key(names.asset_path(view.name, names.TRAIN_SET))
-    reference = read_table(store, reference_path) if store.exists(reference_path) else None
-    reference_predictions = None
-    if reference is not None:
-        sample = model_input(reference_sample(reference), modelled)
-        reference_predictions, _ = predict_frame(pipeline, sample, modelled)
+    reference = slot_reference(store, view, modelled, version, pipeline)
     span = scored_span(view)
     out_of_sample = window[1] if window else None
     for day in judged:
@@ -322,13 +389,11 @@ def judge_slot(
             performance["scored_days"] = f"{start}..{day}"
         findings.metadata[(names.MODEL_PERFORMANCE, day)] = performance
         today = rows_between(rows, view, day, day)
-        if reference is None or reference_predictions is None or today.empty:
+        if reference is None or today.empty:
             status = "no training reference yet" if reference is None else "no rows this day"
             drift: dict[str, Any] = {"status": status}
         else:
-            drift = drift_metadata(
-                modelled, pipeline, today, reference, day, store, reference_predictions
-            )
+            drift = drift_metadata(modelled, pipeline, today, reference, day, store)
         findings.metadata[(names.DATA_DRIFT, day)] = drift
         findings.summaries[day] = SlotSummary(
             segment=view.segment,

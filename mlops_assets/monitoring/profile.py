@@ -19,6 +19,7 @@ and its null rate sum to one.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets import names
+from mlops_assets.features.quality import WARN, CheckOutcome
 from mlops_assets.monitoring.drift import (
     MISSING,
     ColumnDrift,
@@ -36,7 +39,9 @@ from mlops_assets.monitoring.drift import (
     psi,
     shares_psi,
 )
+from mlops_assets.registry.ledger import champion_on, read_ledger
 from mlops_assets.specs.model import ColumnSpec, UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectStore
 
 PROFILE_VERSION = 1
 TOP_CATEGORIES = 50
@@ -329,3 +334,99 @@ def profile_drifts(
         for shift in compare(profile, current, spec)
         if shift.psi is not None
     ]
+
+
+# ---------------------------------------------------------------- stored with the version
+
+
+def prediction_profile(spec: UseCaseSpec, predictions: np.ndarray) -> dict[str, Any]:
+    """The distribution of a model's predictions on its training rows (prediction drift)."""
+    values = pd.Series(predictions)
+    if spec.is_classification:
+        return categorical_profile(values.astype(str))
+    return numeric_profile(pd.to_numeric(values, errors="coerce"))
+
+
+def profile_key(view: UseCaseSpec, version: str) -> str:
+    """Object key of a model version's profile."""
+    return f"{names.profiles_prefix(view.name)}{view.registered_model_name()}/v{version}.json"
+
+
+def write_profile(
+    store: ObjectStore, view: UseCaseSpec, version: str, profile: dict[str, Any]
+) -> str:
+    """Store a version's profile beside the asset tables; returns its key."""
+    key = profile_key(view, version)
+    store.put_bytes(key, json.dumps(profile, sort_keys=True).encode())
+    return key
+
+
+def read_profile(store: ObjectStore, view: UseCaseSpec, version: str) -> dict[str, Any] | None:
+    """A version's stored profile (``None`` for a version registered without one)."""
+    key = profile_key(view, version)
+    return json.loads(store.get_bytes(key)) if store.exists(key) else None
+
+
+def prediction_psi(profile: dict[str, Any], predictions: np.ndarray) -> float | None:
+    """PSI of predictions against the profile's predictions on the training rows."""
+    reference = profile.get("prediction")
+    if not reference:
+        return None
+    values = pd.Series(predictions)
+    if reference["kind"] == "categorical":
+        return profile_categorical_psi(reference, values.astype(str))
+    return profile_numeric_psi(reference, pd.to_numeric(values, errors="coerce"))
+
+
+@dataclass(frozen=True)
+class ServingProfile:
+    """A slot's champion as of a day, and the profile of its training rows."""
+
+    view: UseCaseSpec
+    version: str
+    profile: dict[str, Any]
+
+
+def serving_profiles(store: ObjectStore, spec: UseCaseSpec, day: str) -> list[ServingProfile]:
+    """Each slot's champion at the end of ``day`` (per the ledger) that has a stored profile."""
+    found = []
+    for view in spec.segment_specs():
+        version = champion_on(read_ledger(store, view), day)
+        profile = read_profile(store, view, version) if version is not None else None
+        if version is not None and profile is not None:
+            found.append(ServingProfile(view, version, profile))
+    return found
+
+
+def shift_warning(
+    serving: list[ServingProfile], clean: pd.DataFrame, max_psi: float
+) -> CheckOutcome:
+    """A warning when a batch differs from what the serving champions were trained on.
+
+    PSI above ``max_psi``, values the champion never saw (a category outside its profile, a
+    number outside its training range) and null-rate shifts are reported per feature; a day is
+    never rejected for them (they are what monitoring and retraining are for).
+    """
+    if not serving:
+        return CheckOutcome("shifts", True, "no serving champion profile yet", severity=WARN)
+    shifts: dict[str, dict[str, Any]] = {}
+    for entry in serving:
+        for shift in compare(entry.profile, clean, entry.view):
+            drifted = shift.psi is not None and shift.psi > max_psi
+            unseen = shift.unseen_share > 0 or shift.out_of_range_share > 0
+            if drifted or unseen or abs(shift.null_rate_shift) > 0.5:
+                shifts[shift.column] = {
+                    "psi": None if shift.psi is None else round(shift.psi, 4),
+                    "null_rate_shift": round(shift.null_rate_shift, 4),
+                    "unseen_share": round(shift.unseen_share, 4),
+                    "out_of_range_share": round(shift.out_of_range_share, 4),
+                    "unseen_categories": shift.unseen_categories[:5],
+                }
+    versions = {e.view.registered_model_name(): e.version for e in serving}
+    return CheckOutcome(
+        "shifts",
+        not shifts,
+        f"shifts against the serving champion in {sorted(shifts)} (a warning)" if shifts else "ok",
+        {"max_psi": max_psi, "champions": versions, "shifted": shifts},
+        severity=WARN,
+    )

@@ -90,6 +90,13 @@ class Tracking:
             mlflow.log_params(dict(items[start : start + PARAM_CHUNK]))
 
     @staticmethod
+    def log_dict(value: dict[str, Any], name: str) -> None:
+        """Log a JSON artifact to the active run."""
+        import mlflow
+
+        mlflow.log_dict(value, name)
+
+    @staticmethod
     def log_metrics(metrics: dict[str, float]) -> None:
         """Log metrics of the active run."""
         import mlflow

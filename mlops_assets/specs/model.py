@@ -8,6 +8,7 @@ replaced or retrained. Adding a use case means adding a spec; no asset code chan
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 
@@ -113,6 +114,25 @@ class ColumnSpec(_Strict):
     min: float | None = None
     max: float | None = None
     nullable: bool = True
+    optional: bool = Field(
+        default=False,
+        description="A batch may lack this column (it is then missing in every row); an "
+        "optional column cannot be required (`nullable: false`).",
+    )
+    max_null_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="This column's missing share above which a batch gets a warning (default "
+        "the spec's max_null_fraction).",
+    )
+    max_invalid_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="This column's share of unreadable or out-of-domain values that rejects a "
+        "batch (default the spec's max_invalid_fraction).",
+    )
     cleaning: list[CleaningRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -126,7 +146,17 @@ class ColumnSpec(_Strict):
             raise ValueError(f"`categories` apply to categorical columns, not {self.type}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"`min` ({self.min}) is greater than `max` ({self.max})")
+        if self.optional and not self.nullable:
+            raise ValueError("an optional column cannot be `nullable: false`")
         return self
+
+    def null_limit(self, default: float) -> float:
+        """The missing share above which a batch gets a warning for this column."""
+        return self.max_null_fraction if self.max_null_fraction is not None else default
+
+    def invalid_limit(self, default: float) -> float:
+        """The unreadable or out-of-domain share that rejects a batch for this column."""
+        return self.max_invalid_fraction if self.max_invalid_fraction is not None else default
 
 
 class TargetSpec(_Strict):
@@ -359,13 +389,18 @@ class UseCaseSpec(_Strict):
     generator: str | None = Field(default=None, description="Name of the synthetic data generator.")
     min_rows_per_batch: int = Field(default=1, ge=0)
     max_null_fraction: float = Field(
-        default=0.5, ge=0, le=1, description="Largest share of missing values in a column."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A nullable column's missing share above which a batch gets a warning (a "
+        "real file cut into days leaves whole days without a column's values: not a reason to "
+        "reject the day).",
     )
     max_invalid_fraction: float = Field(
         default=0.01,
         ge=0,
         le=1,
-        description="Largest share of unreadable or out-of-domain values in a column.",
+        description="Share of unreadable or out-of-domain values in a column that rejects a batch.",
     )
 
     _segment: str | None = PrivateAttr(default=None)
@@ -537,6 +572,11 @@ class UseCaseSpec(_Strict):
         return [self.segment_spec(n) for n in self.segment_names] or [self]
 
     # -------------------------------------------------------------- derived views
+
+    def digest(self) -> str:
+        """A short digest of the spec: quality verdicts record the spec they were made under."""
+        payload = self.model_dump_json(exclude={"description"}).encode()
+        return hashlib.sha1(payload).hexdigest()[:12]
 
     @property
     def input_columns(self) -> list[ColumnSpec]:

@@ -10,6 +10,7 @@ import pytest
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.quality import (
     clean_checks,
+    null_rate_warning,
     raw_checks,
     read_verdict,
     usable_days,
@@ -56,8 +57,6 @@ def test_schema_and_row_count(spec, batch) -> None:
         ("Item_MRP", "not a price", "types"),
         ("Outlet_Type", "Spaceport", "value_domains"),
         ("Item_Visibility", "7.5", "value_domains"),
-        ("Item_MRP", None, "null_rates"),  # required column: no missing value allowed
-        ("Item_Type", None, "null_rates"),  # optional column, but every value missing
     ],
 )
 def test_clean_checks_catch_bad_values(spec, batch, column, value, failing_check) -> None:
@@ -68,6 +67,71 @@ def test_clean_checks_catch_bad_values(spec, batch, column, value, failing_check
     assert not outcomes[failing_check].passed
     assert column in outcomes[failing_check].metadata["failing"]
     assert "threshold" in outcomes[failing_check].metadata
+
+
+def test_a_required_column_with_missing_values_is_rejected(spec, batch) -> None:
+    broken = batch.copy()
+    broken.loc[broken.index[:3], "Item_MRP"] = None  # `nullable: false`
+    clean, report = clean_frame(broken, spec)
+    outcomes = by_name(clean_checks(clean, report, spec))
+    assert not outcomes["required"].passed
+    assert outcomes["required"].metadata["missing"] == {"Item_MRP": 3}
+    assert "Item_MRP" in outcomes["required"].summary
+
+
+def test_a_nullable_column_empty_for_a_whole_day_is_a_warning_only(spec, batch) -> None:
+    """A real file cut into days leaves whole days without some column's values."""
+    broken = batch.copy()
+    broken["Item_Type"] = None
+    clean, report = clean_frame(broken, spec)
+    assert all(o.passed for o in clean_checks(clean, report, spec))
+    warning = null_rate_warning(clean, spec)
+    assert not warning.passed and warning.severity == "warn"
+    assert warning.metadata["high"] == {"Item_Type": 1.0}
+
+
+def test_rows_without_a_required_id_and_a_batch_without_labels_are_rejected(spec, batch) -> None:
+    broken = batch.copy()
+    broken.loc[broken.index[:50], "Item_Identifier"] = None
+    broken["Item_Outlet_Sales"] = None
+    clean, report = clean_frame(broken, spec)
+    outcomes = by_name(clean_checks(clean, report, spec))
+    assert not outcomes["ids"].passed
+    assert outcomes["ids"].metadata["rows_without_id"] == {"Item_Identifier": 50}
+    assert not outcomes["labels"].passed
+    assert "Item_Outlet_Sales" in outcomes["labels"].summary
+
+
+def test_the_target_and_required_columns_must_be_there_optional_ones_need_not(spec, batch):
+    outcomes = by_name(raw_checks(batch.drop(columns=["Item_Outlet_Sales"]), spec))
+    assert not outcomes["schema"].passed
+    assert "Item_Outlet_Sales (the target)" in outcomes["schema"].summary
+    optional = spec.model_copy(
+        update={
+            "features": [
+                c.model_copy(update={"optional": True}) if c.name == "Item_Weight" else c
+                for c in spec.features
+            ]
+        }
+    )
+    assert by_name(raw_checks(batch.drop(columns=["Item_Weight"]), optional))["schema"].passed
+    assert not by_name(raw_checks(batch.drop(columns=["Item_Weight"]), spec))["schema"].passed
+
+
+def test_a_column_of_its_own_threshold(spec, batch) -> None:
+    broken = batch.copy()
+    broken.loc[broken.index[:10], "Item_MRP"] = "n/a"  # 5% unreadable: above the spec's 1%
+    clean, report = clean_frame(broken, spec)
+    assert not by_name(clean_checks(clean, report, spec))["types"].passed
+    lenient = spec.model_copy(
+        update={
+            "features": [
+                c.model_copy(update={"max_invalid_fraction": 0.1}) if c.name == "Item_MRP" else c
+                for c in spec.features
+            ]
+        }
+    )
+    assert by_name(clean_checks(clean, report, lenient))["types"].passed
 
 
 @pytest.mark.parametrize("value", [1e19, -1e19, 2**63])

@@ -45,7 +45,8 @@ def land_repeated_specimens(days: list[str]) -> int:
     """The first day's specimens partly landed again on the last day, in the real ``;`` dialect."""
     from mlops_assets.generators import get_generator
 
-    first = get_generator("mushroom").generate(ROWS, dt.date.fromisoformat(days[0]), SEED)
+    day = dt.date.fromisoformat(days[0])
+    first = get_generator("mushroom").generate(ROWS, day, SEED, stream=1)  # the first day landed
     again = first.sample(60, random_state=0)
     buffer = io.StringIO()
     again.to_csv(buffer, sep=";", index=False)
