@@ -115,6 +115,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     views = _views(spec, args.segment)
     found = status.status(spec, views, env, launch.instance(env))
     slots, bento, retraining = found["slots"], found["bento"], found["retraining"]
+    rejected = {
+        "rejected_days": found["rejected_days"],
+        "rejected_day_count": found["rejected_day_count"],
+    }
     if args.json:
         if spec.segments:
             by_segment = {str(v.segment): s for v, s in zip(views, slots, strict=True)}
@@ -123,9 +127,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "segments": by_segment,
                 "bento": bento,
                 "retraining": retraining,
+                **rejected,
             }
         else:
-            document = {**slots[0], "bento": bento, "retraining": retraining}
+            document = {**slots[0], "bento": bento, "retraining": retraining, **rejected}
         print(json.dumps(document, indent=2, default=str))
         return 0
     for slot in slots:
@@ -145,6 +150,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         if decision is not None:
             print(f"  last gate decision ({decision['at'][:19]}): {decision['reason']}")
     print(f"  bento: {bento or 'none'}")
+    if found["rejected_day_count"]:
+        print(f"  rejected days: {found['rejected_day_count']} (kept out of training), latest:")
+        for day in found["rejected_days"][-3:]:
+            judged = "" if day["current_spec"] else " [judged under an older spec: refresh]"
+            print(f"    {day['day']}: {day['reason']}{judged}")
     paused = retraining.pop("paused_segments", [])
     states = ", ".join(f"{name} {state}" for name, state in sorted(retraining.items()))
     print(f"  automatic retraining: {states}")

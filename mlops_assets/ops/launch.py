@@ -9,6 +9,7 @@ but over every landing day, so a file that landed for an older day is picked up 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,12 @@ from mlops_assets.components.partitions import partition_bounds
 from mlops_assets.components.training import tuned_key
 from mlops_assets.definitions import defs
 from mlops_assets.environment import Environment
-from mlops_assets.ingest.batches import pending_ranges
+from mlops_assets.features.quality import rejected_days
+from mlops_assets.ingest.batches import PendingRange, pending_ranges
+from mlops_assets.ingest.days import days_between
 from mlops_assets.specs.model import UseCaseSpec
+
+ONE_DAY = dt.timedelta(days=1)
 
 
 @dataclass
@@ -64,9 +69,16 @@ def load_definitions() -> dg.Definitions:
 
 
 def _failure_messages(result: Any) -> list[str]:
-    """Each failed step with the innermost cause (Dagster's own message only says "error in op")."""
+    """Each failed check and step with its cause (Dagster's own message says "error in op")."""
     messages = []
     for event in result.all_events:
+        evaluation = event.event_specific_data
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not evaluation.passed:
+            if evaluation.severity.value == "ERROR":
+                key = evaluation.asset_key.to_user_string()
+                messages.append(
+                    f"{key} check {evaluation.check_name} failed: {evaluation.description}"
+                )
         if event.is_step_failure:
             error = event.step_failure_data.error
             while error is not None and error.cause is not None:
@@ -127,6 +139,32 @@ def retrain_run_config(spec: UseCaseSpec, n_trials: int | None, seed: int | None
     }
 
 
+def day_ranges(days: list[str]) -> list[tuple[str, str]]:
+    """Consecutive days as ``(first, last)`` ranges."""
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days):
+        if ranges and dt.date.fromisoformat(day) - dt.date.fromisoformat(ranges[-1][1]) == ONE_DAY:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def rechecks(
+    spec: UseCaseSpec, env: Environment, pending: list[PendingRange]
+) -> list[PendingRange]:
+    """Rejected days judged under another spec than the current one, as ranges to ingest again.
+
+    After a spec is fixed (a threshold, a category), the days it rejected are judged again from
+    the files still in the landing zone: nothing needs to land again.
+    """
+    covered = {d for batch in pending for d in days_between(batch.first, batch.last)}
+    stale = [
+        r.day for r in rejected_days(env.lake(), spec) if r.stale(spec) and r.day not in covered
+    ]
+    return [PendingRange(first, last, {}) for first, last in day_ranges(stale)]
+
+
 def ingest(
     spec: UseCaseSpec,
     env: Environment,
@@ -135,17 +173,22 @@ def ingest(
     log: Callable[[str], None] | None = None,
     tags: dict[str, str] | None = None,
 ) -> RefreshOutcome:
-    """Ingest every new landed file version (all landing days), one run per pending range."""
+    """Ingest every new landed file version (all landing days), one run per pending range.
+
+    Days rejected under an older spec are judged again too (:func:`rechecks`).
+    """
     found = pending_ranges(env.landing_zone(), env.lake(), spec, partition_bounds(spec))
     outcome = RefreshOutcome(unplaced=found.unplaced)
-    for batch in found.ranges:
+    again = rechecks(spec, env, found.ranges)
+    for batch in [*found.ranges, *again]:
+        trigger = "refresh" if batch.files else "refresh: re-check under the current spec"
         run = execute(
             definitions,
             names.ingest_job(spec.name),
             dagster_instance,
             tags={
                 **range_tags(batch.first, batch.last),
-                names.TRIGGER_TAG: "refresh",
+                names.TRIGGER_TAG: trigger,
                 names.SOURCE_FINGERPRINT_TAG: batch.fingerprint,
                 **(tags or {}),
             },

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from mlops_assets import names
 from mlops_assets.environment import Environment
+from mlops_assets.features.quality import rejected_days
 from mlops_assets.monitoring.pauses import paused_segments
 from mlops_assets.ops.serve import bento_store
 from mlops_assets.ops.toggles import retraining_state
@@ -19,6 +20,8 @@ from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
 from mlops_assets.storage.tables import table_key
+
+REJECTED_SHOWN = 10
 
 
 def retraining_summary(
@@ -66,11 +69,17 @@ def status(
     bento = None
     if all(s["champion"] is not None for s in slots):
         bento = bento_store(env).current_bento_tag(spec)
+    rejected = rejected_days(store, spec)
     return {
         "use_case": spec.name,
         "slots": slots,
         "bento": bento,
         "retraining": retraining_summary(spec, env, instance),
+        "rejected_days": [
+            {"day": r.day, "reason": r.reason, "current_spec": not r.stale(spec)}
+            for r in rejected[-REJECTED_SHOWN:]
+        ],
+        "rejected_day_count": len(rejected),
     }
 
 
@@ -91,17 +100,22 @@ def use_case_table(env: Environment) -> list[str]:
     """
     tracking = env.tracking()
     store = env.lake()
-    lines = [f"{'use case':<26} {'rows':>7} {'champion':>9}  primary metric"]
+    lines = [f"{'use case':<26} {'rows':>7} {'champion':>9} {'rejected':>9}  primary metric"]
     for name, spec in use_case_specs(env.specs_dirs).items():
         rows = stored_rows(store, name)
+        rejected = len(rejected_days(store, spec))
         for view in spec.segment_specs():
             label = f"{name}/{view.segment}" if view.segment else name
             champion = slot_status(view, tracking)["champion"]
             if champion is None:
-                lines.append(f"{label:<26} {rows:>7} {'-':>9}  {spec.primary_metric}: -")
+                lines.append(
+                    f"{label:<26} {rows:>7} {'-':>9} {rejected:>9}  {spec.primary_metric}: -"
+                )
                 continue
             score = champion["metrics"].get(spec.primary_metric)
             shown = f"{score:.4g}" if score is not None else "-"
             version = "v" + champion["version"]
-            lines.append(f"{label:<26} {rows:>7} {version:>9}  {spec.primary_metric}={shown}")
+            lines.append(
+                f"{label:<26} {rows:>7} {version:>9} {rejected:>9}  {spec.primary_metric}={shown}"
+            )
     return lines
