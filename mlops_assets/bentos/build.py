@@ -41,6 +41,10 @@ class BentoBuildError(RuntimeError):
     """The champions could not be imported or built; the message says which step and why."""
 
 
+class NoChampionError(BentoBuildError):
+    """A model slot has no champion (yet, or the gate found none better than the baseline)."""
+
+
 @dataclass(frozen=True)
 class BentoBuild:
     """What :func:`ensure_champion_bento` found or built."""
@@ -250,7 +254,7 @@ class BentoStore:
         missing = [view for view in spec.segment_specs() if found[view.segment] is None]
         if missing:
             models = ", ".join(view.registered_model_name() for view in missing)
-            raise BentoBuildError(
+            raise NoChampionError(
                 f"{spec.name}: no version of {models} carries the `{names.CHAMPION}` alias; "
                 "nothing to serve"
                 + (" (the service needs a champion for every segment)" if spec.segments else "")

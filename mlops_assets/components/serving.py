@@ -3,7 +3,7 @@
 import dagster as dg
 
 from mlops_assets import names
-from mlops_assets.bentos.build import BentoBuildError
+from mlops_assets.bentos.build import BentoBuildError, NoChampionError
 from mlops_assets.components.registry import champion_key
 from mlops_assets.components.resources import BentoStoreResource, MlflowTracking
 from mlops_assets.specs.model import UseCaseSpec
@@ -30,6 +30,11 @@ def build_champion_bento(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         try:
             build = bentos.store(mlflow).ensure_champion_bento(spec)
+        except NoChampionError as error:  # the gate kept every challenger out: nothing to serve
+            context.log.info(str(error))
+            return dg.MaterializeResult(
+                metadata={"status": "no champion to serve", "why": str(error)}
+            )
         except BentoBuildError as error:
             raise dg.Failure(description=str(error)) from error
         action = "built" if build.built else "reused"
