@@ -34,6 +34,22 @@ def improvement(metric: str, challenger: float, incumbent: float) -> float:
     return sign * (challenger - incumbent) / abs(incumbent)
 
 
+TWEEDIE_FLOOR_SHARE = 0.01
+
+
+def tweedie_floor(y_true: np.ndarray) -> float:
+    """The smallest prediction Tweedie deviance scores: 1% of the mean actual (at least 1e-6).
+
+    The deviance of a zero prediction for a positive actual is infinite, and of a tiny one
+    enormous (a zero-sales forecast of a day that sold scored 25,000 where the model scored 4):
+    one such row would decide the metric. A floor in the target's own scale keeps it a
+    measure of the whole forecast.
+    """
+    values = np.abs(np.asarray(y_true, dtype=float))
+    mean = float(np.nanmean(values)) if values.size else 0.0
+    return max(1e-6, TWEEDIE_FLOOR_SHARE * mean)
+
+
 def regression_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """One regression metric."""
     from sklearn import metrics as skm
@@ -50,7 +66,8 @@ def regression_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> floa
     if name == "r2":
         return float(skm.r2_score(y_true, y_pred))
     if name == "tweedie_deviance":
-        return float(skm.mean_tweedie_deviance(y_true, np.clip(y_pred, 1e-9, None), power=1.5))
+        floor = tweedie_floor(y_true)
+        return float(skm.mean_tweedie_deviance(y_true, np.clip(y_pred, floor, None), power=1.5))
     raise ValueError(f"unknown regression metric {name!r}")
 
 
@@ -215,13 +232,22 @@ def _regression_scorer(name: str, y: np.ndarray, pred: np.ndarray) -> Scorer:
         return r2
     if name == "tweedie_deviance":
         p = TWEEDIE_POWER
-        mu = np.clip(pred, 1e-9, None)
-        deviance = 2 * (
-            np.power(np.where(y > 0, y, 0.0), 2 - p) / ((1 - p) * (2 - p))
-            - y * np.power(mu, 1 - p) / (1 - p)
-            + np.power(mu, 2 - p) / (2 - p)
-        )
-        return _mean_of(deviance)
+        actual = np.where(y > 0, y, 0.0)
+        magnitude = np.abs(y)
+
+        def tweedie(counts: np.ndarray) -> np.ndarray:
+            # The floor follows each replicate's own actuals, as the metric on its rows would.
+            weight = counts.sum(axis=1)
+            floors = np.maximum(1e-6, TWEEDIE_FLOOR_SHARE * (counts @ magnitude) / weight)
+            mu = np.maximum(pred[None, :], floors[:, None])
+            deviance = 2 * (
+                np.power(actual, 2 - p)[None, :] / ((1 - p) * (2 - p))
+                - y[None, :] * np.power(mu, 1 - p) / (1 - p)
+                + np.power(mu, 2 - p) / (2 - p)
+            )
+            return (counts * deviance).sum(axis=1) / weight
+
+        return tweedie
     raise ValueError(f"unknown regression metric {name!r}")
 
 

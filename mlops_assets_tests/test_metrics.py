@@ -261,3 +261,18 @@ def test_improvement_over_a_perfect_incumbent_is_signed() -> None:
     assert improvement("rmse", 1.0, 0.0) == float("-inf")
     assert improvement("r2", 0.5, 0.0) == float("inf")
     assert improvement("rmse", 0.0, 0.0) == 0.0
+
+
+def test_a_zero_forecast_of_a_day_that_sold_does_not_decide_tweedie_deviance() -> None:
+    """Predictions are floored at 1% of the mean actual: one zero no longer scores 10,000s."""
+    from mlops_assets.metrics import regression_metric
+
+    y_true = np.array([3.0, 0.0, 1.0, 2.0, 5.0, 0.0, 1.0, 4.0] * 25)
+    good = np.clip(y_true + 0.3, 0.1, None)
+    one_zero = good.copy()
+    one_zero[0] = 0.0
+    mean = np.full_like(y_true, y_true.mean())
+    assert regression_metric("tweedie_deviance", y_true, one_zero) < regression_metric(
+        "tweedie_deviance", y_true, mean
+    )
+    assert np.isfinite(regression_metric("tweedie_deviance", y_true, np.zeros_like(y_true)))
