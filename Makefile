@@ -7,6 +7,8 @@ export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 export BENTOML_HOME ?= $(MLOPS_HOME)/bentoml
 export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
+# One "planned" event per asset of a range run (the daemon and the UI create runs too).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: install demo dev dagster-home test test-unit bench lint clean
 

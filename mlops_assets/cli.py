@@ -18,6 +18,7 @@ from pathlib import Path
 from mlops_assets.bentos.build import BentoBuildError
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.days import today
+from mlops_assets.ingest.inputs import describe as describe_input
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -86,7 +87,7 @@ def cmd_land(args: argparse.Namespace) -> int:
         raise SystemExit(f"no such file: {source}")
     day = args.date or today().isoformat()
     key = env.landing_zone().land(spec.name, day, source.name, source.read_bytes())
-    print(f"landed {source} as {key}")
+    print(f"landed {source} as {key}: {describe_input(spec, key)}")
     return 0
 
 

@@ -30,7 +30,7 @@ from mlops_assets.components.registry import build_champion_model, build_promoti
 from mlops_assets.components.scaffold import UseCaseScaffolder
 from mlops_assets.components.serving import build_champion_bento
 from mlops_assets.components.training import build_tuned_model
-from mlops_assets.features.forecast import model_spec
+from mlops_assets.features.derived import model_spec
 from mlops_assets.specs.model import UseCaseSpec
 
 
@@ -42,7 +42,7 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
     """
     raw = build_raw_data(spec)
     clean = build_clean_data(spec)
-    modelled = model_spec(spec)  # a forecast's derived lag features are model features too
+    modelled = model_spec(spec)  # derived features (a forecast's lags too) are model features
     splits = build_splits(modelled)
     views = modelled.segment_specs()
     tuned = [build_tuned_model(view) for view in views]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets.specs.model import ColumnSpec, ForecastSpec, UseCaseSpec
+from mlops_assets.specs.model import ForecastSpec, UseCaseSpec
 
 CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month"]
 FILLED = "_filled"
@@ -67,22 +67,6 @@ def derived_features(spec: UseCaseSpec) -> list[str]:
 def naive_column(spec: UseCaseSpec) -> str:
     """The seasonal-naive forecast of a row: its target one season earlier."""
     return lag_name(forecast_of(spec).seasonal_period)
-
-
-def model_spec(spec: UseCaseSpec) -> UseCaseSpec:
-    """The spec the model stages see: for a forecast, the derived features are features too.
-
-    Splits, tuning, the gate and serving read model input through the spec; adding the derived
-    columns here lets them handle a forecast like any regression, with no branch of their own.
-    Other tasks are returned unchanged.
-    """
-    if spec.task != "forecast" or spec.forecast is None:
-        return spec
-    extra = [
-        ColumnSpec(name=name, type="numeric", description="derived from past days of the series")
-        for name in derived_features(spec)
-    ]
-    return spec.model_copy(update={"features": [*spec.features, *extra]})
 
 
 def deduplicate(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:

@@ -17,15 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets.features.derived import group_stats, model_spec, with_derived
 from mlops_assets.specs.model import GroupImputerSpec, UseCaseSpec
 
 
 def model_input(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     """Ids and features in spec order with dtypes scikit-learn and CatBoost agree on.
 
-    Text columns become ``object`` with ``NaN`` for missing (``None`` is not seen as missing by
-    scikit-learn's imputers); integers become floats (nullable ``Int64`` is not accepted).
+    The columns are those of the model's spec (:func:`~mlops_assets.features.derived.
+    model_spec`, whichever spec is passed), and the row-level derived features are computed
+    here, the one place every stage builds model input. Text columns become ``object`` with
+    ``NaN`` for missing (``None`` is not seen as missing by scikit-learn's imputers); integers
+    become floats (nullable ``Int64`` is not accepted).
     """
+    spec = model_spec(spec)
+    frame = with_derived(frame, spec)
     columns: dict[str, pd.Series] = {}
     for column in spec.input_columns:
         values = (
@@ -48,7 +54,15 @@ def group_imputers(spec: UseCaseSpec) -> list[dict[str, str]]:
     return [imp.model_dump() for imp in spec.group_imputers]
 
 
-TRANSFORMERS = ("GroupImputer", "FeatureSelector")
+def group_stat_rules(spec: UseCaseSpec) -> list[dict[str, str]]:
+    """The spec's group statistics as plain dicts (picklable without the spec classes)."""
+    return [
+        {"name": f.name, "column": f.column, "group_by": f.group_by, "stat": f.stat}
+        for f in group_stats(spec)
+    ]
+
+
+TRANSFORMERS = ("GroupImputer", "GroupStat", "FeatureSelector")
 _classes: dict[str, type] = {}
 
 
@@ -115,6 +129,40 @@ def _define_transformers() -> dict[str, type]:
                 X.loc[missing, column] = filled.where(filled.notna(), overall)
             return X
 
+    class GroupStat(BaseEstimator, TransformerMixin):
+        """Add a column's statistic per group (an item's mean price), learnt on training rows.
+
+        A group unseen in training, or a row without a group, gets the overall statistic, so a
+        single served record is handled like a batch.
+        """
+
+        def __init__(self, rules: list[dict[str, str]] | None = None) -> None:
+            self.rules = rules
+
+        def fit(self, X: pd.DataFrame, y: Any = None) -> GroupStat:  # noqa: N803 (sklearn API)
+            """Learn each rule's per-group and overall statistic from training rows."""
+            self.stats_: list[tuple[dict[Any, float], float]] = []
+            for rule in self.rules or []:
+                values = pd.to_numeric(X[rule["column"]], errors="coerce")
+                groups = X[rule["group_by"]]
+                if rule["stat"] == "count":
+                    per_group = groups.value_counts().astype("float64").to_dict()
+                    overall = float(np.median(list(per_group.values()))) if per_group else 0.0
+                else:
+                    known = values.notna() & groups.notna()
+                    per_group = values[known].groupby(groups[known]).agg(rule["stat"]).to_dict()
+                    overall = float(getattr(values, rule["stat"])()) if known.any() else np.nan
+                self.stats_.append((per_group, overall))
+            return self
+
+        def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803 (sklearn API)
+            """Each rule's column: the row's group statistic, else the overall one."""
+            X = X.copy()
+            for rule, (per_group, overall) in zip(self.rules or [], self.stats_, strict=True):
+                mapped = X[rule["group_by"]].map(per_group).astype("float64")
+                X[rule["name"]] = mapped.where(mapped.notna(), overall)
+            return X
+
     class FeatureSelector(BaseEstimator, TransformerMixin):
         """Keep the model's features (ids were needed only by the imputers)."""
 
@@ -135,7 +183,12 @@ def _define_transformers() -> dict[str, type]:
                 frame[name] = frame[name].astype(str)
             return frame
 
-    for cls in (GroupImputer, FeatureSelector):
+    classes = {
+        "GroupImputer": GroupImputer,
+        "GroupStat": GroupStat,
+        "FeatureSelector": FeatureSelector,
+    }
+    for cls in classes.values():
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__
-    return {"GroupImputer": GroupImputer, "FeatureSelector": FeatureSelector}
+    return classes

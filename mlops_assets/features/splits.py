@@ -22,10 +22,11 @@ BUCKETS = 10_000
 
 
 def identity_columns(spec: UseCaseSpec) -> list[str]:
-    """Columns whose values identify a row for the split."""
+    """Columns whose values identify a row for the split (derived features add nothing)."""
     if isinstance(spec.split, HashSplit) and spec.split.by:
         return list(spec.split.by)
-    return spec.feature_names
+    derived = {d.name for d in spec.derived}
+    return [name for name in spec.feature_names if name not in derived]
 
 
 def is_test_row(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.Series:

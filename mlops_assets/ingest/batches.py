@@ -24,6 +24,13 @@ from typing import Any
 import pandas as pd
 
 from mlops_assets.ingest.days import day_of_rows, known_span, landing_day_of
+from mlops_assets.ingest.inputs import (
+    MissingReferenceError,
+    References,
+    is_reference,
+    prepare,
+    references_in_force,
+)
 from mlops_assets.ingest.landing import LandingZone
 from mlops_assets.ingest.ledger import IngestedFile, file_digest, ingested_files
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
@@ -40,20 +47,41 @@ class NothingLandedError(RuntimeError):
     """No file has landed where a run expected some; the message names the location."""
 
 
-def read_files(landing: LandingZone, files: Iterable[ObjectInfo]) -> pd.DataFrame:
-    """Landed files concatenated as text, with source file, row number and landing day columns.
+def read_files(
+    landing: LandingZone,
+    files: Iterable[ObjectInfo],
+    spec: UseCaseSpec,
+    references: References | None = None,
+) -> pd.DataFrame:
+    """Landed data files as the spec's long rows (text), with ingestion columns.
+
+    The ingestion columns are the source file, the row number in the file as landed and the
+    landing day. Files in a vendor layout are reshaped and joined with the reference files in force
+    (:mod:`~mlops_assets.ingest.inputs`; read once per call unless given).
 
     Raises:
-        UnreadableFileError: A file cannot be parsed (the message names it).
+        UnreadableFileError: A file cannot be parsed or lacks its layout's columns (the message
+            names it).
+        MissingReferenceError: A declared reference file has not landed yet.
     """
+    files = list(files)
+    if references is None and files:
+        references = references_in_force(landing, spec)
     frames = []
     for info in files:
         frame = read_landed_file(info.key, landing.store().get_bytes(info.key))
         frame[SOURCE_FILE] = info.key
         frame[ROW_NUMBER] = range(1, len(frame) + 1)
+        carried = [SOURCE_FILE, ROW_NUMBER]
+        frame = prepare(frame, info.key, spec, references or References(), carried)
         frame["_landed_date"] = landing_day_of(info)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def data_files(spec: UseCaseSpec, files: Iterable[ObjectInfo]) -> list[ObjectInfo]:
+    """The landed files that are data (reference files are joined onto them, never read alone)."""
+    return [info for info in files if not is_reference(spec, info.key)]
 
 
 def earliest_landing_day(spec: UseCaseSpec, first_day: str) -> str | None:
@@ -100,7 +128,9 @@ def read_days(
     first, last = min(days), max(days)
     since = earliest_landing_day(spec, first)
     listed = landing.files_by_day(spec.name, since=since)
-    files = [f for day, found in listed.items() if day <= last or since is None for f in found]
+    files = data_files(
+        spec, [f for day, found in listed.items() if day <= last or since is None for f in found]
+    )
     if not files:
         raise NothingLandedError(
             f"{spec.name}: no files landed for {first}..{last} in "
@@ -112,7 +142,7 @@ def read_days(
         span = span_of(info, spec, ledger)
         if span == () or (span is not None and span[0] <= last and span[1] >= first):
             to_read.append(info)
-    frame = read_files(landing, to_read)
+    frame = read_files(landing, to_read, spec)
     row_days = day_of_rows(frame, spec) if len(frame) else pd.Series(dtype=object)
     entries = [_entry(info, frame, row_days, spec, run_id) for info in to_read]
     wanted = set(days)
@@ -198,7 +228,7 @@ def new_files(
     files = [
         info
         for day_files in listed.values()
-        for info in day_files
+        for info in data_files(spec, day_files)
         if file_digest(info) not in ledger and file_digest(info) not in requested
     ]
     return files, max(listed) if listed else None
@@ -226,15 +256,19 @@ def pending_ranges(
     handled: dict[str, list[str]] = {newest: []} if newest else {}
     spans: list[tuple[str, str, ObjectInfo]] = []
     unplaced: dict[str, str] = {}
+    references = references_in_force(landing, spec) if files else References()
     for info in files:
-        handled.setdefault(landing_day_of(info), []).append(file_digest(info))
         try:
-            span = file_span(landing, info, spec, within=partitions)
+            span = file_span(landing, info, spec, within=partitions, references=references)
+        except MissingReferenceError as waiting:  # not handled: looked at again next time
+            unplaced[info.key] = str(waiting)
+            continue
         except UnreadableFileError:  # raw_data fails on it, naming the file, on its landing day
             span = (landing_day_of(info), landing_day_of(info))
+        handled.setdefault(landing_day_of(info), []).append(file_digest(info))
         clipped = _clip(span, partitions)
         if clipped is None:
-            outside = file_span(landing, info, spec) if span is None else span
+            outside = span or file_span(landing, info, spec, references=references)
             unplaced[info.key] = _why_unplaced(outside, partitions)
             continue
         spans.append((*clipped, info))
@@ -246,6 +280,7 @@ def file_span(
     info: ObjectInfo,
     spec: UseCaseSpec,
     within: tuple[str, str] | None = None,
+    references: References | None = None,
 ) -> tuple[str, str] | None:
     """The partitions a file's rows fall on: known from where it landed, else read.
 
@@ -255,7 +290,7 @@ def file_span(
     known = known_span(info, spec)
     if known is not None:
         return known
-    days = day_of_rows(read_files(landing, [info]), spec).dropna()
+    days = day_of_rows(read_files(landing, [info], spec, references), spec).dropna()
     if within is not None:
         days = days[(days >= within[0]) & (days <= within[1])]
     return (str(days.min()), str(days.max())) if len(days) else None

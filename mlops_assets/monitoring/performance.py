@@ -31,13 +31,20 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets import names
-from mlops_assets.features.forecast import history_needed, model_spec, prepare_history
+from mlops_assets.features.derived import model_spec, with_derived
+from mlops_assets.features.forecast import history_needed, prepare_history
 from mlops_assets.features.history import StoredHistory
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.ingest.days import day_of_rows
 from mlops_assets.metrics import HIGHER_IS_BETTER
 from mlops_assets.monitoring.drift import ColumnDrift, column_drift, drift_report_html
-from mlops_assets.monitoring.profile import compare, prediction_psi, profile_drifts, read_profile
+from mlops_assets.monitoring.profile import (
+    compare,
+    prediction_psi,
+    profile_drifts,
+    profiled,
+    read_profile,
+)
 from mlops_assets.monitoring.summary import DaySummary, SlotSummary
 from mlops_assets.prediction_log import served_predictions
 from mlops_assets.registry.ledger import champion_on, read_ledger, training_window
@@ -260,10 +267,11 @@ class Reference:
         """Per-feature PSI (and KS against reference rows) of the current rows."""
         if self.profile is not None:
             return profile_drifts(self.profile, current, spec)
-        rows = self.rows if self.rows is not None else current.iloc[0:0]
+        rows = with_derived(self.rows if self.rows is not None else current.iloc[0:0], spec)
+        current = with_derived(current, spec)
         return [
             column_drift(c.name, c.type, rows[c.name], current[c.name])
-            for c in spec.features
+            for c in profiled(spec)
             if c.type != "date" and c.name in current.columns and c.name in rows.columns
         ]
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets import names
+from mlops_assets.features.derived import group_stats, with_derived
 from mlops_assets.features.quality import WARN, CheckOutcome
 from mlops_assets.monitoring.drift import (
     MISSING,
@@ -147,6 +148,16 @@ def target_profile(spec: UseCaseSpec, frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def profiled(spec: UseCaseSpec) -> list[ColumnSpec]:
+    """The features a profile describes: all but group statistics.
+
+    A group statistic is fitted inside the model and is a function of its group column, which
+    is profiled.
+    """
+    fitted = {f.name for f in group_stats(spec)}
+    return [c for c in spec.features if c.name not in fitted]
+
+
 def build_profile(spec: UseCaseSpec, train: pd.DataFrame) -> dict[str, Any]:
     """The reference profile of a model version's training rows (JSON-serialisable, small).
 
@@ -158,11 +169,12 @@ def build_profile(spec: UseCaseSpec, train: pd.DataFrame) -> dict[str, Any]:
         A plain mapping: ``version``, ``rows``, ``features`` (name -> feature profile) and
         ``target``; every value is a JSON type, missing numbers ``None``.
     """
+    train = with_derived(train, spec)
     return {
         "version": PROFILE_VERSION,
         "use_case": spec.name,
         "rows": int(len(train)),
-        "features": {c.name: feature_profile(c, _column(train, c.name)) for c in spec.features},
+        "features": {c.name: feature_profile(c, _column(train, c.name)) for c in profiled(spec)},
         "target": target_profile(spec, train),
     }
 
@@ -314,9 +326,10 @@ def compare(
         One :class:`FeatureShift` per profiled feature of the spec, in spec order.
     """
     features = profile.get("features", {})
+    current = with_derived(current, spec)
     return [
         feature_shift(c.name, features[c.name], _column(current, c.name))
-        for c in spec.features
+        for c in profiled(spec)
         if c.name in features
     ]
 

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.derived import model_spec
 from mlops_assets.features.forecast import (
     date_column,
     history_needed,
-    model_spec,
     request_features,
 )
 from mlops_assets.features.history import StoredHistory

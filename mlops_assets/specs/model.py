@@ -257,6 +257,148 @@ class ForecastSpec(_Strict):
         return value
 
 
+# ---------------------------------------------------------------- derived features
+
+Operand = str | float
+"""A column's name, or a number."""
+
+
+class PrefixFeature(_Strict):
+    """The first characters of a text column (``Item_Identifier``'s ``FD``/``DR``/``NC``)."""
+
+    kind: Literal["prefix"] = "prefix"
+    name: str
+    column: str
+    length: int = Field(gt=0)
+
+
+class DifferenceFeature(_Strict):
+    """``left - right``, each a numeric column or a number (a store's age: 2013 - its year)."""
+
+    kind: Literal["difference"] = "difference"
+    name: str
+    left: Operand
+    right: Operand
+
+
+class RatioFeature(_Strict):
+    """``numerator / denominator ** power`` (a body-mass index: weight / height ** 2)."""
+
+    kind: Literal["ratio"] = "ratio"
+    name: str
+    numerator: Operand
+    denominator: Operand
+    power: float = 1.0
+
+
+class ProductFeature(_Strict):
+    """``left * right``, each a numeric column or a number."""
+
+    kind: Literal["product"] = "product"
+    name: str
+    left: Operand
+    right: Operand
+
+
+class DatePartFeature(_Strict):
+    """A part of a date column: its day of week, day of month, month, year or day of year."""
+
+    kind: Literal["date_part"] = "date_part"
+    name: str
+    column: str
+    part: Literal["day_of_week", "day_of_month", "month", "year", "day_of_year"]
+
+
+class GroupStatFeature(_Strict):
+    """A statistic of a numeric column per group, fitted on training rows inside the pipeline.
+
+    Like a group imputer, it is learnt from training rows only (test rows never leak into it)
+    and travels with the model, so a single served record gets its group's value; a group
+    unseen in training gets the overall statistic.
+    """
+
+    kind: Literal["group_stat"] = "group_stat"
+    name: str
+    column: str
+    group_by: str
+    stat: Literal["mean", "median", "std", "count"] = "mean"
+
+
+def derived_references(feature: object) -> set[str]:
+    """The columns a derived feature reads."""
+    fields = ("column", "left", "right", "numerator", "denominator", "group_by")
+    return {v for v in (getattr(feature, f, None) for f in fields) if isinstance(v, str)}
+
+
+DerivedFeature = Annotated[
+    PrefixFeature
+    | DifferenceFeature
+    | RatioFeature
+    | ProductFeature
+    | DatePartFeature
+    | GroupStatFeature,
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- inputs as vendors ship them
+
+
+class WideLayout(_Strict):
+    """A wide file (one row per series, one column per day) read as long rows.
+
+    Kaggle's M5 sales: ``id, item_id, ..., d_1, d_2, ...`` becomes one row per series and
+    ``d`` with the ``sales`` of that day.
+    """
+
+    id_columns: list[str] = Field(min_length=1, description="Columns kept on every long row.")
+    columns: str = Field(description="Name pattern of the value columns (``d_*``).")
+    names_to: str = Field(description="Column of the long rows holding a value column's name.")
+    values_to: str = Field(description="Column of the long rows holding its value.")
+
+
+class ReferenceJoin(_Strict):
+    """How a reference file (a calendar, a price list) joins onto the data rows."""
+
+    keys: list[str] = Field(min_length=1, description="Key columns, in both files.")
+    starts_series_by: list[str] = Field(
+        default_factory=list,
+        description="Columns of a series whose rows start at its first row with a match (an "
+        "item is sold from its first price on); empty: every row is kept.",
+    )
+
+
+class InputFile(_Strict):
+    """One kind of landed file, recognised by its name."""
+
+    name: str = Field(description="What the file is (``sales``, ``calendar``).")
+    pattern: str = Field(description="File name pattern, case-insensitive (``calendar*.csv``).")
+    wide: WideLayout | None = None
+    reference: ReferenceJoin | None = None
+
+    @model_validator(mode="after")
+    def _one_role(self) -> InputFile:
+        if self.wide is not None and self.reference is not None:
+            raise ValueError(f"inputs.{self.name}: a file is either wide data or a reference")
+        return self
+
+
+class InputsSpec(_Strict):
+    """The files a use case accepts as vendors ship them.
+
+    A landed file is the first entry whose pattern its name matches; a file matching none is
+    data in the spec's own long layout. Reference files are never data themselves: the newest
+    one landed is joined onto every data file's rows (long or wide), in declared order.
+    """
+
+    files: list[InputFile] = Field(min_length=1)
+
+    @property
+    def references(self) -> list[InputFile]:
+        """The reference files, in join order."""
+        return [f for f in self.files if f.reference is not None]
+
+
 # ---------------------------------------------------------------- models and tuning
 
 
@@ -373,6 +515,11 @@ class UseCaseSpec(_Strict):
     id_columns: list[ColumnSpec] = Field(default_factory=list)
     features: list[ColumnSpec]
     group_imputers: list[GroupImputerSpec] = Field(default_factory=list)
+    derived: list[DerivedFeature] = Field(
+        default_factory=list,
+        description="Features computed from the columns: row-level derivations, and group "
+        "statistics fitted on training rows inside the pipeline.",
+    )
     primary_metric: str
     reported_metrics: list[str] = Field(default_factory=list)
     partitions: PartitionSpec
@@ -385,6 +532,10 @@ class UseCaseSpec(_Strict):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     segments: list[SegmentSpec] = Field(default_factory=list)
+    inputs: InputsSpec | None = Field(
+        default=None,
+        description="Vendor files: name patterns, a wide-to-long reshape, reference joins.",
+    )
     forecast: ForecastSpec | None = Field(default=None, description="Series layout (forecast).")
     generator: str | None = Field(default=None, description="Name of the synthetic data generator.")
     min_rows_per_batch: int = Field(default=1, ge=0)
@@ -431,7 +582,61 @@ class UseCaseSpec(_Strict):
         self._check_models()
         self._check_references(set(names))
         self._check_forecast(set(names))
+        self._check_derived()
+        self._check_inputs()
         return self
+
+    def _check_inputs(self) -> None:
+        if self.inputs is None:
+            return
+        names = [f.name for f in self.inputs.files]
+        if len(set(names)) != len(names):
+            raise ValueError(f"inputs: file names declared twice: {names}")
+        columns = {c.name for c in self.input_columns} | {self.target.name}
+        produced = {f.wide.names_to for f in self.inputs.files if f.wide is not None}
+        for file in self.inputs.files:
+            if file.wide is not None:
+                for ref in (*file.wide.id_columns, file.wide.values_to):
+                    if ref not in columns:
+                        raise ValueError(f"inputs.{file.name}.wide: unknown column `{ref}`")
+            if file.reference is not None:
+                for ref in (*file.reference.keys, *file.reference.starts_series_by):
+                    if ref not in columns | produced:
+                        raise ValueError(f"inputs.{file.name}.reference: unknown column `{ref}`")
+
+    def _check_derived(self) -> None:
+        kinds = {c.name: c.type for c in self.input_columns}
+        taken = set(kinds) | {self.target.name}
+        for feature in self.derived:
+            where = f"derived.{feature.name}"
+            if feature.name in taken:
+                raise ValueError(f"{where}: the name is already a column or derived feature")
+            referenced = [
+                value
+                for value in (
+                    getattr(feature, field, None)
+                    for field in ("column", "left", "right", "numerator", "denominator")
+                )
+                if isinstance(value, str)
+            ]
+            for ref in referenced:
+                if ref not in kinds:
+                    raise ValueError(f"{where}: unknown column `{ref}`")
+            if isinstance(feature, PrefixFeature) and kinds[feature.column] != "categorical":
+                raise ValueError(f"{where}: a prefix needs a categorical (text) column")
+            if isinstance(feature, DatePartFeature) and kinds[feature.column] != "date":
+                raise ValueError(f"{where}: a date part needs a date column")
+            numeric_refs = (
+                [] if isinstance(feature, PrefixFeature | DatePartFeature) else referenced
+            )
+            if isinstance(feature, GroupStatFeature):
+                if feature.group_by not in kinds:
+                    raise ValueError(f"{where}: unknown column `{feature.group_by}`")
+                numeric_refs = [feature.column] if feature.stat != "count" else []
+            for ref in numeric_refs:
+                if kinds[ref] not in {"numeric", "integer"}:
+                    raise ValueError(f"{where}: `{ref}` is not a numeric column")
+            taken.add(feature.name)
 
     def _check_forecast(self, columns: set[str]) -> None:
         if (self.task == "forecast") != (self.forecast is not None):
@@ -556,11 +761,14 @@ class UseCaseSpec(_Strict):
         if found is None:
             known = ", ".join(self.segment_names) or "none"
             raise KeyError(f"{self.name}: no segment `{name}` (segments: {known})")
-        keep = set(found.features)
+        readable = set(found.features) | set(self.id_names)
+        derived = [d for d in self.derived if derived_references(d) <= readable]
+        keep = set(found.features) | {d.name for d in derived}
         view = self.model_copy(
             update={
                 "features": [c for c in self.features if c.name in keep],
                 "group_imputers": [g for g in self.group_imputers if g.column in keep],
+                "derived": derived,
                 "segments": [],
             }
         )

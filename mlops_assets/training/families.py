@@ -170,6 +170,10 @@ def build_pipeline(spec: UseCaseSpec, family: str, params: dict[str, Any], seed:
     numeric, categorical = _numeric_and_categorical(spec)
     steps: list[tuple[str, Any]] = [
         ("impute_groups", preprocessing.GroupImputer(preprocessing.group_imputers(spec))),
+    ]
+    if preprocessing.group_stat_rules(spec):  # older pipelines have no such step: none needed
+        steps.append(("group_stats", preprocessing.GroupStat(preprocessing.group_stat_rules(spec))))
+    steps += [
         ("select", preprocessing.FeatureSelector(numeric + categorical, categorical)),
     ]
     if family != "catboost":

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.derived import model_spec
 from mlops_assets.features.forecast import (
     FILLED,
     derived_features,
     fill_missing_days,
-    model_spec,
     prepare_history,
     time_folds,
 )
@@ -129,12 +129,13 @@ def test_lags_and_rolling_means_are_exact(spec, fixture_clean: pd.DataFrame) -> 
     assert foods["day_of_week"].iloc[0] == 0  # 2016-04-25 was a Monday
 
 
-def test_model_spec_adds_derived_features_only_for_forecasts(spec) -> None:
+def test_model_spec_adds_lag_features_only_for_forecasts(spec) -> None:
     modelled = model_spec(spec)
     assert modelled.feature_names == [*spec.feature_names, *derived_features(spec)]
     assert "lag_7" in derived_features(spec) and "rolling_mean_28" in derived_features(spec)
-    bigmart = use_case_specs()["bigmart_sales"]
-    assert model_spec(bigmart) is bigmart
+    mushroom = use_case_specs()["mushroom"]  # no lags, no declared derivations
+    assert model_spec(mushroom) is mushroom
+    assert model_spec(modelled) == modelled  # idempotent
 
 
 def test_time_folds_validate_on_later_days_only() -> None:

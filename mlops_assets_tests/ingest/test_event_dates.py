@@ -28,6 +28,14 @@ def land(day: str, frame: pd.DataFrame, name: str = "history.csv") -> None:
     landing.land("m5_sales", day, name, frame.to_csv(index=False).encode())
 
 
+def rows_dated(dates: list[str]) -> pd.DataFrame:
+    """One series' complete row (every contract column, calendar included) on each date."""
+    from mlops_assets.generators import get_generator
+
+    row = get_generator("m5_sales").history(FIRST, FIRST, seed=1).iloc[[0]]
+    return pd.concat([row] * len(dates), ignore_index=True).assign(date=dates)
+
+
 def pending(spec) -> list[tuple[str, str]]:
     """The ranges ``mlops refresh`` would ingest now (it lists every landing day)."""
     env = Environment.from_env()
@@ -134,7 +142,7 @@ def test_range_keeps_to_the_partitions(mlops_home: Path) -> None:
 
     spec = use_case_specs()["m5_sales"]
     dates = ["2010-12-31", "2011-02-01", "not a date", (today() + dt.timedelta(days=3)).isoformat()]
-    land("2011-02-02", pd.DataFrame({"id": "x", "date": dates, "sales": 1}))
+    land("2011-02-02", rows_dated(dates))
     assert pending(spec) == [("2011-02-01", "2011-02-01")]
     landing = Environment.from_env().landing_zone()
     [info] = landing.files_for("m5_sales", "2011-02-02")
@@ -143,7 +151,7 @@ def test_range_keeps_to_the_partitions(mlops_home: Path) -> None:
         "2011-02-01",
     )
     # A file with no row inside the partitions asks for no run, and says why.
-    land("2011-02-03", pd.DataFrame({"id": "x", "date": ["2010-12-30"], "sales": 1}), "old.csv")
+    land("2011-02-03", rows_dated(["2010-12-30"]), "old.csv")
     env = Environment.from_env()
     found = pending_ranges(env.landing_zone(), env.lake(), spec, partition_bounds(spec))
     assert [(r.first, r.last) for r in found.ranges] == [("2011-02-01", "2011-02-01")]

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from mlops_assets.features.cleaning import clean_frame
-from mlops_assets.features.forecast import model_spec, prepare_history
+from mlops_assets.features.derived import model_spec
+from mlops_assets.features.forecast import prepare_history
 from mlops_assets.features.history import StoredHistory
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.generators import get_generator

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.features.forecast import model_spec, naive_column
+from mlops_assets.features.derived import model_spec
+from mlops_assets.features.forecast import naive_column
 from mlops_assets.specs import use_case_specs
 from mlops_assets.specs.catalog import parse_spec
 from mlops_assets.training.baseline import baseline_name, baseline_predictions

@@ -80,7 +80,8 @@ def next_week_rows() -> pd.DataFrame:
 def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
     from mlops_assets.components.monitoring import performance_key
     from mlops_assets.environment import Environment
-    from mlops_assets.features.forecast import derived_features, model_spec
+    from mlops_assets.features.derived import model_spec
+    from mlops_assets.features.forecast import derived_features
     from mlops_assets.names import CHAMPION
     from mlops_assets.registry.status import slot_status
     from mlops_assets.training.evaluation import evaluate, spec_metrics
@@ -171,7 +172,8 @@ def test_served_forecasts_are_monitored_when_the_actuals_land(
     """The bento forecasts next week; the week's actuals land; monitoring scores both."""
     from mlops_assets.components.monitoring import drift_key, performance_key
     from mlops_assets.environment import Environment
-    from mlops_assets.features.forecast import model_spec, prepare_history
+    from mlops_assets.features.derived import model_spec
+    from mlops_assets.features.forecast import prepare_history
     from mlops_assets.ops.demo import land_history
     from mlops_assets.ops.launch import refresh
     from mlops_assets.ops.predict import predict_file
