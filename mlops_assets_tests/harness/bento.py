@@ -80,7 +80,12 @@ def start_bento(
     port = free_port()
     log_path = folder / "serve.log"
     served_env = serve_environment(Environment.from_env())
-    environment = {**served_env, "MLOPS_STORAGE_URI": str(storage), **env}
+    environment = {
+        **served_env,
+        "MLOPS_STORAGE_URI": str(storage),
+        "MLOPS_PREDICTION_LOG_SPOOL": str(folder / "spool"),
+        **env,
+    }
     command = serve_command(bento_tag, port)
     if via_cli:
         command = [str(venv_executable("mlops")), "serve", *cli_args, "--port", str(port)]
