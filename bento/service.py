@@ -19,12 +19,18 @@ from starlette.responses import Response
 
 from mlops_assets.environment import Environment
 from mlops_assets.serving.follow import follow_champions
-from mlops_assets.serving.http import JsonOnlyMiddleware
-from mlops_assets.serving.metrics import batch_metrics, observe_batch
+from mlops_assets.serving.http import GuardSettings, RequestGuard
+from mlops_assets.serving.metrics import (
+    batch_metrics,
+    observe_batch,
+    route_labelled_traffic_metrics,
+)
+from mlops_assets.serving.openapi import service_document
 from mlops_assets.serving.routing import columns_schema, records_schema, served_segments
 from mlops_assets.serving.runtime import REQUEST_ID_HEADER
 from mlops_assets.serving.worker import (
     declare_slot_models,
+    exit_with_parent,
     runtime_for_models,
     slot_model_tags,
 )
@@ -50,6 +56,7 @@ Records = Annotated[list[Any], WithJsonSchema(records_schema(SPEC, OPTIONS.max_r
 Columns = Annotated[dict[str, Any], WithJsonSchema(columns_schema(SPEC, OPTIONS.max_records))]
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
+route_labelled_traffic_metrics()  # before BentoML builds the app: labels by route, not path
 
 
 class PredictResponse(BaseModel):
@@ -80,6 +87,7 @@ class ChampionService:
     """
 
     def __init__(self) -> None:
+        exit_with_parent()  # SIGKILL of `bentoml serve` must not leave this worker serving
         models = {segment: getattr(self, attribute) for segment, attribute in self.slot_models}
         self.runtime = runtime_for_models(SPEC, models, ENV, on_batch=observe_batch)
         self.follower = None
@@ -112,4 +120,7 @@ class ChampionService:
         self.runtime.close()
 
 
-ChampionService.add_asgi_middleware(JsonOnlyMiddleware, json_paths=("/predict", "/predict_columns"))
+TITLE, DESCRIBE = service_document(SPEC, OPTIONS)
+ChampionService.add_asgi_middleware(
+    RequestGuard, settings=GuardSettings.for_service(SPEC, OPTIONS, TITLE, DESCRIBE)
+)
