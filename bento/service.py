@@ -66,9 +66,19 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Any]
-    ids: list[dict[str, Any]] | dict[str, list[Any]]
+    ids: list[dict[str, Any]]
     segments: list[str] | None = None  # segmented use cases: the segment of each record
     models: dict[str, dict[str, str]] | None = None  # and each answering segment's model
+
+
+class PredictColumnsResponse(BaseModel):
+    """A columnar answer: predictions in row order, the rows' ids as columns."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    ids: dict[str, list[Any]]
 
 
 @bentoml.service(
@@ -103,7 +113,9 @@ class ChampionService:
         return Response(answer.body, status_code=answer.status, media_type="application/json")
 
     @bentoml.api(route="/predict_columns")
-    async def predict_columns(self, columns: Columns, ctx: bentoml.Context) -> PredictResponse:
+    async def predict_columns(
+        self, columns: Columns, ctx: bentoml.Context
+    ) -> PredictColumnsResponse:
         """Bulk scoring: the same records as columns; ids are answered as columns too."""
         answer = await self.runtime.answer_columns(
             columns, ctx.request.headers.get(REQUEST_ID_HEADER)

@@ -16,6 +16,7 @@ numbers outside int64 (``1e19``), which pandas' nullable ``Int64`` cannot hold.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -39,6 +40,32 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 EXACT_FLOAT_LIMIT = 2.0**53  # from here on float64 skips whole numbers: read the text exactly
 _WHOLE_CLAMP = Decimal(10**30)  # far outside int64, small enough to convert at no cost
+_LONG_EXPONENT = re.compile(r"[eE][+-]?\d{5,}")  # 1e10000 and beyond: outside every float
+
+
+def text_to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, safe from pandas' own text parser.
+
+    pandas (2.3) keeps a number's exponent in a C ``int``: ``"1e4294967296"`` reads as 1.0 and
+    an exponent of 40 digits crashed the process (segmentation fault), so one such value in a
+    request killed the service's worker and one in a landed file killed the run. Text with an
+    exponent of five digits or more, beyond any float either way, is read by Python's
+    ``float`` instead (infinity or 0.0); the check is one regular-expression pass over the
+    text values, joined.
+    """
+    text = [value for value in values.tolist() if type(value) is str]
+    if text and _LONG_EXPONENT.search("\n".join(text)):
+        values = values.map(_long_exponent_as_float)
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _long_exponent_as_float(value: object) -> object:
+    if type(value) is not str or not _LONG_EXPONENT.search(value):
+        return value
+    try:
+        return float(value.strip())
+    except ValueError:
+        return np.nan
 
 
 @dataclass
@@ -137,7 +164,7 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
     """The column in its spec type; returns how many present values could not be read."""
     present = values.notna()
     if column.type == "numeric":
-        typed = pd.to_numeric(values, errors="coerce").astype("float64")
+        typed = text_to_numbers(values).astype("float64")
         typed = typed.where(np.isfinite(typed))
     elif column.type == "integer":
         typed = _whole_int64(values)
@@ -152,7 +179,7 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
 
 def _whole_int64(values: pd.Series) -> pd.Series:
     """Text values as ``Int64``: missing unless a whole number within int64, read exactly."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    numbers = text_to_numbers(values).astype("float64")
     whole = np.isfinite(numbers) & (numbers == np.round(numbers))
     exact = whole & (numbers.abs() < EXACT_FLOAT_LIMIT)
     typed = numbers.where(exact).astype("Int64")

@@ -34,6 +34,7 @@ from mlops_assets.features.cleaning import (
     clean_frame,
     exact_whole_number,
     fits_int64,
+    text_to_numbers,
 )
 from mlops_assets.features.validation import clip, quote, validate_frame
 from mlops_assets.generators import get_generator
@@ -60,6 +61,8 @@ class RequestProblem:
     def as_dict(self) -> dict[str, Any]:
         """The problem as JSON-ready data for an error response."""
         field = self.location.rsplit(".", 1)[1] if "." in self.location else None
+        if field is not None and self.location.startswith("columns."):
+            field = re.sub(r"\[\d+\]$", "", field)  # columns.X[3] is record 3's field X
         return {
             "record": self.row if self.row >= 0 else None,
             "field": field,
@@ -506,9 +509,7 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
         else:
             found.append(problem(row, column, f"expected a number, got {_json_type(value)}", order))
     if text_rows:
-        parsed = pd.to_numeric(
-            pd.Series([values[row] for row in text_rows], dtype=object), errors="coerce"
-        )
+        parsed = text_to_numbers(pd.Series([values[row] for row in text_rows], dtype=object))
         for row, number in zip(text_rows, parsed.tolist(), strict=True):
             message = _text_number_problem(values[row], float(number), integer)
             if message:

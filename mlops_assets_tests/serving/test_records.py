@@ -535,3 +535,12 @@ def test_property_what_the_service_accepts_the_schema_allows(spec: UseCaseSpec, 
     row = record(**changes)
     if accepted(spec, [row]):
         assert schema_errors(spec, [row]) == []
+
+
+def test_a_column_problem_names_its_record_and_field() -> None:
+    """``detail`` of a columnar 422 said ``field: "Item_Weight[0]"`` (schemathesis saw it)."""
+    from mlops_assets.serving.records import RequestProblem, as_column_location
+
+    found = as_column_location(RequestProblem(3, 0, "records[3].Item_Weight", "is below 0.5"))
+    assert found.location == "columns.Item_Weight[3]"
+    assert found.as_dict() == {"record": 3, "field": "Item_Weight", "message": "is below 0.5"}
