@@ -443,9 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reap_dead_runs() -> None:
+    """Fail the runs a killed process left STARTED (they would block retraining), first."""
+    try:
+        launch.reap(_env(), log=lambda line: print(f"mlops: {line}", file=sys.stderr))
+    except Exception as error:  # noqa: BLE001 - housekeeping must not stop the command itself
+        print(f"mlops: could not check for dead runs: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlops`` console script."""
     args = build_parser().parse_args(argv)
+    _reap_dead_runs()
     return int(args.func(args) or 0)
 
 

@@ -124,6 +124,13 @@ AS_OF_TAG = "mlops/as_of"
 """When a run's decisions take effect (ISO 8601): a simulated or backfilled day's own time."""
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+HEARTBEAT_HOST_TAG = "mlops/heartbeat_host"
+HEARTBEAT_PID_TAG = "mlops/heartbeat_pid"
+HEARTBEAT_STARTED_TAG = "mlops/heartbeat_process_started"
+HEARTBEAT_AT_TAG = "mlops/heartbeat_at"
+"""The process running a run and its last sign of life (see ``components/runs.py``)."""
+REAPED_TAG = "mlops/reaped"
+"""Set on a run that was marked failed because its process was gone (why, in words)."""
 
 # ---------------------------------------------------------------- metadata keys read elsewhere
 
@@ -142,6 +149,8 @@ DATA_PARTITIONS_TAG = "data_partitions"
 DATA_VERSION_TAG = "data_version"
 DAGSTER_RUN_TAG = "dagster.run_id"
 STUDY_TAG = "optuna.study"
+TRIAL_PROCESS_ATTR = "process"
+"""Optuna trial user attribute: the process running the trial (host, pid, start time)."""
 TEST_METRIC_PREFIX = "test_"
 """Model version tags ``test_<metric>``: the version's latest scores on the test set."""
 

@@ -13,7 +13,8 @@ import dagster as dg
 from mlops_assets import names
 from mlops_assets.components.features import clean_key, test_key, train_key
 from mlops_assets.components.registry import champion_key, ledger_key
-from mlops_assets.components.resources import ObjectStorage
+from mlops_assets.components.resources import MlflowTracking, ObjectStorage, OptunaStorage
+from mlops_assets.components.runs import reap_dead_runs
 from mlops_assets.components.serving import bento_key
 from mlops_assets.components.training import tuned_key
 from mlops_assets.monitoring.pauses import paused_segments
@@ -47,12 +48,21 @@ def retrain_selection(spec: UseCaseSpec, segments: list[str]) -> list[dg.AssetKe
 
 
 def last_training(instance: dg.DagsterInstance, spec: UseCaseSpec) -> tuple[str | None, str]:
-    """The last day of the latest training window and the run that built it."""
-    event = instance.get_latest_materialization_event(train_key(spec))
-    if event is None or event.asset_materialization is None:
-        return None, "never"
-    last_day = event.asset_materialization.metadata.get(names.LAST_DAY)
-    return (getattr(last_day, "value", None), event.run_id)
+    """The last day of the latest training window and the run that built it.
+
+    A retrain that failed after its splits (killed during tuning, say) trained nothing: its
+    window does not count, or the policy would wait for K more days before retraining.
+    """
+    for record in instance.fetch_materializations(train_key(spec), limit=50).records:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.FAILURE:
+            continue
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        last_day = materialization.metadata.get(names.LAST_DAY)
+        return (getattr(last_day, "value", None), record.run_id)
+    return None, "never"
 
 
 def policy_facts(
@@ -101,7 +111,16 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
         description=f"{spec.name}: retrain when K new partitions landed, the champion's error "
         "grew by X, or a feature's PSI exceeds Y (thresholds from the spec).",
     )
-    def retrain_sensor(context: dg.SensorEvaluationContext, lake: ObjectStorage):
+    def retrain_sensor(
+        context: dg.SensorEvaluationContext,
+        lake: ObjectStorage,
+        mlflow: MlflowTracking,
+        optuna_storage: OptunaStorage,
+    ):
+        # A killed run stays STARTED and would block every tick: fail the dead ones first.
+        reap_dead_runs(
+            context.instance, mlflow.tracking(), optuna_storage.url, log=context.log.warning
+        )
         running = context.instance.get_run_records(
             dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1
         )

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr
 from typing_extensions import override
 
 from mlops_assets.bentos.build import BentoStore
+from mlops_assets.components.runs import HEARTBEAT_RESOURCE, RunHeartbeat
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.landing import LandingZone as PlainLandingZone
 from mlops_assets.registry.lock import RetrainLockError, RetrainLocks
@@ -286,6 +287,7 @@ def resources_for(env: Environment) -> dict[str, Any]:
             database=_setting(env, "prediction_log_database", env.prediction_log_database)
         ),
         "bentos": BentoStoreResource(home=str(env.bentoml_home), source=str(env.bento_source)),
+        HEARTBEAT_RESOURCE: RunHeartbeat(),
     }
 
 

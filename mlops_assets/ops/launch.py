@@ -19,6 +19,7 @@ from mlops_assets import names
 from mlops_assets.components.automation import retrain_selection
 from mlops_assets.components.ingest import range_tags
 from mlops_assets.components.partitions import partition_bounds
+from mlops_assets.components.runs import Reaped, reap_dead_runs
 from mlops_assets.components.training import tuned_key
 from mlops_assets.definitions import defs
 from mlops_assets.environment import Environment
@@ -56,6 +57,15 @@ def instance(env: Environment) -> dg.DagsterInstance:
     """The persistent instance under ``DAGSTER_HOME`` (created on first use)."""
     env.ensure_dagster_home()
     return dg.DagsterInstance.get()
+
+
+def reap(env: Environment, log: Callable[[str], None] | None = None) -> list[Reaped]:
+    """Fail the runs in progress whose process is gone (what every ``mlops`` command does first).
+
+    The same reaper the retrain sensor calls (:mod:`mlops_assets.components.runs`): a killed
+    ``mlops refresh`` or run worker no longer leaves a run STARTED that blocks retraining.
+    """
+    return reap_dead_runs(instance(env), env.tracking(), env.optuna_url, log=log)
 
 
 def load_definitions() -> dg.Definitions:
