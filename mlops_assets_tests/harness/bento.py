@@ -35,10 +35,13 @@ class ServedBento(ServedProcess):
 
     storage: Path
     bento_tag: str
+    api_key: str | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        """A client of the server, sending its API key (if it has keys) on every request."""
+        headers = {"x-api-key": self.api_key} if self.api_key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=60, headers=headers)
 
     def predict(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         """POST a JSON-serialisable body, or raw bytes as they are, to ``/predict``."""
@@ -99,6 +102,7 @@ def start_bento(
         cwd=folder,
         timeout=timeout,
     )
+    keys = [key.strip() for key in env.get("MLOPS_SERVING_API_KEYS", "").split(",")]
     return ServedBento(
         served.name,
         served.url,
@@ -106,4 +110,5 @@ def start_bento(
         served.log_path,
         storage=storage,
         bento_tag=bento_tag,
+        api_key=keys[0] or None,
     )
