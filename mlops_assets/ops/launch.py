@@ -74,14 +74,20 @@ def load_definitions() -> dg.Definitions:
 
 
 def _failure_messages(result: Any) -> list[str]:
-    """Each failed step with the innermost cause (Dagster's own message only says "error in op")."""
+    """Each failed step and why, as a person needs it to act.
+
+    A ``dg.Failure``'s own description (it names what failed), else the innermost cause
+    (Dagster's own message only says "error in op").
+    """
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.step_failure_data.error
+            data = event.step_failure_data
+            described = data.user_failure_data.description if data.user_failure_data else None
+            error = data.error
             while error is not None and error.cause is not None:
                 error = error.cause
-            text = error.message.strip() if error else "failed"
+            text = described or (error.message.strip() if error else "failed")
             messages.append(f"{event.step_key}: {text}")
     return messages
 
