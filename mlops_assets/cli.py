@@ -18,6 +18,7 @@ from pathlib import Path
 from mlops_assets.bentos.build import BentoBuildError
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.days import today
+from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -82,10 +83,12 @@ def cmd_land(args: argparse.Namespace) -> int:
     env = _env()
     spec = _spec(env, args.use_case)
     source = Path(args.file)
-    if not source.is_file():
-        raise SystemExit(f"no such file: {source}")
+    try:
+        data = local_file_bytes(source)
+    except UnreadableFileError as error:
+        raise SystemExit(str(error)) from None
     day = args.date or today().isoformat()
-    key = env.landing_zone().land(spec.name, day, source.name, source.read_bytes())
+    key = env.landing_zone().land(spec.name, day, source.name, data)
     print(f"landed {source} as {key}")
     return 0
 

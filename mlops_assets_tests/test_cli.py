@@ -17,6 +17,23 @@ def test_land_copies_into_the_day_folder(mlops_home: Path, tmp_path: Path) -> No
     assert landed.read_text() == source.read_text()
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp, "is a directory: give one data file"),
+        (lambda tmp: Path("/dev/null"), "/dev/null is a character device, not a data file"),
+        (lambda tmp: tmp / "missing.csv", "no such file"),
+        (lambda tmp: (tmp / "empty.csv").touch() or tmp / "empty.csv", "is empty: 0 bytes"),
+    ],
+    ids=["directory", "dev-null", "missing", "empty"],
+)
+def test_land_names_what_a_bad_path_is(mlops_home: Path, tmp_path: Path, make, message) -> None:
+    """A directory or ``/dev/null`` used to be "no such file" (an empty file was landed)."""
+    with pytest.raises(SystemExit, match=message):
+        main(["land", "bigmart_sales", str(make(tmp_path))])
+    assert not (mlops_home / "landing").exists() or not any((mlops_home / "landing").rglob("*.*"))
+
+
 def test_unknown_use_case_and_bad_date(mlops_home: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown use case 'nope'"):
         main(["status", "nope"])
