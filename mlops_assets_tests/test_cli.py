@@ -90,3 +90,41 @@ def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> N
     serve.exec_serve(env, "mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
     assert seen["MLOPS_SERVE_SEGMENTS"] == "stem_season"
     assert seen["MLOPS_FOLLOW_CHAMPION"] == "on"
+
+
+def test_a_landed_1e19_fails_the_types_check_naming_file_and_column(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    """It crashed ``clean_data`` (``cannot safely cast non-equivalent float64 to int64``),
+    retried four times over 28 s, naming neither the file nor the column."""
+    import time
+
+    from mlops_assets.environment import Environment
+    from mlops_assets.features.quality import read_verdict
+    from mlops_assets.specs import use_case_specs
+
+    header = (
+        "Item_Identifier,Item_Weight,Item_Fat_Content,Item_Visibility,Item_Type,Item_MRP,"
+        "Outlet_Identifier,Outlet_Establishment_Year,Outlet_Size,Outlet_Location_Type,"
+        "Outlet_Type,Item_Outlet_Sales\n"
+    )
+    row = "FDA15,9.3,LF,0.016,Dairy,249.8,OUT049,{year},Medium,Tier 1,Supermarket Type1,3735.1\n"
+    landed = tmp_path / "Train.csv"
+    landed.write_text(
+        header + "".join(row.format(year="1e19" if i % 4 == 1 else 1999) for i in range(12))
+    )
+    assert main(["land", "bigmart_sales", str(landed), "--date", "2025-03-01"]) == 0
+    started = time.monotonic()
+    main(["refresh", "bigmart_sales", "--no-train"])
+    assert time.monotonic() - started < 20
+    spec = use_case_specs()["bigmart_sales"]
+    verdict = read_verdict(Environment.from_env().lake(), spec, "2025-03-01")
+    assert verdict["raw"]["passed"] and not verdict["clean"]["passed"]
+    failed = verdict["clean"]["failed"]["types"]
+    assert "Outlet_Establishment_Year" in failed and "Train.csv row 2: '1e19'" in failed
+    instance = dg.DagsterInstance.get()
+    [run] = instance.get_run_records()
+    retries = [
+        e for e in instance.all_logs(run.dagster_run.run_id) if "RETRY" in str(e.dagster_event_type)
+    ]
+    assert retries == []

@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,13 @@ class CleaningReport:
     unexpected_columns: list[str] = field(default_factory=list)
     invalid_values: dict[str, int] = field(default_factory=dict)
     remapped_values: dict[str, int] = field(default_factory=dict)
+    invalid_examples: dict[str, list[str]] = field(default_factory=dict)
+    """Per column, the first unreadable values and where they are (``Train.csv row 3: '1e19'``)."""
+    invalid_at: dict[str, list[tuple[Any, str]]] = field(default_factory=dict, repr=False)
+    """The same, by row label (named by :func:`clean_frame` once it knows the rows' files)."""
+
+
+INVALID_EXAMPLES = 3
 
 
 def _as_text(series: pd.Series) -> pd.Series:
@@ -198,6 +206,11 @@ def clean_column(raw: pd.Series, column: ColumnSpec, report: CleaningReport) -> 
     typed, invalid = _enforce_type(values, column)
     if invalid:
         report.invalid_values[column.name] = invalid
+        bad = values.notna() & typed.isna()
+        report.invalid_at[column.name] = [
+            (label, _fmt_example(value))
+            for label, value in values[bad].head(INVALID_EXAMPLES).items()
+        ]
     for rule in column.cleaning:
         typed = _apply_value_rule(typed, rule, column)
     return typed
@@ -244,6 +257,7 @@ def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, C
         if meta in frame.columns:
             cleaned[meta] = frame[meta]
     result = pd.DataFrame(cleaned, index=frame.index)
+    _locate_examples(report, frame)
     inputs = [c.name for c in spec.input_columns]
     keep = result[inputs].notna().any(axis=1)
     for column in spec.id_columns:
@@ -252,6 +266,24 @@ def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, C
     result = result[keep].reset_index(drop=True)
     report.rows_out = len(result)
     return result, report
+
+
+def _fmt_example(value: object) -> str:
+    text = value if isinstance(value, str) else _fmt(value)
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+
+
+def _locate_examples(report: CleaningReport, frame: pd.DataFrame) -> None:
+    """Name each unreadable example's file and row, where the rows came from landed files."""
+    files, rows = frame.get("_source_file"), frame.get("_row_number")
+    for name, found in report.invalid_at.items():
+        located = []
+        for label, value in found:
+            where = f"row {label}"
+            if files is not None and rows is not None:
+                where = f"{str(files.loc[label]).rsplit('/', 1)[-1]} row {rows.loc[label]}"
+            located.append(f"{where}: {value}")
+        report.invalid_examples[name] = located
 
 
 def _empty_column(column: ColumnSpec, length: int, index: pd.Index) -> pd.Series:

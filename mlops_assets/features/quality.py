@@ -89,12 +89,22 @@ def clean_checks(
     }
     outside = {k: _fraction(v, len(clean)) for k, v in domain_violations(clean, spec).items()}
     bad_domains = {k: round(v, 4) for k, v in outside.items() if v > limit}
+    examples = {k: report.invalid_examples.get(k, []) for k in sorted(bad_types)}
+    shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in examples.items() if v)
     return [
         CheckOutcome(
             "types",
             not bad_types,
-            f"unreadable values above {limit:.0%} in {sorted(bad_types)}" if bad_types else "ok",
-            {"threshold": limit, "unreadable_share": unreadable, "failing": bad_types},
+            f"unreadable values above {limit:.0%} in {sorted(bad_types)}"
+            + (f" (e.g. {shown})" if shown else "")
+            if bad_types
+            else "ok",
+            {
+                "threshold": limit,
+                "unreadable_share": unreadable,
+                "failing": bad_types,
+                "examples": examples,
+            },
         ),
         CheckOutcome(
             "null_rates",
