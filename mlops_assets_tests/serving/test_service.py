@@ -182,6 +182,8 @@ def _values(spec: UseCaseSpec) -> st.SearchStrategy[Any]:
         st.none(),
         st.booleans(),
         st.integers(-(10**20), 10**20),
+        st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 1e19, -1e19, 2**53 + 1]),
+        st.sampled_from(["1e19", "9223372036854775808", "1e" + "9" * 40, "4e4294967296"]),
         st.floats(allow_nan=True, allow_infinity=True),
         st.text(max_size=8),
         st.sampled_from([*categories, "LF", "reg", " Dairy ", "", "0", "1e400", "-0"]),
