@@ -457,7 +457,8 @@ def _reap_dead_runs() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlops`` console script."""
     args = build_parser().parse_args(argv)
-    _reap_dead_runs()
+    if args.command != "serve":  # a serving container has no access to the Dagster instance
+        _reap_dead_runs()
     return int(args.func(args) or 0)
 
 

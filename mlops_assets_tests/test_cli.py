@@ -128,3 +128,19 @@ def test_a_landed_1e19_fails_the_types_check_naming_file_and_column(
         e for e in instance.all_logs(run.dagster_run.run_id) if "RETRY" in str(e.dagster_event_type)
     ]
     assert retries == []
+
+
+def test_every_command_first_fails_the_runs_a_killed_process_left(
+    mlops_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run stayed STARTED forever (and blocked retraining) until a person acted."""
+    from mlops_assets.names import REAPED_TAG
+    from mlops_assets_tests.harness.runs import killed_run
+
+    (mlops_home / "dagster").mkdir(parents=True)
+    pid = killed_run()
+    assert main(["list"]) == 0
+    assert f"marked failed: its process (pid {pid}" in capsys.readouterr().err
+    [record] = dg.DagsterInstance.get().get_run_records()
+    assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    assert REAPED_TAG in record.dagster_run.tags

@@ -7,7 +7,6 @@ does not check run processes; ``execute_in_process`` has no launcher at all).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from mlops_assets import names
 from mlops_assets.components.runs import reap_dead_runs, run_process, why_dead
 from mlops_assets.registry.heartbeat import ProcessIdentity, now
+from mlops_assets_tests.harness.runs import killed_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,50 +60,21 @@ def test_on_another_host_only_a_stale_heartbeat_says_dead() -> None:
     assert "no heartbeat since 2020" in (why_dead(_tags(far, old), stale_after_s=60) or "")
 
 
-RUN = """
-import sys, time
-import dagster as dg
-from mlops_assets.components.runs import RunHeartbeat, heartbeat_hook
-
-@dg.op
-def forever() -> None:
-    print("running", flush=True)
-    time.sleep(600)
-
-@dg.job(hooks={heartbeat_hook})
-def stuck() -> None:
-    forever()
-
-stuck.execute_in_process(
-    instance=dg.DagsterInstance.get(), resources={"run_heartbeat": RunHeartbeat(interval_s=1)}
-)
-"""
-
-
 def test_a_killed_run_is_reported_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "dagster"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUN],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline() == b"running\n"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    pid = killed_run()
     with dg.DagsterInstance.get() as instance:
         [record] = instance.get_run_records()
         run = record.dagster_run
         assert run.status == dg.DagsterRunStatus.STARTED
         recorded = run_process(dict(run.tags))
-        assert recorded is not None and recorded.pid == process.pid and recorded.started
+        assert recorded is not None and recorded.pid == pid and recorded.started
         assert names.HEARTBEAT_AT_TAG in run.tags
         lines: list[str] = []
         [reaped] = reap_dead_runs(instance, log=lines.append)
-        assert reaped.run_id == run.run_id and f"pid {process.pid}" in reaped.why
+        assert reaped.run_id == run.run_id and f"pid {pid}" in reaped.why
         after = instance.get_run_by_id(run.run_id)
         assert after is not None and after.status == dg.DagsterRunStatus.FAILURE
         assert after.tags[names.REAPED_TAG] == reaped.why

@@ -25,8 +25,11 @@ from mlops_assets_tests.harness.processes import (
 
 USE_CASE = "bigmart_sales"
 SERVE_TIMEOUT_S = 120
+API_KEY = "test-key-0123456789abcdef"
+SECOND_API_KEY = "second-key-0123456789abcdef"
+"""Keys of the shared test server (``serving/conftest.py``); its client sends the first."""
 
-__all__ = ["SERVE_TIMEOUT_S", "USE_CASE", "ServedBento", "start_bento"]
+__all__ = ["API_KEY", "SECOND_API_KEY", "SERVE_TIMEOUT_S", "USE_CASE", "ServedBento", "start_bento"]
 
 
 @dataclass

@@ -19,10 +19,13 @@ import pytest
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.specs import UseCaseSpec, use_case_specs
-from mlops_assets_tests.harness.bento import USE_CASE, ServedBento, start_bento
-
-API_KEY = "test-key-0123456789abcdef"
-SECOND_API_KEY = "second-key-0123456789abcdef"
+from mlops_assets_tests.harness.bento import (
+    API_KEY,
+    SECOND_API_KEY,
+    USE_CASE,
+    ServedBento,
+    start_bento,
+)
 
 
 @pytest.fixture(scope="session")

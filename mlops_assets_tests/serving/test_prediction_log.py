@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +18,9 @@ from mlops_assets.prediction_log import (
 )
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.harness.records import record
+from mlops_assets_tests.harness.records import scored_batch
 
-
-def batch(spec: UseCaseSpec, ids: list[str], counts: list[int], **changes: Any) -> ScoredBatch:
-    raw = pd.DataFrame([record(**changes) for _ in range(sum(counts))])
-    cleaned, _ = clean_frame(raw, spec)
-    return ScoredBatch(ids, counts, cleaned, np.arange(sum(counts), dtype=float), "m", "3")
+batch = scored_batch
 
 
 def test_close_writes_every_queued_row(spec: UseCaseSpec, tmp_path: Path) -> None:
@@ -119,7 +114,7 @@ from pathlib import Path
 from mlops_assets.prediction_log import PredictionLog
 from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.serving.test_prediction_log import batch
+from mlops_assets_tests.harness.records import scored_batch as batch
 
 spec = use_case_specs()["bigmart_sales"]
 log = PredictionLog(LocalObjectStore(Path(sys.argv[1])), spec, 3600, spool_root=Path(sys.argv[2]))

@@ -426,7 +426,7 @@ def test_request_ids_are_checked_and_never_echoed_long(bento_server: ServedBento
 
 
 def test_api_keys_guard_the_scoring_routes_only(bento_server: ServedBento) -> None:
-    from mlops_assets_tests.serving.conftest import SECOND_API_KEY
+    from mlops_assets_tests.harness.bento import SECOND_API_KEY
 
     body = {"records": [record()]}
     with httpx.Client(base_url=bento_server.url, timeout=30) as anonymous:
