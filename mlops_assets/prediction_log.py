@@ -130,8 +130,9 @@ class PredictionSpool:
     A worker writes to its own segment file (``<pid>-<token>-<n>.spool``, one JSON line per
     batch) and holds an exclusive ``flock`` on every segment it has not yet deleted: the kernel
     releases it when the worker dies, which is how another worker tells an orphan from a live
-    file. The flusher starts a new segment after each write; a finished segment is deleted once
-    all its batches are in the log.
+    file. The flusher starts a new segment after each successful write; a segment is deleted
+    once all its batches are in the log (a failing store leaves one growing segment, not one
+    per attempt).
 
     Args:
         folder: This log's spool folder (one per log destination and model).
@@ -172,7 +173,7 @@ class PredictionSpool:
             return number
 
     def rotate(self) -> None:
-        """Start a new segment (the flusher does, so finished ones can be deleted)."""
+        """Start a new segment (the flusher does after a write, so finished ones can go)."""
         with self._lock:
             if self._appended[self._current]:
                 self._current = self._new_segment()
@@ -431,8 +432,6 @@ class PredictionLog:
         self, pending: list[tuple[int | None, ScoredBatch]], final: bool
     ) -> list[tuple[int | None, ScoredBatch]]:
         """Write the queued batches at once; on failure keep them for the next try."""
-        if self.spool is not None:
-            self.spool.rotate()  # batches from now on go to a segment deleted later
         batches = [batch for _, batch in pending]
         frame = log_frame(batches, self.spec)
         try:
@@ -452,7 +451,8 @@ class PredictionLog:
         logger.debug("prediction log: %d rows to %s", len(frame), where)
         self.rows_written += len(frame)
         self.files_written += 1
-        if self.spool is not None:
+        if self.spool is not None:  # a new segment, then the finished ones go
+            self.spool.rotate()
             self.spool.written([segment for segment, _ in pending if segment is not None])
         return []
 

@@ -210,3 +210,26 @@ def test_spooled_rows_match_the_logged_rows(tmp_path: Path) -> None:
     back = ScoredBatch.from_json(original.to_json([c.name for c in spec.input_columns]))
     pd.testing.assert_frame_equal(log_frame([back], spec), log_frame([original], spec))
     assert back.key() == original.key()
+
+
+def test_spool_files_go_once_written_and_do_not_pile_up_while_failing(
+    spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    store = LocalObjectStore(tmp_path / "storage")
+    spool = tmp_path / "spool"
+    log = PredictionLog(store, spec, flush_interval_s=0.05, spool_root=spool)
+    for index in range(3):
+        log.append(batch(spec, [f"w{index}"], [1]))
+        time.sleep(0.2)
+    assert len(list(spool.rglob("*.spool"))) <= 1  # the current segment only
+    monkeypatch.setattr(log, "_write_frame", lambda frame, first: 1 / 0)  # the store is down
+    for index in range(5):
+        log.append(batch(spec, [f"f{index}"], [1]))
+        time.sleep(0.15)
+    assert len(list(spool.rglob("*.spool"))) == 1  # one segment grows, not one per attempt
+    monkeypatch.undo()
+    log.close()
+    assert len(read_prediction_log(store, spec.name)) == 8
+    assert not list(spool.rglob("*.spool"))
