@@ -131,6 +131,8 @@ HEARTBEAT_AT_TAG = "mlops/heartbeat_at"
 """The process running a run and its last sign of life (see ``components/runs.py``)."""
 REAPED_TAG = "mlops/reaped"
 """Set on a run that was marked failed because its process was gone (why, in words)."""
+RETRY_OF_TAG = "mlops/retry_of"
+"""A retrain the sensor requested again because the run it had requested died (its id)."""
 
 # ---------------------------------------------------------------- metadata keys read elsewhere
 

@@ -23,6 +23,8 @@ from mlops_assets.monitoring.summary import latest_summary
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.tables import stored_partitions
 
+SENSOR_NAME_TAG = "dagster/sensor_name"
+RUN_KEY_TAG = "dagster/run_key"
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -100,6 +102,36 @@ def retrain_request(
     )
 
 
+def died_unretried(instance: dg.DagsterInstance, job_name: str, sensor_name: str) -> dict[str, str]:
+    """The evidence of this sensor's retrains that died (reaped), not retried yet: token -> run.
+
+    The sensor fires once per evidence, and a run killed before training keeps its evidence
+    fired: without this, K new partitions would never retrain again. A run that died is retried
+    once (a retry that dies too is not: it may die for a reason that would kill every retry).
+    """
+    died: dict[str, str] = {}
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=job_name,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            tags={SENSOR_NAME_TAG: sensor_name},
+        ),
+        limit=20,
+    )
+    for record in records:
+        run = record.dagster_run
+        if names.REAPED_TAG not in run.tags or names.RETRY_OF_TAG in run.tags:
+            continue
+        retries = instance.get_run_records(
+            dg.RunsFilter(tags={names.RETRY_OF_TAG: run.run_id}), limit=1
+        )
+        if retries:
+            continue
+        evidence = run.tags.get(RUN_KEY_TAG, "").split(":retrain:", 1)[-1]
+        died.update({token: run.run_id for token in evidence.split("|") if token})
+    return died
+
+
 def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinition:
     """The retraining policy of one use case, as a sensor on its retrain job."""
 
@@ -128,18 +160,21 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
             yield dg.SkipReason(f"a retrain of {spec.name} is already running")
             return
         fired: list[str] = json.loads(context.cursor) if context.cursor else []
+        died = died_unretried(context.instance, job_name, names.retrain_sensor(spec.name))
+        fired = [token for token in fired if token not in died]  # their run never finished
         evidence = policy_evidence(spec, policy_facts(context.instance, spec, lake))
         fresh = [e for e in evidence if e.token not in fired]
         if not fresh:
             yield dg.SkipReason("no retraining condition holds")
             return
         reasons = [e.reason for e in fresh]
-        request = retrain_request(
-            spec,
-            lake,
-            policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons),
-            run_key=f"{spec.name}:retrain:" + "|".join(e.token for e in fresh),
-        )
+        tags = policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons)
+        run_key = f"{spec.name}:retrain:" + "|".join(e.token for e in fresh)
+        retried = sorted({died[e.token] for e in fresh if e.token in died})
+        if retried:  # a new run key: Dagster never launches one key twice
+            tags[names.RETRY_OF_TAG] = ",".join(retried)
+            run_key += f":retry-of:{','.join(retried)}"
+        request = retrain_request(spec, lake, tags, run_key=run_key)
         yield request
         if isinstance(request, dg.RunRequest):  # evidence held back by a pause fires later
             context.update_cursor(json.dumps((fired + [e.token for e in fresh])[-200:]))
