@@ -19,12 +19,18 @@ from starlette.responses import Response
 
 from mlops_assets.environment import Environment
 from mlops_assets.serving.follow import follow_champions
-from mlops_assets.serving.http import JsonOnlyMiddleware
-from mlops_assets.serving.metrics import batch_metrics, observe_batch
+from mlops_assets.serving.http import GuardSettings, RequestGuard
+from mlops_assets.serving.metrics import (
+    batch_metrics,
+    observe_batch,
+    route_labelled_traffic_metrics,
+)
+from mlops_assets.serving.openapi import service_document
 from mlops_assets.serving.routing import columns_schema, records_schema, served_segments
 from mlops_assets.serving.runtime import REQUEST_ID_HEADER
 from mlops_assets.serving.worker import (
     declare_slot_models,
+    exit_with_parent,
     runtime_for_models,
     slot_model_tags,
 )
@@ -50,6 +56,7 @@ Records = Annotated[list[Any], WithJsonSchema(records_schema(SPEC, OPTIONS.max_r
 Columns = Annotated[dict[str, Any], WithJsonSchema(columns_schema(SPEC, OPTIONS.max_records))]
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
+route_labelled_traffic_metrics()  # before BentoML builds the app: labels by route, not path
 
 
 class PredictResponse(BaseModel):
@@ -59,9 +66,19 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     predictions: list[Any]
-    ids: list[dict[str, Any]] | dict[str, list[Any]]
+    ids: list[dict[str, Any]]
     segments: list[str] | None = None  # segmented use cases: the segment of each record
     models: dict[str, dict[str, str]] | None = None  # and each answering segment's model
+
+
+class PredictColumnsResponse(BaseModel):
+    """A columnar answer: predictions in row order, the rows' ids as columns."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    predictions: list[Any]
+    ids: dict[str, list[Any]]
 
 
 @bentoml.service(
@@ -80,6 +97,7 @@ class ChampionService:
     """
 
     def __init__(self) -> None:
+        exit_with_parent()  # SIGKILL of `bentoml serve` must not leave this worker serving
         models = {segment: getattr(self, attribute) for segment, attribute in self.slot_models}
         self.runtime = runtime_for_models(SPEC, models, ENV, on_batch=observe_batch)
         self.follower = None
@@ -95,7 +113,9 @@ class ChampionService:
         return Response(answer.body, status_code=answer.status, media_type="application/json")
 
     @bentoml.api(route="/predict_columns")
-    async def predict_columns(self, columns: Columns, ctx: bentoml.Context) -> PredictResponse:
+    async def predict_columns(
+        self, columns: Columns, ctx: bentoml.Context
+    ) -> PredictColumnsResponse:
         """Bulk scoring: the same records as columns; ids are answered as columns too."""
         answer = await self.runtime.answer_columns(
             columns, ctx.request.headers.get(REQUEST_ID_HEADER)
@@ -112,4 +132,7 @@ class ChampionService:
         self.runtime.close()
 
 
-ChampionService.add_asgi_middleware(JsonOnlyMiddleware, json_paths=("/predict", "/predict_columns"))
+TITLE, DESCRIBE = service_document(SPEC, OPTIONS)
+ChampionService.add_asgi_middleware(
+    RequestGuard, settings=GuardSettings.for_service(SPEC, OPTIONS, TITLE, DESCRIBE)
+)

@@ -19,6 +19,7 @@ from mlops_assets.bentos.build import BentoBuildError
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.days import today
 from mlops_assets.ingest.inputs import describe as describe_input
+from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -83,10 +84,12 @@ def cmd_land(args: argparse.Namespace) -> int:
     env = _env()
     spec = _spec(env, args.use_case)
     source = Path(args.file)
-    if not source.is_file():
-        raise SystemExit(f"no such file: {source}")
+    try:
+        data = local_file_bytes(source)
+    except UnreadableFileError as error:
+        raise SystemExit(str(error)) from None
     day = args.date or today().isoformat()
-    key = env.landing_zone().land(spec.name, day, source.name, source.read_bytes())
+    key = env.landing_zone().land(spec.name, day, source.name, data)
     print(f"landed {source} as {key}: {describe_input(spec, key)}")
     return 0
 
@@ -454,9 +457,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reap_dead_runs() -> None:
+    """Fail the runs a killed process left STARTED (they would block retraining), first."""
+    try:
+        launch.reap(_env(), log=lambda line: print(f"mlops: {line}", file=sys.stderr))
+    except Exception as error:  # noqa: BLE001 - housekeeping must not stop the command itself
+        print(f"mlops: could not check for dead runs: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlops`` console script."""
     args = build_parser().parse_args(argv)
+    if args.command != "serve":  # a serving container has no access to the Dagster instance
+        _reap_dead_runs()
     return int(args.func(args) or 0)
 
 

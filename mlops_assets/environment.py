@@ -33,6 +33,7 @@ S3_VARIABLES = {
     "region": "AWS_REGION",
 }
 DEFAULT_MAX_RECORDS = 10_000
+MIN_API_KEY_CHARS = 16
 
 
 class SettingError(ValueError):
@@ -115,6 +116,15 @@ class ServingOptions:
         use_case: The use case when serving ``bento/`` directly rather than a built bento
             (``MLOPS_USE_CASE``; a built bento carries it as a build argument).
         model_tag: Likewise, the BentoML model served (``MLOPS_MODEL_TAG``).
+        max_body_bytes: Largest request body read (``MLOPS_SERVING_MAX_BODY_BYTES``); a bigger
+            one is answered 413 before it is read. ``None`` (the default): room for
+            ``max_records`` records of the use case and 4 MiB more
+            (:func:`mlops_assets.serving.http.body_limit`).
+        body_timeout_s: Seconds a client has to send a whole request body
+            (``MLOPS_SERVING_BODY_TIMEOUT_S``); a slower one is answered 408 and disconnected.
+        api_keys: Keys a client must present on the scoring routes (``MLOPS_SERVING_API_KEYS``,
+            comma-separated), as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``;
+            empty: the routes are open. Health routes are always open.
     """
 
     max_records: int = DEFAULT_MAX_RECORDS
@@ -131,6 +141,9 @@ class ServingOptions:
     segments: tuple[str, ...] = ()
     use_case: str = "bigmart_sales"
     model_tag: str | None = None
+    max_body_bytes: int | None = None
+    body_timeout_s: float = 30.0
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingOptions:
@@ -151,12 +164,25 @@ class ServingOptions:
             segments=_names(env, "MLOPS_SERVE_SEGMENTS"),
             use_case=env.get("MLOPS_USE_CASE") or cls.use_case,
             model_tag=env.get("MLOPS_MODEL_TAG") or None,
+            max_body_bytes=_int(env, "MLOPS_SERVING_MAX_BODY_BYTES", 0) or None,
+            body_timeout_s=_float(env, "MLOPS_SERVING_BODY_TIMEOUT_S", cls.body_timeout_s),
+            api_keys=_names(env, "MLOPS_SERVING_API_KEYS"),
         )
         counts = (options.max_records, options.max_batch_records, options.workers, options.threads)
         if min(counts) < 1:
             raise SettingError("serving limits and worker count must be positive")
         if options.champion_poll_s <= 0:
             raise SettingError("MLOPS_CHAMPION_POLL_S must be positive")
+        if options.body_timeout_s <= 0 or (options.max_body_bytes or 0) < 0:
+            raise SettingError(
+                "MLOPS_SERVING_BODY_TIMEOUT_S and MLOPS_SERVING_MAX_BODY_BYTES must be positive"
+            )
+        short = [key for key in options.api_keys if len(key) < MIN_API_KEY_CHARS]
+        if short:
+            raise SettingError(
+                f"MLOPS_SERVING_API_KEYS: every key needs at least {MIN_API_KEY_CHARS} "
+                f"characters ({len(short)} shorter)"
+            )
         return options
 
 
@@ -185,6 +211,9 @@ class Environment:
             (``MLOPS_SPECS_DIRS``, ``:``-separated).
         bento_source: The bento's service source and build file (``MLOPS_BENTO_SOURCE``).
         retrain_executor: ``in_process``, ``multiprocess`` or ``k8s`` (``MLOPS_RETRAIN_EXECUTOR``).
+        prediction_log_spool: A local folder where a service worker appends each answered batch
+            before its answers leave (``MLOPS_PREDICTION_LOG_SPOOL``, default
+            ``<MLOPS_HOME>/spool``), so a killed worker's answers still reach the log.
         s3: S3 settings from the standard ``AWS_*`` variables that are set.
         from_variables: For settings that may hold a secret (database URLs, S3 keys), the
             variable they came from, so Dagster resources refer to it instead of the value.
@@ -206,6 +235,7 @@ class Environment:
     specs_dirs: tuple[Path, ...]
     bento_source: Path
     retrain_executor: str
+    prediction_log_spool: Path
     s3: dict[str, str] = field(default_factory=dict)
     from_variables: dict[str, str] = field(default_factory=dict)
     serving: ServingOptions = field(default_factory=ServingOptions)
@@ -252,6 +282,9 @@ class Environment:
             ),
             bento_source=Path(env.get("MLOPS_BENTO_SOURCE") or REPO_ROOT / "bento").resolve(),
             retrain_executor=executor,
+            prediction_log_spool=Path(
+                env.get("MLOPS_PREDICTION_LOG_SPOOL") or home / "spool"
+            ).resolve(),
             s3={name: env[var] for name, var in S3_VARIABLES.items() if env.get(var)},
             from_variables={name: var for name, var in secrets.items() if env.get(var)},
             serving=ServingOptions.from_env(env),

@@ -5,8 +5,15 @@ Written off the response path: the service hands each scored batch to :meth:`Pre
 seconds under ``<storage>/<use_case>/prediction_log/<YYYY-MM-DD>/``, local folder or ``s3://``
 alike; or, when ``MLOPS_PREDICTION_LOG_DATABASE`` names a database (PostgreSQL), as rows appended
 to its table ``prediction_log__<use_case>`` (created on first write) in one transaction.
-:meth:`PredictionLog.close` writes what is left; the service calls it on shutdown (SIGTERM), so an
-answered request is never missing from the log.
+:meth:`PredictionLog.close` writes what is left; the service calls it on shutdown (SIGTERM).
+
+A killed worker (SIGKILL, out of memory) runs no shutdown. So, with a spool folder, every batch is
+also appended to a local spool file (:class:`PredictionSpool`) before :meth:`PredictionLog.append`
+returns, that is before its answers leave; a plain ``write``, no ``fsync``: the page cache
+outlives a killed process, not a machine crash before the OS writes the page. A spool file is
+deleted once its batches are in the log; a spool file whose writer died (its ``flock`` is free)
+is moved into the log by the next worker at start, or by a running worker's flusher, idempotently:
+a batch already in the log (same request id, model and time) is not written again.
 
 Monitoring reads the log back with :func:`read_prediction_log`. The columns are the spec's id and
 feature columns as the model saw them (cleaned, before imputation), with stable types in every
@@ -17,15 +24,20 @@ file, plus ``request_id``, ``record`` (position in its request), ``logged_at``, 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import itertools
+import json
 import logging
 import os
 import queue
 import re
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +66,198 @@ class ScoredBatch:
     model_version: str
     probabilities: np.ndarray | None = None
     scored_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def to_json(self, columns: Sequence[str]) -> bytes:
+        """One spool line: the batch's logged columns as lists, and what answered them."""
+        cleaned = self.cleaned
+        document = {
+            "request_ids": list(self.request_ids),
+            "row_counts": [int(n) for n in self.row_counts],
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "scored_at": self.scored_at.isoformat(),
+            "columns": {name: cleaned[name].tolist() for name in columns if name in cleaned},
+            "predictions": np.asarray(self.predictions).tolist(),
+            "probabilities": None
+            if self.probabilities is None
+            else np.asarray(self.probabilities).tolist(),
+        }
+        return json.dumps(document, default=_plain, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, line: bytes) -> ScoredBatch:
+        """A batch back from its spool line."""
+        document = json.loads(line)
+        probabilities = document.get("probabilities")
+        return cls(
+            request_ids=list(document["request_ids"]),
+            row_counts=list(document["row_counts"]),
+            cleaned=pd.DataFrame(document["columns"]),
+            predictions=np.asarray(document["predictions"]),
+            model_name=document["model_name"],
+            model_version=document["model_version"],
+            probabilities=None if probabilities is None else np.asarray(probabilities, float),
+            scored_at=dt.datetime.fromisoformat(document["scored_at"]),
+        )
+
+    def key(self) -> tuple[str, str, int]:
+        """What identifies the batch in the log: first request id, model, time (microseconds)."""
+        return (self.request_ids[0], self.model_name, _microseconds(self.scored_at))
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what ``tolist()`` leaves: missing markers, timestamps, numpy scalars."""
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _microseconds(moment: Any) -> int:
+    """A timestamp as integer microseconds since the epoch (UTC), the log's precision."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value // 1000)
+
+
+class PredictionSpool:
+    """Scored batches appended to local files first, so a killed worker's answers are kept.
+
+    A worker writes to its own segment file (``<pid>-<token>-<n>.spool``, one JSON line per
+    batch) and holds an exclusive ``flock`` on every segment it has not yet deleted: the kernel
+    releases it when the worker dies, which is how another worker tells an orphan from a live
+    file. The flusher starts a new segment after each successful write; a segment is deleted
+    once all its batches are in the log (a failing store leaves one growing segment, not one
+    per attempt).
+
+    Args:
+        folder: This log's spool folder (one per log destination and model).
+        columns: The columns a batch keeps (the spec's input columns).
+    """
+
+    def __init__(self, folder: Path, columns: Sequence[str]) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.columns = list(columns)
+        self._token = uuid.uuid4().hex[:8]
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+        self._open: dict[int, int] = {}  # segment number -> fd (locked)
+        self._appended: dict[int, int] = {}
+        self._written: dict[int, int] = {}
+        self._current = self._new_segment()
+
+    def _path(self, number: int) -> Path:
+        return self.folder / f"{os.getpid()}-{self._token}-{number:06d}.spool"
+
+    def _new_segment(self) -> int:
+        number = next(self._numbers)
+        fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._open[number] = fd
+        self._appended[number] = 0
+        self._written[number] = 0
+        return number
+
+    def append(self, batch: ScoredBatch) -> int:
+        """Write one batch to the current segment (a plain write); returns the segment."""
+        line = batch.to_json(self.columns)
+        with self._lock:
+            number = self._current
+            os.write(self._open[number], line)
+            self._appended[number] += 1
+            return number
+
+    def rotate(self) -> None:
+        """Start a new segment (the flusher does after a write, so finished ones can go)."""
+        with self._lock:
+            if self._appended[self._current]:
+                self._current = self._new_segment()
+
+    def written(self, segments: Sequence[int]) -> None:
+        """These batches' rows are in the log: delete the segments that are complete."""
+        with self._lock:
+            for number in segments:
+                self._written[number] += 1
+            for number in [n for n in self._open if n != self._current]:
+                if self._written[number] >= self._appended[number]:
+                    self._discard(number)
+
+    def _discard(self, number: int) -> None:
+        fd = self._open.pop(number)
+        try:
+            self._path(number).unlink(missing_ok=True)
+        finally:
+            os.close(fd)  # the lock goes with the descriptor
+        del self._appended[number], self._written[number]
+
+    def close(self) -> None:
+        """Delete the segments whose batches are all written; leave (and unlock) the others."""
+        with self._lock:
+            for number in list(self._open):
+                if self._written[number] >= self._appended[number]:
+                    self._discard(number)
+                else:
+                    os.close(self._open.pop(number))
+
+    def orphans(self) -> Iterator[tuple[Path, int, list[ScoredBatch]]]:
+        """Spool files no live worker holds, locked for the caller, with their batches.
+
+        The caller deletes each file (:meth:`adopted`) once its batches are in the log, or
+        releases it (:meth:`release`) to leave it for later. A last line cut short (the
+        writer killed during its write) is skipped.
+        """
+        for path in sorted(self.folder.glob("*.spool")):
+            if path.name.startswith(f"{os.getpid()}-{self._token}-"):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # adopted by another worker meanwhile
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # its worker is alive
+            if not path.exists():  # deleted between listing and locking
+                os.close(fd)
+                continue
+            yield path, fd, list(_read_spool(path))
+
+    @staticmethod
+    def adopted(path: Path, fd: int) -> None:
+        """An orphan's batches are in the log: delete it and drop its lock."""
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def release(fd: int) -> None:
+        """Leave an orphan for a later attempt."""
+        os.close(fd)
+
+
+def _read_spool(path: Path) -> Iterator[ScoredBatch]:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                logger.warning("prediction log spool %s: line %d cut short, skipped", path, number)
+                continue
+            try:
+                yield ScoredBatch.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                logger.warning("prediction log spool %s: line %d unreadable, skipped", path, number)
+
+
+def spool_folder(root: Path, destination: str, model_name: str) -> Path:
+    """A log's spool folder: one per model and destination, so no log adopts another's."""
+    digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+    return Path(root) / f"{model_name}-{digest}"
 
 
 def log_prefix(use_case: str) -> str:
@@ -149,6 +353,8 @@ class PredictionLog:
         flush_interval_s: Seconds between writes while rows are queued.
         max_rows: Queued rows that trigger a write before the interval.
         database_url: A database to append rows to instead of the store (SQLAlchemy URL).
+        spool_root: A local folder for the spool (see the module docstring); ``None``: no
+            spool, so a killed process loses what it had queued.
     """
 
     def __init__(
@@ -158,6 +364,7 @@ class PredictionLog:
         flush_interval_s: float = 5.0,
         max_rows: int = 100_000,
         database_url: str | None = None,
+        spool_root: Path | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -166,6 +373,11 @@ class PredictionLog:
         self.max_rows = max_rows
         self.rows_written = 0
         self.files_written = 0
+        self.rows_recovered = 0
+        self.spool: PredictionSpool | None = None
+        if spool_root is not None:
+            folder = spool_folder(spool_root, self._destination(), spec.registered_model_name())
+            self.spool = PredictionSpool(folder, [c.name for c in spec.input_columns])
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._sequence = itertools.count()
         self._closed = threading.Event()
@@ -173,10 +385,14 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, batch: ScoredBatch) -> None:
-        """Queue a scored batch (O(1): the response does not wait for storage)."""
+        """Spool a scored batch (one local write), then queue it for the log.
+
+        The response waits for the spool write only, never for storage.
+        """
         if self._closed.is_set():
             raise RuntimeError("the prediction log is closed")
-        self._queue.put(batch)
+        segment = self.spool.append(batch) if self.spool is not None else None
+        self._queue.put((segment, batch))
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything queued and stop the thread; safe to call more than once."""
@@ -189,7 +405,8 @@ class PredictionLog:
             logger.error("prediction log: still writing after %.0f s at shutdown", timeout)
 
     def _run(self) -> None:
-        pending: list[ScoredBatch] = []
+        self.recover()
+        pending: list[tuple[int | None, ScoredBatch]] = []
         deadline = time.monotonic() + self.flush_interval_s
         stopping = False
         while not stopping:
@@ -199,34 +416,94 @@ class PredictionLog:
                 item = None
             if item is _STOP:
                 stopping = True
-            elif isinstance(item, ScoredBatch):
+            elif isinstance(item, tuple):
                 pending.append(item)
             due = time.monotonic() >= deadline
-            if pending and (stopping or due or _rows(pending) >= self.max_rows):
+            if pending and (stopping or due or _rows([b for _, b in pending]) >= self.max_rows):
                 pending = self._write(pending, final=stopping)
+            if due and not stopping:
+                self.recover()  # a sibling worker may have died since
             if due or not pending:
                 deadline = time.monotonic() + self.flush_interval_s
+        if self.spool is not None:
+            self.spool.close()
 
-    def _write(self, pending: list[ScoredBatch], final: bool) -> list[ScoredBatch]:
+    def _write(
+        self, pending: list[tuple[int | None, ScoredBatch]], final: bool
+    ) -> list[tuple[int | None, ScoredBatch]]:
         """Write the queued batches at once; on failure keep them for the next try."""
-        frame = log_frame(pending, self.spec)
+        batches = [batch for _, batch in pending]
+        frame = log_frame(batches, self.spec)
         try:
-            where = self._write_frame(frame, pending[0].scored_at)
+            where = self._write_frame(frame, batches[0].scored_at)
         except Exception:
             level = logging.ERROR if final else logging.WARNING
+            kept = " (kept in the spool for the next worker)" if self.spool else " (lost)"
             logger.log(
                 level,
                 "prediction log: could not write %d rows to %s%s",
                 len(frame),
                 self.describe(),
-                " (lost at shutdown)" if final else "; retrying at the next flush",
+                kept if final else "; retrying at the next flush",
                 exc_info=True,
             )
             return [] if final else pending
         logger.debug("prediction log: %d rows to %s", len(frame), where)
         self.rows_written += len(frame)
         self.files_written += 1
+        if self.spool is not None:  # a new segment, then the finished ones go
+            self.spool.rotate()
+            self.spool.written([segment for segment, _ in pending if segment is not None])
         return []
+
+    def recover(self) -> int:
+        """Move the spool files of dead workers into the log; returns the rows written.
+
+        Idempotent: a batch the log holds already (its first request id, model and time) is
+        not written again, so a worker killed after its write but before deleting its spool
+        file costs nothing twice. A failed write leaves the file for the next attempt.
+        """
+        if self.spool is None:
+            return 0
+        rows = 0
+        for path, fd, batches in self.spool.orphans():
+            try:
+                missing = self._not_logged(batches)
+                if missing:
+                    frame = log_frame(missing, self.spec)
+                    self._write_frame(frame, missing[0].scored_at)
+                    rows += len(frame)
+            except Exception:
+                logger.warning(
+                    "prediction log: could not recover spool %s into %s; trying again later",
+                    path,
+                    self.describe(),
+                    exc_info=True,
+                )
+                self.spool.release(fd)
+                continue
+            self.spool.adopted(path, fd)
+            logger.info(
+                "prediction log: recovered %d batches (%d new) of spool %s",
+                len(batches),
+                len(missing),
+                path.name,
+            )
+        self.rows_recovered += rows
+        return rows
+
+    def _not_logged(self, batches: list[ScoredBatch]) -> list[ScoredBatch]:
+        """The batches whose rows the log does not hold yet."""
+        if not batches:
+            return []
+        days = sorted({b.scored_at.date().isoformat() for b in batches})
+        logged = logged_batches(self.store, self.spec, days, self.database_url)
+        return [b for b in batches if b.key() not in logged]
+
+    def _destination(self) -> str:
+        if self.database_url:
+            return f"{self.database_url}#{log_table(self.spec.registered_model_name())}"
+        return self.store.describe(log_prefix(self.spec.name))
 
     def describe(self) -> str:
         """Where the log goes, without credentials."""
@@ -260,6 +537,24 @@ class PredictionLog:
         return f"{log_prefix(self.spec.name)}{first.date().isoformat()}/{name}"
 
 
+def logged_batches(
+    store: ObjectStore, spec: UseCaseSpec, days: Sequence[str], database_url: str | None
+) -> set[tuple[str, str, int]]:
+    """Keys (:meth:`ScoredBatch.key`) of the batches a slot's log holds on ``days``."""
+    columns = ["request_id", "model_name", "logged_at", "record"]
+    source = spec.registered_model_name() if database_url else spec.name
+    keys: set[tuple[str, str, int]] = set()
+    for day in days:
+        frame = read_prediction_log(store, source, day, database_url, columns=columns)
+        if frame.empty:
+            continue
+        first = frame[frame["record"] == 0]
+        micros = pd.to_datetime(first["logged_at"], utc=True).dt.as_unit("us").astype("int64")
+        ids, models = first["request_id"].astype(str), first["model_name"].astype(str)
+        keys.update(zip(ids, models, micros.tolist(), strict=True))
+    return keys
+
+
 def _rows(batches: Sequence[ScoredBatch]) -> int:
     return sum(sum(batch.row_counts) for batch in batches)
 
@@ -273,28 +568,32 @@ def read_prediction_log(
     use_case: str,
     day: str | None = None,
     database_url: str | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Logged rows of a use case (of one UTC ``day`` if given), oldest first; empty if none.
 
     Reads the database when ``database_url`` is given (where the service was told to log),
-    else the Parquet objects under the storage.
+    else the Parquet objects under the storage; ``columns``: only those.
     """
     if database_url:
-        return _read_log_table(use_case, day, database_url)
+        return _read_log_table(use_case, day, database_url, columns)
     prefix = log_prefix(use_case) + (f"{day}/" if day else "")
     keys = [info.key for info in store.list(prefix) if info.key.endswith(".parquet")]
-    frames = [read_table(store, key) for key in keys]
+    frames = [read_table(store, key, columns=columns) for key in keys]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _read_log_table(use_case: str, day: str | None, database_url: str) -> pd.DataFrame:
+def _read_log_table(
+    use_case: str, day: str | None, database_url: str, columns: list[str] | None = None
+) -> pd.DataFrame:
     import sqlalchemy  # heavy: only for a database log
 
     engine = _engine(database_url)
     table = log_table(use_case)
     if not sqlalchemy.inspect(engine).has_table(table):
         return pd.DataFrame()
-    query = f'SELECT * FROM "{table}"'
+    selected = ", ".join(f'"{name}"' for name in columns) if columns else "*"
+    query = f'SELECT {selected} FROM "{table}"'
     params: dict[str, Any] = {}
     if day:
         start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC)

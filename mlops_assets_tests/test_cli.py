@@ -17,6 +17,23 @@ def test_land_copies_into_the_day_folder(mlops_home: Path, tmp_path: Path) -> No
     assert landed.read_text() == source.read_text()
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp, "is a directory: give one data file"),
+        (lambda tmp: Path("/dev/null"), "/dev/null is a character device, not a data file"),
+        (lambda tmp: tmp / "missing.csv", "no such file"),
+        (lambda tmp: (tmp / "empty.csv").touch() or tmp / "empty.csv", "is empty: 0 bytes"),
+    ],
+    ids=["directory", "dev-null", "missing", "empty"],
+)
+def test_land_names_what_a_bad_path_is(mlops_home: Path, tmp_path: Path, make, message) -> None:
+    """A directory or ``/dev/null`` used to be "no such file" (an empty file was landed)."""
+    with pytest.raises(SystemExit, match=message):
+        main(["land", "bigmart_sales", str(make(tmp_path))])
+    assert not (mlops_home / "landing").exists() or not any((mlops_home / "landing").rglob("*.*"))
+
+
 def test_unknown_use_case_and_bad_date(mlops_home: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown use case 'nope'"):
         main(["status", "nope"])
@@ -73,3 +90,57 @@ def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> N
     serve.exec_serve(env, "mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
     assert seen["MLOPS_SERVE_SEGMENTS"] == "stem_season"
     assert seen["MLOPS_FOLLOW_CHAMPION"] == "on"
+
+
+def test_a_landed_1e19_fails_the_types_check_naming_file_and_column(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    """It crashed ``clean_data`` (``cannot safely cast non-equivalent float64 to int64``),
+    retried four times over 28 s, naming neither the file nor the column."""
+    import time
+
+    from mlops_assets.environment import Environment
+    from mlops_assets.features.quality import read_verdict
+    from mlops_assets.specs import use_case_specs
+
+    header = (
+        "Item_Identifier,Item_Weight,Item_Fat_Content,Item_Visibility,Item_Type,Item_MRP,"
+        "Outlet_Identifier,Outlet_Establishment_Year,Outlet_Size,Outlet_Location_Type,"
+        "Outlet_Type,Item_Outlet_Sales\n"
+    )
+    row = "FDA15,9.3,LF,0.016,Dairy,249.8,OUT049,{year},Medium,Tier 1,Supermarket Type1,3735.1\n"
+    landed = tmp_path / "Train.csv"
+    landed.write_text(
+        header + "".join(row.format(year="1e19" if i % 4 == 1 else 1999) for i in range(12))
+    )
+    assert main(["land", "bigmart_sales", str(landed), "--date", "2025-03-01"]) == 0
+    started = time.monotonic()
+    main(["refresh", "bigmart_sales", "--no-train"])
+    assert time.monotonic() - started < 20
+    spec = use_case_specs()["bigmart_sales"]
+    verdict = read_verdict(Environment.from_env().lake(), spec, "2025-03-01")
+    assert verdict["raw"]["passed"] and not verdict["clean"]["passed"]
+    failed = verdict["clean"]["failed"]["types"]
+    assert "Outlet_Establishment_Year" in failed and "Train.csv row 2: '1e19'" in failed
+    instance = dg.DagsterInstance.get()
+    [run] = instance.get_run_records()
+    retries = [
+        e for e in instance.all_logs(run.dagster_run.run_id) if "RETRY" in str(e.dagster_event_type)
+    ]
+    assert retries == []
+
+
+def test_every_command_first_fails_the_runs_a_killed_process_left(
+    mlops_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run stayed STARTED forever (and blocked retraining) until a person acted."""
+    from mlops_assets.names import REAPED_TAG
+    from mlops_assets_tests.harness.runs import killed_run
+
+    (mlops_home / "dagster").mkdir(parents=True)
+    pid = killed_run()
+    assert main(["list"]) == 0
+    assert f"marked failed: its process (pid {pid}" in capsys.readouterr().err
+    [record] = dg.DagsterInstance.get().get_run_records()
+    assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
+    assert REAPED_TAG in record.dagster_run.tags

@@ -36,10 +36,11 @@ STACK_SERVICES = {
     "webserver",
     "daemon",
     "bento",
+    "bento_proxy",
 }
 ONE_SHOT_SERVICES = {"createbuckets"}
 LONG_RUNNING_SERVICES = sorted(STACK_SERVICES - ONE_SHOT_SERVICES)
-NAMED_VOLUMES = {"postgres_data", "minio_data", "bentoml_store", "mlops_home"}
+NAMED_VOLUMES = {"postgres_data", "minio_data", "bentoml_store", "mlops_home", "bento_spool"}
 DAGSTER_SERVICES = ["user_code", "webserver", "daemon"]
 BUCKET = "mlops"
 DATABASES = {"dagster", "mlflow", "optuna"}
@@ -252,7 +253,7 @@ def test_published_ports_are_local_only(services: dict[str, Any]) -> None:
         "5000": "mlflow",
         "9000": "minio",
         "9001": "minio",
-        "3001": "bento",
+        "3001": "bento_proxy",  # the bento service itself is reached through its proxy only
     }
 
 
@@ -358,6 +359,29 @@ def test_commands_match_the_workspace_and_ports(services: dict[str, Any]) -> Non
     # Bound to every interface inside the container, else the published port reaches nothing.
     assert bento[bento.index("--host") + 1] == "0.0.0.0"
     assert bento[bento.index("--port") + 1] == "3000"
+
+
+def test_the_service_is_behind_a_proxy_with_keys_on(services: dict[str, Any]) -> None:
+    """Slow headers are the proxy's to time out (uvicorn has no such timeout); the service
+    checks keys, bodies and request ids itself. Its spool is a volume of its own."""
+    proxy = services["bento_proxy"]
+    assert proxy["image"].startswith("nginx:") and "latest" not in proxy["image"]
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"] == {"bento": {"condition": "service_healthy"}}
+    assert "ports" not in services["bento"]
+    env = environment(services["bento"])
+    assert env["MLOPS_SERVING_API_KEYS"] == "${MLOPS_SERVING_API_KEYS}"
+    spool = env["MLOPS_PREDICTION_LOG_SPOOL"]
+    assert f"bento_spool:{spool}" in services["bento"]["volumes"]
+    assert spool in (DOCKER / "Dockerfile").read_text()  # owned by the app user in the image
+    conf = (DOCKER / "nginx.conf").read_text()
+    settings = dict(re.findall(r"^[ \t]*([a-z_]+) ([^;\n{]+);", conf, re.MULTILINE))
+    assert settings["client_header_timeout"] == "10s"
+    assert settings["proxy_pass"] == "http://bento"
+    assert re.search(r"server bento:3000;", conf)
+    listen = settings["listen"]
+    assert proxy["ports"] == [f"127.0.0.1:3001:{listen}"]
+    assert "8080/readyz" in " ".join(proxy["healthcheck"]["test"])
 
 
 def test_docker_compose_config() -> None:

@@ -13,7 +13,8 @@ import dagster as dg
 from mlops_assets import names
 from mlops_assets.components.features import clean_key, test_key, train_key
 from mlops_assets.components.registry import champion_key, ledger_key
-from mlops_assets.components.resources import ObjectStorage
+from mlops_assets.components.resources import MlflowTracking, ObjectStorage, OptunaStorage
+from mlops_assets.components.runs import reap_dead_runs
 from mlops_assets.components.serving import bento_key
 from mlops_assets.components.training import tuned_key
 from mlops_assets.monitoring.pauses import paused_segments
@@ -22,6 +23,8 @@ from mlops_assets.monitoring.summary import latest_summary
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.tables import stored_partitions
 
+SENSOR_NAME_TAG = "dagster/sensor_name"
+RUN_KEY_TAG = "dagster/run_key"
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -47,12 +50,21 @@ def retrain_selection(spec: UseCaseSpec, segments: list[str]) -> list[dg.AssetKe
 
 
 def last_training(instance: dg.DagsterInstance, spec: UseCaseSpec) -> tuple[str | None, str]:
-    """The last day of the latest training window and the run that built it."""
-    event = instance.get_latest_materialization_event(train_key(spec))
-    if event is None or event.asset_materialization is None:
-        return None, "never"
-    last_day = event.asset_materialization.metadata.get(names.LAST_DAY)
-    return (getattr(last_day, "value", None), event.run_id)
+    """The last day of the latest training window and the run that built it.
+
+    A retrain that failed after its splits (killed during tuning, say) trained nothing: its
+    window does not count, or the policy would wait for K more days before retraining.
+    """
+    for record in instance.fetch_materializations(train_key(spec), limit=50).records:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.FAILURE:
+            continue
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        last_day = materialization.metadata.get(names.LAST_DAY)
+        return (getattr(last_day, "value", None), record.run_id)
+    return None, "never"
 
 
 def policy_facts(
@@ -90,6 +102,36 @@ def retrain_request(
     )
 
 
+def died_unretried(instance: dg.DagsterInstance, job_name: str, sensor_name: str) -> dict[str, str]:
+    """The evidence of this sensor's retrains that died (reaped), not retried yet: token -> run.
+
+    The sensor fires once per evidence, and a run killed before training keeps its evidence
+    fired: without this, K new partitions would never retrain again. A run that died is retried
+    once (a retry that dies too is not: it may die for a reason that would kill every retry).
+    """
+    died: dict[str, str] = {}
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=job_name,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            tags={SENSOR_NAME_TAG: sensor_name},
+        ),
+        limit=20,
+    )
+    for record in records:
+        run = record.dagster_run
+        if names.REAPED_TAG not in run.tags or names.RETRY_OF_TAG in run.tags:
+            continue
+        retries = instance.get_run_records(
+            dg.RunsFilter(tags={names.RETRY_OF_TAG: run.run_id}), limit=1
+        )
+        if retries:
+            continue
+        evidence = run.tags.get(RUN_KEY_TAG, "").split(":retrain:", 1)[-1]
+        died.update({token: run.run_id for token in evidence.split("|") if token})
+    return died
+
+
 def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinition:
     """The retraining policy of one use case, as a sensor on its retrain job."""
 
@@ -101,7 +143,16 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
         description=f"{spec.name}: retrain when K new partitions landed, the champion's error "
         "grew by X, or a feature's PSI exceeds Y (thresholds from the spec).",
     )
-    def retrain_sensor(context: dg.SensorEvaluationContext, lake: ObjectStorage):
+    def retrain_sensor(
+        context: dg.SensorEvaluationContext,
+        lake: ObjectStorage,
+        mlflow: MlflowTracking,
+        optuna_storage: OptunaStorage,
+    ):
+        # A killed run stays STARTED and would block every tick: fail the dead ones first.
+        reap_dead_runs(
+            context.instance, mlflow.tracking(), optuna_storage.url, log=context.log.warning
+        )
         running = context.instance.get_run_records(
             dg.RunsFilter(job_name=job_name, statuses=ACTIVE), limit=1
         )
@@ -109,18 +160,21 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
             yield dg.SkipReason(f"a retrain of {spec.name} is already running")
             return
         fired: list[str] = json.loads(context.cursor) if context.cursor else []
+        died = died_unretried(context.instance, job_name, names.retrain_sensor(spec.name))
+        fired = [token for token in fired if token not in died]  # their run never finished
         evidence = policy_evidence(spec, policy_facts(context.instance, spec, lake))
         fresh = [e for e in evidence if e.token not in fired]
         if not fresh:
             yield dg.SkipReason("no retraining condition holds")
             return
         reasons = [e.reason for e in fresh]
-        request = retrain_request(
-            spec,
-            lake,
-            policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons),
-            run_key=f"{spec.name}:retrain:" + "|".join(e.token for e in fresh),
-        )
+        tags = policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons)
+        run_key = f"{spec.name}:retrain:" + "|".join(e.token for e in fresh)
+        retried = sorted({died[e.token] for e in fresh if e.token in died})
+        if retried:  # a new run key: Dagster never launches one key twice
+            tags[names.RETRY_OF_TAG] = ",".join(retried)
+            run_key += f":retry-of:{','.join(retried)}"
+        request = retrain_request(spec, lake, tags, run_key=run_key)
         yield request
         if isinstance(request, dg.RunRequest):  # evidence held back by a pause fires later
             context.update_cursor(json.dumps((fired + [e.token for e in fresh])[-200:]))

@@ -11,7 +11,12 @@ from mlops_assets import names
 from mlops_assets.components.checks import check_results, check_specs
 from mlops_assets.components.ingest import raw_key
 from mlops_assets.components.partitions import daily_partitions
-from mlops_assets.components.resources import STORAGE_RETRY_POLICY, ObjectStorage, RetrainLock
+from mlops_assets.components.resources import (
+    STORAGE_RETRY_POLICY,
+    ObjectStorage,
+    RetrainLock,
+    fails_at_once,
+)
 from mlops_assets.features.cleaning import clean_frame, null_counts
 from mlops_assets.features.forecast import prepare_history
 from mlops_assets.features.quality import (
@@ -156,7 +161,8 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
         retrain_lock.acquire(spec.name)  # first retrain step: the run holds it until it ends
         window = config.window_days or spec.training_window_days
         try:
-            frame, days, excluded = load_window(lake.store(), spec, window)
+            with fails_at_once(f"{spec.name} training window"):
+                frame, days, excluded = load_window(lake.store(), spec, window)
         except NoTrainingDataError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         if spec.forecast is not None:  # daily series, zero-filled, with lags from past days

@@ -20,6 +20,7 @@ from mlops_assets.components.resources import (
     MlflowTracking,
     ObjectStorage,
     PredictionLogSettings,
+    fails_at_once,
 )
 from mlops_assets.monitoring.performance import metadata_by_day, monitor
 from mlops_assets.monitoring.summary import write_summary
@@ -77,15 +78,16 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult]:
         days = sorted(context.partition_keys)
         store = lake.store()
-        found = monitor(
-            spec,
-            store,
-            mlflow.tracking(),
-            days,
-            as_of(context.run.tags)[:10],
-            prediction_log.database_url(),
-            context.run_id,
-        )
+        with fails_at_once(f"{spec.name} monitoring of {days[0]}..{days[-1]}"):
+            found = monitor(
+                spec,
+                store,
+                mlflow.tracking(),
+                days,
+                as_of(context.run.tags)[:10],
+                prediction_log.database_url(),
+                context.run_id,
+            )
         keys = {names.MODEL_PERFORMANCE: performance_key(spec), names.DATA_DRIFT: drift_key(spec)}
         for asset, key in keys.items():
             for day, values in metadata_by_day(found, asset):

@@ -14,6 +14,7 @@ from mlops_assets.components.resources import (
     MlflowTracking,
     ObjectStorage,
     RetrainLock,
+    fails_at_once,
 )
 from mlops_assets.components.training import slot_key, tuned_key
 from mlops_assets.features.pipeline import model_input
@@ -134,7 +135,8 @@ def build_promotion_ledger(spec: UseCaseSpec) -> dg.AssetsDefinition:
         pool=names.retrain_pool(spec.name),
     )
     def promotion_ledger(context: dg.AssetExecutionContext, lake: ObjectStorage) -> pd.DataFrame:
-        ledger = read_ledger(lake.store(), spec)
+        with fails_at_once(f"{spec.name} promotion ledger"):
+            ledger = read_ledger(lake.store(), spec)
         last = ledger.iloc[-1] if len(ledger) else None
         context.add_output_metadata(
             {

@@ -9,6 +9,8 @@ the retrain locks), the same clients the CLI and the bento build from the enviro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +20,47 @@ from pydantic import Field, PrivateAttr
 from typing_extensions import override
 
 from mlops_assets.bentos.build import BentoStore
+from mlops_assets.components.runs import HEARTBEAT_RESOURCE, RunHeartbeat
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.landing import LandingZone as PlainLandingZone
 from mlops_assets.registry.lock import RetrainLockError, RetrainLocks
 from mlops_assets.registry.tracking import Tracking
 from mlops_assets.storage.objectstore import ObjectStore, open_store
-from mlops_assets.storage.tables import read_table, table_key, write_table
+from mlops_assets.storage.tables import CorruptTableError, read_table, table_key, write_table
 
 STORAGE_RETRY_POLICY = dg.RetryPolicy(
     max_retries=4, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 """Retries of the steps that read and write object storage, 1, 3, 7 and 15 s (each +-1 s) after
 a failure: an outage of up to about 25 s (a restarting MinIO, a network blip) does not fail the
-run. Failures that a retry cannot fix are raised as ``dg.Failure(allow_retries=False)``."""
+run. Failures that a retry cannot fix are raised as ``dg.Failure(allow_retries=False)``
+(:func:`fails_at_once`)."""
+
+DETERMINISTIC_READ_ERRORS = (CorruptTableError, FileNotFoundError)
+"""Reading again gives the same error: a corrupt stored table, a missing one."""
+
+
+@contextmanager
+def fails_at_once(what: str = "") -> Iterator[None]:
+    """Turn a read error that retrying cannot fix into a failure that refuses retries.
+
+    The storage retry policy retries any exception: a truncated ``clean_data/<day>.parquet``
+    was read five times over 26 s before the run failed with pyarrow's "magic bytes not
+    found", naming neither the day nor the object. The error already names the object (its
+    full location, partition included); ``what`` adds the step's view of it.
+    """
+    try:
+        yield
+    except DETERMINISTIC_READ_ERRORS as error:
+        fix = (
+            "re-materialize that partition (or delete the object) and run again"
+            if isinstance(error, CorruptTableError)
+            else "materialize it first"
+        )
+        raise dg.Failure(
+            description=f"{what + ': ' if what else ''}{error} (not retried: {fix})",
+            allow_retries=False,
+        ) from error
 
 
 class ObjectStorage(dg.ConfigurableResource):
@@ -231,18 +261,19 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     @override
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         store = self.storage.store()
-        if not context.has_asset_partitions:
-            return read_table(store, self._key(context, None))
-        frames = []
-        for partition in context.asset_partition_keys:
-            key = self._key(context, partition)
-            if store.exists(key):
-                frames.append(read_table(store, key))
-        if not frames:
-            raise FileNotFoundError(
-                f"{context.asset_key.to_user_string()}: none of the partitions "
-                f"{list(context.asset_partition_keys)[:5]}... is stored in {store.uri}"
-            )
+        with fails_at_once(f"input {context.asset_key.to_user_string()}"):
+            if not context.has_asset_partitions:
+                return read_table(store, self._key(context, None))
+            frames = []
+            for partition in context.asset_partition_keys:
+                key = self._key(context, partition)
+                if store.exists(key):
+                    frames.append(read_table(store, key))
+            if not frames:
+                raise FileNotFoundError(
+                    f"none of the partitions {list(context.asset_partition_keys)[:5]}... is "
+                    f"stored in {store.uri}"
+                )
         return pd.concat(frames, ignore_index=True)
 
 
@@ -286,6 +317,7 @@ def resources_for(env: Environment) -> dict[str, Any]:
             database=_setting(env, "prediction_log_database", env.prediction_log_database)
         ),
         "bentos": BentoStoreResource(home=str(env.bentoml_home), source=str(env.bento_source)),
+        HEARTBEAT_RESOURCE: RunHeartbeat(),
     }
 
 

@@ -16,8 +16,10 @@ numbers outside int64 (``1e19``), which pandas' nullable ``Int64`` cannot hold.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,32 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 EXACT_FLOAT_LIMIT = 2.0**53  # from here on float64 skips whole numbers: read the text exactly
 _WHOLE_CLAMP = Decimal(10**30)  # far outside int64, small enough to convert at no cost
+_LONG_EXPONENT = re.compile(r"[eE][+-]?\d{5,}")  # 1e10000 and beyond: outside every float
+
+
+def text_to_numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``, safe from pandas' own text parser.
+
+    pandas (2.3) keeps a number's exponent in a C ``int``: ``"1e4294967296"`` reads as 1.0 and
+    an exponent of 40 digits crashed the process (segmentation fault), so one such value in a
+    request killed the service's worker and one in a landed file killed the run. Text with an
+    exponent of five digits or more, beyond any float either way, is read by Python's
+    ``float`` instead (infinity or 0.0); the check is one regular-expression pass over the
+    text values, joined.
+    """
+    text = [value for value in values.tolist() if type(value) is str]
+    if text and _LONG_EXPONENT.search("\n".join(text)):
+        values = values.map(_long_exponent_as_float)
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _long_exponent_as_float(value: object) -> object:
+    if type(value) is not str or not _LONG_EXPONENT.search(value):
+        return value
+    try:
+        return float(value.strip())
+    except ValueError:
+        return np.nan
 
 
 @dataclass
@@ -53,6 +81,13 @@ class CleaningReport:
     remapped_values: dict[str, int] = field(default_factory=dict)
     missing_ids: dict[str, int] = field(default_factory=dict)  # rows dropped: a required id null
     empty_rows: int = 0  # rows dropped: no input value at all
+    invalid_examples: dict[str, list[str]] = field(default_factory=dict)
+    """Per column, the first unreadable values and where they are (``Train.csv row 3: '1e19'``)."""
+    invalid_at: dict[str, list[tuple[Any, str]]] = field(default_factory=dict, repr=False)
+    """The same, by row label (named by :func:`clean_frame` once it knows the rows' files)."""
+
+
+INVALID_EXAMPLES = 3
 
 
 def _as_text(series: pd.Series) -> pd.Series:
@@ -139,7 +174,7 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
     """The column in its spec type; returns how many present values could not be read."""
     present = values.notna()
     if column.type == "numeric":
-        typed = pd.to_numeric(values, errors="coerce").astype("float64")
+        typed = text_to_numbers(values).astype("float64")
         typed = typed.where(np.isfinite(typed))
     elif column.type == "integer":
         typed = _whole_int64(values)
@@ -154,7 +189,7 @@ def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int
 
 def _whole_int64(values: pd.Series) -> pd.Series:
     """Text values as ``Int64``: missing unless a whole number within int64, read exactly."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    numbers = text_to_numbers(values).astype("float64")
     whole = np.isfinite(numbers) & (numbers == np.round(numbers))
     exact = whole & (numbers.abs() < EXACT_FLOAT_LIMIT)
     typed = numbers.where(exact).astype("Int64")
@@ -173,6 +208,11 @@ def clean_column(raw: pd.Series, column: ColumnSpec, report: CleaningReport) -> 
     typed, invalid = _enforce_type(values, column)
     if invalid:
         report.invalid_values[column.name] = invalid
+        bad = values.notna() & typed.isna()
+        report.invalid_at[column.name] = [
+            (label, _fmt_example(value))
+            for label, value in values[bad].head(INVALID_EXAMPLES).items()
+        ]
     for rule in column.cleaning:
         typed = _apply_value_rule(typed, rule, column)
     return typed
@@ -219,6 +259,7 @@ def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, C
         if meta in frame.columns:
             cleaned[meta] = frame[meta]
     result = pd.DataFrame(cleaned, index=frame.index)
+    _locate_examples(report, frame)
     inputs = [c.name for c in spec.input_columns]
     keep = result[inputs].notna().any(axis=1)
     report.empty_rows = int((~keep).sum())
@@ -231,6 +272,24 @@ def clean_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, C
     result = result[keep].reset_index(drop=True)
     report.rows_out = len(result)
     return result, report
+
+
+def _fmt_example(value: object) -> str:
+    text = value if isinstance(value, str) else _fmt(value)
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+
+
+def _locate_examples(report: CleaningReport, frame: pd.DataFrame) -> None:
+    """Name each unreadable example's file and row, where the rows came from landed files."""
+    files, rows = frame.get("_source_file"), frame.get("_row_number")
+    for name, found in report.invalid_at.items():
+        located = []
+        for label, value in found:
+            where = f"row {label}"
+            if files is not None and rows is not None:
+                where = f"{str(files.loc[label]).rsplit('/', 1)[-1]} row {rows.loc[label]}"
+            located.append(f"{where}: {value}")
+        report.invalid_examples[name] = located
 
 
 def _empty_column(column: ColumnSpec, length: int, index: pd.Index) -> pd.Series:

@@ -123,6 +123,8 @@ def clean_checks(
     bad_domains = {
         k: round(v, 4) for k, v in outside.items() if v > columns[k].invalid_limit(default)
     }
+    examples = {k: report.invalid_examples.get(k, []) for k in sorted(bad_types)}
+    shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in examples.items() if v)
     return [
         CheckOutcome(
             "ids",
@@ -139,8 +141,16 @@ def clean_checks(
         CheckOutcome(
             "types",
             not bad_types,
-            f"unreadable values above the limit in {sorted(bad_types)}" if bad_types else "ok",
-            {"threshold": default, "unreadable_share": unreadable, "failing": bad_types},
+            f"unreadable values above the limit in {sorted(bad_types)}"
+            + (f" (e.g. {shown})" if shown else "")
+            if bad_types
+            else "ok",
+            {
+                "threshold": default,
+                "unreadable_share": unreadable,
+                "failing": bad_types,
+                "examples": examples,
+            },
         ),
         CheckOutcome(
             "required",

@@ -19,9 +19,11 @@ import csv
 import gzip
 import io
 import re
+import stat
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -43,6 +45,34 @@ _BLANK = re.compile(r"[\s\ufeff]*")
 
 class UnreadableFileError(ValueError):
     """A landed file could not be parsed; the message names the file."""
+
+
+def local_file_bytes(path: Path) -> bytes:
+    """The bytes of a file a person named (``mlops land``, ``mlops predict``).
+
+    Raises:
+        UnreadableFileError: Naming what the path is instead: missing, a directory, a device
+            or pipe (``/dev/null``), empty, or not readable. (It used to say "no such file"
+            for all of them.)
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UnreadableFileError(f"no such file: {path}") from None
+    except OSError as error:
+        raise UnreadableFileError(f"cannot read {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise UnreadableFileError(f"{path} is a directory: give one data file")
+    if not stat.S_ISREG(mode):
+        kind = "a character device" if stat.S_ISCHR(mode) else "not a regular file"
+        raise UnreadableFileError(f"{path} is {kind}, not a data file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnreadableFileError(f"cannot read {path}: {error.strerror}") from None
+    if not data:
+        raise UnreadableFileError(f"{path} is empty: 0 bytes")
+    return data
 
 
 def normalize_header(name: object) -> str:

@@ -21,6 +21,7 @@ from mlops_assets import names
 from mlops_assets.components.automation import retrain_selection
 from mlops_assets.components.ingest import range_tags
 from mlops_assets.components.partitions import partition_bounds
+from mlops_assets.components.runs import Reaped, reap_dead_runs
 from mlops_assets.components.training import tuned_key
 from mlops_assets.definitions import defs
 from mlops_assets.environment import Environment
@@ -81,13 +82,26 @@ def instance(env: Environment) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def reap(env: Environment, log: Callable[[str], None] | None = None) -> list[Reaped]:
+    """Fail the runs in progress whose process is gone (what every ``mlops`` command does first).
+
+    The same reaper the retrain sensor calls (:mod:`mlops_assets.components.runs`): a killed
+    ``mlops refresh`` or run worker no longer leaves a run STARTED that blocks retraining.
+    """
+    return reap_dead_runs(instance(env), env.tracking(), env.optuna_url, log=log)
+
+
 def load_definitions() -> dg.Definitions:
     """The code location's definitions, as Dagster would load them."""
     return defs()
 
 
 def _failure_messages(result: Any) -> list[str]:
-    """Each failed check and step with its cause (Dagster's own message says "error in op")."""
+    """Each failed step and why, as a person needs it to act.
+
+    A ``dg.Failure``'s own description (it names what failed), else the innermost cause
+    (Dagster's own message only says "error in op").
+    """
     messages = []
     for event in result.all_events:
         evaluation = event.event_specific_data
@@ -98,10 +112,12 @@ def _failure_messages(result: Any) -> list[str]:
                     f"{key} check {evaluation.check_name} failed: {evaluation.description}"
                 )
         if event.is_step_failure:
-            error = event.step_failure_data.error
+            data = event.step_failure_data
+            described = data.user_failure_data.description if data.user_failure_data else None
+            error = data.error
             while error is not None and error.cause is not None:
                 error = error.cause
-            text = error.message.strip() if error else "failed"
+            text = described or (error.message.strip() if error else "failed")
             messages.append(f"{event.step_key}: {text}")
     return messages
 

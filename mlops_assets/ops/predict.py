@@ -8,6 +8,7 @@ prediction and the model version that made it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from mlops_assets.environment import Environment
 from mlops_assets.features.history import StoredHistory
-from mlops_assets.ingest.readers import read_landed_file
+from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes, read_landed_file
 from mlops_assets.registry.status import champion_ref
 from mlops_assets.serving.records import ROW_NUMBER, RequestProblem
 from mlops_assets.serving.routing import choose_slot, no_slot_message
@@ -39,26 +40,28 @@ class BatchResult:
     model_version: str
 
 
-def read_input(path: Path, spec: UseCaseSpec) -> pd.DataFrame:
-    """The file's rows as text; every spec column must be there (the target need not)."""
-    if not path.is_file():
-        raise BatchScoringError(f"no such file: {path}")
-    frame = read_landed_file(path.name, path.read_bytes())
+def read_file(path: Path) -> pd.DataFrame:
+    """A file's rows as text, or an error naming what the path is (a directory, ``/dev/null``)."""
+    try:
+        return read_landed_file(path.name, local_file_bytes(path))
+    except UnreadableFileError as error:
+        raise BatchScoringError(str(error)) from None
+
+
+def checked_input(frame: pd.DataFrame, path: Path, spec: UseCaseSpec) -> pd.DataFrame:
+    """The rows, if every spec column is there (the target need not)."""
     missing = [c.name for c in spec.input_columns if c.name not in frame.columns]
     if missing:
         raise BatchScoringError(f"{path}: missing columns {missing}")
     return frame
 
 
-def slot_of_file(spec: UseCaseSpec, path: Path) -> UseCaseSpec:
+def slot_of_columns(spec: UseCaseSpec, columns: list[str], path: Path) -> UseCaseSpec:
     """The slot that scores a file: the service's routing rule applied to its header.
 
     A segmented use case's file goes to the first segment whose fields are all among its
     columns (one header, so one segment).
     """
-    if not path.is_file():
-        raise BatchScoringError(f"no such file: {path}")
-    columns = list(read_landed_file(path.name, path.read_bytes()).columns)
     view = choose_slot(columns, spec)
     if view is None:
         raise BatchScoringError(
@@ -81,13 +84,42 @@ def output_frame(score: FrameScore, spec: UseCaseSpec, name: str, version: str) 
     return pd.DataFrame(columns)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def neutralised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula, made inert (OWASP's CSV injection advice).
+
+    A text value starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (an id
+    landed as ``=HYPERLINK("http://evil","x")``) gets a leading single quote. Numbers are left
+    alone: numeric columns, and text that is a plain number (``-12.5``), which a spreadsheet
+    reads as a number.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        if pd.api.types.is_numeric_dtype(out[name]) or pd.api.types.is_bool_dtype(out[name]):
+            continue
+        out[name] = out[name].map(_inert)
+    return out
+
+
+def _inert(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        if not PLAIN_NUMBER.fullmatch(value):
+            return "'" + value
+    return value
+
+
 def write_output(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet for ``.parquet``/``.pq``, CSV otherwise."""
+    """Parquet for ``.parquet``/``.pq``, CSV otherwise (formulas neutralised)."""
+    if path.is_dir():
+        raise BatchScoringError(f"{path} is a directory: give the output file's name")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in {".parquet", ".pq"}:
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
+        neutralised(frame).to_csv(path, index=False)
 
 
 def predict_file(
@@ -105,13 +137,16 @@ def predict_file(
         BatchScoringError: No champion, unreadable file, missing columns, or invalid rows
             (unless ``skip_invalid``: then they are left out and reported).
     """
+    if output.is_dir():
+        raise BatchScoringError(f"{output} is a directory: give the output file's name")
+    frame = read_file(source)  # a directory, a device or an empty file is named first
     if spec.segment is None:
-        spec = slot_of_file(spec, source)
+        spec = slot_of_columns(spec, list(frame.columns), source)
     tracking = env.tracking()
     ref = champion_ref(spec, tracking)
     if ref is None:
         raise BatchScoringError(f"{spec.name}: no champion in the registry; run a refresh first")
-    raw = read_input(source, spec)
+    raw = checked_input(frame, source, spec)
     scorer = Scorer(
         spec,
         tracking.load_pipeline(ref.model_name, ref.version),

@@ -150,6 +150,40 @@ class Tracking:
         except Exception:  # noqa: BLE001 - a deleted run must not block serving its model
             return {}
 
+    def fail_runs_of(self, dagster_run_ids: list[str]) -> list[str]:
+        """End FAILED the MLflow runs still RUNNING of Dagster runs that died, nested ones too.
+
+        A killed run never reaches the code that ends its MLflow run, so its tuning run and
+        trial runs would stay RUNNING. Returns the MLflow run ids ended.
+        """
+        if not dagster_run_ids:
+            return []
+        client = self.client()
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        if not experiments:
+            return []
+        ended: list[str] = []
+        for dagster_run_id in dagster_run_ids:
+            found = client.search_runs(
+                experiments,
+                filter_string=f"tags.`{names.DAGSTER_RUN_TAG}` = '{dagster_run_id}'",
+            )
+            parents = [run.info.run_id for run in found]
+            children = [
+                run
+                for parent in parents
+                for run in client.search_runs(
+                    experiments,
+                    filter_string=f"tags.`mlflow.parentRunId` = '{parent}' "
+                    "and attributes.status = 'RUNNING'",
+                )
+            ]
+            for run in [*children, *found]:
+                if run.info.status == "RUNNING":
+                    client.set_terminated(run.info.run_id, status="FAILED")
+                    ended.append(run.info.run_id)
+        return ended
+
     def load_pipeline(self, model_name: str, version: str) -> Any:
         """The registered scikit-learn pipeline of one version (through the local cache)."""
         return model_cache.load_version(self.uri(), self.cache_dir, model_name, version)

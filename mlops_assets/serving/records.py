@@ -31,14 +31,19 @@ from mlops_assets.features.cleaning import (
     EXACT_FLOAT_LIMIT,
     INT64_MAX,
     INT64_MIN,
+    clean_frame,
     exact_whole_number,
     fits_int64,
+    text_to_numbers,
 )
-from mlops_assets.features.validation import clip, quote
+from mlops_assets.features.validation import clip, quote, validate_frame
+from mlops_assets.generators import get_generator
 from mlops_assets.specs.model import ClipRule, ColumnSpec, MapValuesRule, NullIfRule, UseCaseSpec
 
 ROW_NUMBER = "_row_number"
 DEFAULT_PROBLEM_LIMIT = 20
+MAX_TEXT_CHARS = 1000
+"""Longest text value accepted: a category or id of 10 MB would be scored and logged whole."""
 
 
 @dataclass(frozen=True, order=True)
@@ -56,6 +61,8 @@ class RequestProblem:
     def as_dict(self) -> dict[str, Any]:
         """The problem as JSON-ready data for an error response."""
         field = self.location.rsplit(".", 1)[1] if "." in self.location else None
+        if field is not None and self.location.startswith("columns."):
+            field = re.sub(r"\[\d+\]$", "", field)  # columns.X[3] is record 3's field X
         return {
             "record": self.row if self.row >= 0 else None,
             "field": field,
@@ -144,7 +151,7 @@ def value_schema(column: ColumnSpec) -> dict[str, Any]:
     nullable = ["null"] if column.nullable else []
     if column.type in {"numeric", "integer"}:
         return _number_schema(column, nullable)
-    schema: dict[str, Any] = {"type": ["string", *nullable]}
+    schema: dict[str, Any] = {"type": ["string", *nullable], "maxLength": MAX_TEXT_CHARS}
     spellings = _mapped_spellings(column)
     if column.categories:
         schema["examples"] = [*column.categories, *spellings]
@@ -213,14 +220,55 @@ def _description(column: ColumnSpec) -> str:
 
 
 def example_record(spec: UseCaseSpec) -> dict[str, Any]:
-    """A plausible record for the OpenAPI page, accepted by the service.
+    """A realistic record for the OpenAPI page, accepted by the service.
 
-    Numbers sit in the middle of their range (not at a bound, not on a ``null_if`` sentinel),
-    categories are the first of the spec's, dates the first partition day; a required field
-    with no known values gets a made-up id (``ITEM-001`` for ``Item_Identifier``), other open
-    fields are null.
+    With a generator (every bundled use case), the first generated row that the service
+    accepts as it is (real ids, prices and categories, seed 0); otherwise a plausible one:
+    numbers in the middle of their range (not at a bound, not on a ``null_if`` sentinel),
+    categories the first of the spec's, dates the first partition day, a made-up id
+    (``ITEM-001`` for ``Item_Identifier``) for a required field with no known values.
     """
-    return {column.name: _example_value(column, spec) for column in spec.input_columns}
+    return _generated_example(spec) or {
+        column.name: _example_value(column, spec) for column in spec.input_columns
+    }
+
+
+def _generated_example(spec: UseCaseSpec, rows: int = 20) -> dict[str, Any] | None:
+    if not spec.generator:
+        return None
+    try:
+        generated = get_generator(spec.generator).generate(rows, spec.partitions.start_date, seed=0)
+    except Exception:  # noqa: BLE001 - an outside generator that fails falls back to the plain one
+        return None
+    names = [column.name for column in spec.input_columns]
+    if not set(names) <= set(generated.columns):
+        return None
+    records = [
+        {name: _plain_value(row[name]) for name in names}
+        for row in generated[names].to_dict("records")
+    ]
+    if structure_problems(records, spec, max_records=len(records)):
+        return None
+    columns = columns_of(records, spec)
+    bad = {p.row for p in type_problems(columns, spec)}
+    cleaned, _ = clean_frame(raw_frame(columns), spec)
+    cleaned.index = pd.Index(cleaned[ROW_NUMBER].to_numpy(), name=ROW_NUMBER)
+    bad |= set(range(len(records))) - set(cleaned.index.tolist())
+    bad |= {found.row for found in validate_frame(cleaned, spec, limit=max(len(cleaned), 1))}
+    return next((r for i, r in enumerate(records) if i not in bad), None)
+
+
+def _plain_value(value: Any) -> Any:
+    """A generated value as JSON would carry it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return value
 
 
 def _example_value(column: ColumnSpec, spec: UseCaseSpec) -> Any:
@@ -461,9 +509,7 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
         else:
             found.append(problem(row, column, f"expected a number, got {_json_type(value)}", order))
     if text_rows:
-        parsed = pd.to_numeric(
-            pd.Series([values[row] for row in text_rows], dtype=object), errors="coerce"
-        )
+        parsed = text_to_numbers(pd.Series([values[row] for row in text_rows], dtype=object))
         for row, number in zip(text_rows, parsed.tolist(), strict=True):
             message = _text_number_problem(values[row], float(number), integer)
             if message:
@@ -543,13 +589,19 @@ def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
 
 
 def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
-    if set(map(type, values)) <= {str, type(None)}:
-        return []
-    return [
-        problem(row, column, f"expected a string, got {_json_type(value)}", order)
+    found = []
+    if not set(map(type, values)) <= {str, type(None)}:
+        found = [
+            problem(row, column, f"expected a string, got {_json_type(value)}", order)
+            for row, value in enumerate(values)
+            if value is not None and type(value) is not str
+        ]
+    found.extend(
+        problem(row, column, f"is longer than {MAX_TEXT_CHARS} characters: {quote(value)}", order)
         for row, value in enumerate(values)
-        if value is not None and type(value) is not str
-    ]
+        if type(value) is str and len(value) > MAX_TEXT_CHARS
+    )
+    return sorted(found)
 
 
 def _date_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:

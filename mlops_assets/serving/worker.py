@@ -3,10 +3,19 @@
 ``bento/service.py`` declares one ``bentoml.models.BentoModel`` per model slot (BentoML finds a
 service's models among its class attributes, and a use case has as many as it has slots) and
 hands them here, with the resolved environment, to build the one :class:`ServingRuntime`.
+
+A worker also watches its parent (:func:`exit_with_parent`): BentoML runs the worker in a process
+group of its own, so when ``bentoml serve`` is SIGKILLed nothing stops the worker, which keeps
+the port and makes the next start fail with "Address already in use".
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +24,8 @@ from mlops_assets.features.history import StoredHistory
 from mlops_assets.prediction_log import PredictionLog
 from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
 from mlops_assets.specs.model import UseCaseSpec
+
+logger = logging.getLogger(__name__)
 
 
 def slot_model_tags(
@@ -82,6 +93,7 @@ def runtime_for_models(
                 flush_interval_s=options.log_flush_s,
                 max_rows=options.log_max_rows,
                 database_url=env.prediction_log_database,
+                spool_root=env.prediction_log_spool,
             )
         slots[view.segment] = SlotRuntime(
             view,
@@ -94,3 +106,33 @@ def runtime_for_models(
             history=StoredHistory(store, view) if view.forecast is not None else None,
         )
     return ServingRuntime(spec, slots)
+
+
+def exit_with_parent(
+    poll_s: float = 1.0, grace_s: float = 30.0, parent: int | None = None
+) -> threading.Thread:
+    """Stop this process when its parent dies, as ``bentoml serve`` would have stopped it.
+
+    SIGTERM to itself (a graceful shutdown that writes the prediction log), then, if it is
+    still alive ``grace_s`` seconds later, exit. The parent is gone when this process is
+    re-parented (``os.getppid()`` changes): to init or a subreaper. Returns the watching
+    (daemon) thread.
+    """
+    original = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == original:
+            time.sleep(poll_s)
+        logger.warning(
+            "the serving process (pid %d) is gone: stopping this worker (pid %d)",
+            original,
+            os.getpid(),
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        logger.error("worker still running %.0f s after its parent died: exiting", grace_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread

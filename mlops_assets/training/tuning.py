@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -35,9 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_assets import names
 from mlops_assets.features.forecast import date_column, time_folds
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.metrics import direction
+from mlops_assets.registry.heartbeat import ProcessIdentity
 from mlops_assets.specs.model import ModelFamilySpec, ParamSpec, UseCaseSpec
 from mlops_assets.training.evaluation import score_predictions
 from mlops_assets.training.families import (
@@ -111,6 +114,48 @@ CATCH = (ValueError, ArithmeticError)
 WORKER_START_TIMEOUT_S = 300.0
 """How long workers wait for each other to start (imports) before searching anyway."""
 POLL_S = 1.0
+TRIAL_HEARTBEAT_S = 60
+"""Optuna's heartbeat of a running trial in database storage; a trial silent for
+``TRIAL_GRACE_S`` (its process died, on whatever host) is failed by the next ``optimize``."""
+TRIAL_GRACE_S = 180
+
+
+def study_storage(url: str | None) -> Any:
+    """Optuna storage for a URL: a database with trial heartbeats, or ``None`` (in memory)."""
+    if not url:
+        return None
+    import optuna
+
+    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S
+        )
+
+
+def fail_trials_of_dead_processes(url: str | None) -> list[str]:
+    """Mark FAIL the RUNNING trials whose process (on this host) is gone; returns them.
+
+    A killed tuning run leaves its trial RUNNING; Optuna's heartbeat fails it only after its
+    grace period and only when a study is optimized again. This fails it now (what the reaper
+    of dead runs calls). Trials of processes on other hosts are left to the heartbeat.
+    """
+    if not url:
+        return []
+    import optuna
+
+    storage = optuna.storages.get_storage(url)
+    failed = []
+    for study in storage.get_all_studies():
+        running = storage.get_all_trials(
+            study._study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+        for trial in running:
+            process = ProcessIdentity.from_dict(trial.user_attrs.get(names.TRIAL_PROCESS_ATTR))
+            if process is not None and process.gone():
+                storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+                failed.append(f"{study.study_name}#{trial.number}")
+    return failed
 
 
 @dataclass(frozen=True)
@@ -358,6 +403,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("pid", os.getpid())
+        trial.set_user_attr(names.TRIAL_PROCESS_ATTR, ProcessIdentity.current().as_dict())
         trial.set_user_attr("threads", fit_threads())
         family = trial.suggest_categorical("family", list(families))
         params = suggest_params(trial, families[family])
@@ -450,7 +496,7 @@ def run_study(
         y = y.astype(str)
     study = optuna.create_study(
         study_name=study_name,
-        storage=storage_url,
+        storage=study_storage(storage_url),
         load_if_exists=True,
         direction=direction(spec.primary_metric),
         sampler=optuna.samplers.TPESampler(seed=budget.seed),
@@ -659,7 +705,7 @@ def _work(job: WorkerJob, start: Any, reserved: Any, errors: Any) -> None:
             _worker_tracking = job.tracking
         study = optuna.load_study(
             study_name=job.study_name,
-            storage=job.storage_url,
+            storage=study_storage(job.storage_url),
             sampler=optuna.samplers.TPESampler(seed=job.budget.seed + job.index),
             pruner=_pruner(job.budget),
         )

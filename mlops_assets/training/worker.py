@@ -25,7 +25,13 @@ from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.objectstore import ObjectStore
 from mlops_assets.storage.tables import read_table, table_key
 from mlops_assets.training.registration import log_trial
-from mlops_assets.training.tuning import CATCH, _pruner, budget_for, make_objective
+from mlops_assets.training.tuning import (
+    CATCH,
+    _pruner,
+    budget_for,
+    make_objective,
+    study_storage,
+)
 
 
 class TuneWorkerError(RuntimeError):
@@ -77,7 +83,7 @@ def tune_worker(
     budget = budget_for(spec, n_trials=n_trials, timeout_s=timeout_s)
     study = optuna.create_study(
         study_name=name,
-        storage=storage_url,
+        storage=study_storage(storage_url),
         load_if_exists=True,
         direction=direction(spec.primary_metric),
         sampler=optuna.samplers.TPESampler(seed=budget.seed + index),

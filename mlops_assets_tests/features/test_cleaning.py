@@ -234,3 +234,57 @@ def test_cleaning_never_raises(use_case: str, data: st.DataObject) -> None:
     clean, report = clean_frame(frame, spec)
     assert report.rows_in == len(frame) and len(clean) == report.rows_out <= len(frame)
     validate_frame(clean, spec)
+
+
+# Exponents pandas' parser overflows (a C int): the 10-digit one read as 1.0, the 40-digit one
+# crashed the process. Found by schemathesis against the service (the worker died and
+# restarted, dropping every request in flight). Checked in a subprocess: a crash fails the test,
+# not the test session.
+HUGE_EXPONENTS = [
+    ("1e4294967296", False),
+    (".15222205284007e2952672652437698439760881281649211307275", False),
+    ("-1e2952672652437698439760881281649211307275", False),
+    ("7e-2952672652437698439760881281649211307275", True),  # 0.0: a number
+    ("1e-99999", True),
+]
+LONG_EXPONENT_PROGRAM = """
+import json, sys
+import pandas as pd
+from mlops_assets.features.cleaning import clean_frame, text_to_numbers
+from mlops_assets.serving.records import columns_of, type_problems
+from mlops_assets.specs import use_case_specs
+from mlops_assets_tests.harness.records import record
+
+spec = use_case_specs()["bigmart_sales"]
+texts = json.loads(sys.argv[1])
+numbers = text_to_numbers(pd.Series(texts, dtype=object)).tolist()
+rows = [record(Item_MRP=t, Outlet_Establishment_Year=t) for t in texts]
+clean, report = clean_frame(pd.DataFrame(rows).astype(str), spec)
+problems = type_problems(columns_of(rows, spec), spec)
+print(json.dumps({"numbers": numbers, "invalid": report.invalid_values,
+                  "problems": sorted({p.row for p in problems})}))
+"""
+
+
+def test_numbers_with_huge_exponents_are_read_safely() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    texts = [text for text, _ in HUGE_EXPONENTS]
+    done = subprocess.run(
+        [sys.executable, "-c", LONG_EXPONENT_PROGRAM, json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]  # -11 (SIGSEGV) before the fix
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    numbers = found["numbers"]
+    assert numbers[0] == float("inf") and numbers[1] == float("inf")  # not 1.0
+    assert numbers[2] == float("-inf") and numbers[3] == 0.0 and numbers[4] == 0.0
+    unreadable = sum(1 for _, readable in HUGE_EXPONENTS if not readable)
+    assert found["invalid"]["Item_MRP"] == unreadable
+    assert found["problems"] == [i for i, (_, ok) in enumerate(HUGE_EXPONENTS) if not ok]

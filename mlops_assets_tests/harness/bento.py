@@ -25,8 +25,11 @@ from mlops_assets_tests.harness.processes import (
 
 USE_CASE = "bigmart_sales"
 SERVE_TIMEOUT_S = 120
+API_KEY = "test-key-0123456789abcdef"
+SECOND_API_KEY = "second-key-0123456789abcdef"
+"""Keys of the shared test server (``serving/conftest.py``); its client sends the first."""
 
-__all__ = ["SERVE_TIMEOUT_S", "USE_CASE", "ServedBento", "start_bento"]
+__all__ = ["API_KEY", "SECOND_API_KEY", "SERVE_TIMEOUT_S", "USE_CASE", "ServedBento", "start_bento"]
 
 
 @dataclass
@@ -35,10 +38,13 @@ class ServedBento(ServedProcess):
 
     storage: Path
     bento_tag: str
+    api_key: str | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=60)
+        """A client of the server, sending its API key (if it has keys) on every request."""
+        headers = {"x-api-key": self.api_key} if self.api_key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=60, headers=headers)
 
     def predict(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         """POST a JSON-serialisable body, or raw bytes as they are, to ``/predict``."""
@@ -80,7 +86,12 @@ def start_bento(
     port = free_port()
     log_path = folder / "serve.log"
     served_env = serve_environment(Environment.from_env())
-    environment = {**served_env, "MLOPS_STORAGE_URI": str(storage), **env}
+    environment = {
+        **served_env,
+        "MLOPS_STORAGE_URI": str(storage),
+        "MLOPS_PREDICTION_LOG_SPOOL": str(folder / "spool"),
+        **env,
+    }
     command = serve_command(bento_tag, port)
     if via_cli:
         command = [str(venv_executable("mlops")), "serve", *cli_args, "--port", str(port)]
@@ -94,6 +105,7 @@ def start_bento(
         cwd=folder,
         timeout=timeout,
     )
+    keys = [key.strip() for key in env.get("MLOPS_SERVING_API_KEYS", "").split(",")]
     return ServedBento(
         served.name,
         served.url,
@@ -101,4 +113,5 @@ def start_bento(
         served.log_path,
         storage=storage,
         bento_tag=bento_tag,
+        api_key=keys[0] or None,
     )

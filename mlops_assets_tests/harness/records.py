@@ -4,7 +4,8 @@
   :func:`landed_records` (a landed frame as a client would send it) for the serving tests;
 * :func:`records` (rows of a frame as JSON-ready records, NaN as None) for served use cases;
 * :data:`CSV` and :func:`tick` (one evaluation of a use case's landing sensor) for the landing
-  sensor's tests, on a folder and on a bucket.
+  sensor's tests, on a folder and on a bucket;
+* :func:`scored_batch` (a batch as the prediction log receives it) for the log's tests.
 
 ``mlops_assets`` is imported inside the helpers that need it.
 """
@@ -20,11 +21,12 @@ if TYPE_CHECKING:
     import dagster as dg
 
     from mlops_assets.components.resources import LandingZone, ObjectStorage
+    from mlops_assets.prediction_log import ScoredBatch
     from mlops_assets.specs import UseCaseSpec
 
 CSV = b"Item_Identifier,Item_MRP\nFDA15,249.8\n"
 
-__all__ = ["CSV", "landed_records", "record", "records", "tick"]
+__all__ = ["CSV", "landed_records", "record", "records", "scored_batch", "tick"]
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -87,3 +89,17 @@ def tick(
         cursor=cursor, instance=instance, resources={"landing": landing, "lake": lake}
     ) as context:
         return sensor.evaluate_tick(context)
+
+
+def scored_batch(
+    spec: UseCaseSpec, ids: list[str], counts: list[int], **changes: Any
+) -> ScoredBatch:
+    """A scored batch of ``sum(counts)`` cleaned records, ``counts[i]`` of them for ``ids[i]``."""
+    import numpy as np
+
+    from mlops_assets.features.cleaning import clean_frame
+    from mlops_assets.prediction_log import ScoredBatch
+
+    raw = pd.DataFrame([record(**changes) for _ in range(sum(counts))])
+    cleaned, _ = clean_frame(raw, spec)
+    return ScoredBatch(ids, counts, cleaned, np.arange(sum(counts), dtype=float), "m", "3")

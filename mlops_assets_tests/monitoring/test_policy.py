@@ -181,6 +181,47 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
     assert len(tick(spec, instance, first.cursor).run_requests) == 1
 
 
+def _sensor_run(instance, spec, run_id: str, run_key: str, **tags: str) -> None:
+    """A run the retrain sensor launched, which failed."""
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=names.retrain_job(spec.name),
+            run_id=run_id,
+            status=dg.DagsterRunStatus.FAILURE,
+            tags={
+                "dagster/sensor_name": names.retrain_sensor(spec.name),
+                "dagster/run_key": run_key,
+                **tags,
+            },
+        )
+    )
+
+
+def test_evidence_of_a_run_that_died_fires_once_more(spec, mlops_home) -> None:
+    """The run the sensor launched was killed: its evidence was fired, so K new partitions
+    never retrained again (only new drift or degradation days, or the weekly schedule)."""
+    instance = dg.DagsterInstance.ephemeral()
+    trained_through(instance, spec, "2025-01-10")
+    monitored(spec, "2025-01-20", slot(max_psi=0.5, max_psi_feature="Item_MRP"))
+    fired = tick(spec, instance)
+    [first], cursor = fired.run_requests, fired.cursor
+    _sensor_run(instance, spec, "failed-1", str(first.run_key))  # an ordinary failure
+    assert tick(spec, instance, cursor).run_requests == []  # is not retried
+    _sensor_run(instance, spec, "dead-1", str(first.run_key), **{names.REAPED_TAG: "gone"})
+    again = tick(spec, instance, cursor)
+    [retry] = again.run_requests
+    assert retry.tags[names.RETRY_OF_TAG] == "dead-1"
+    assert retry.run_key == f"{first.run_key}:retry-of:dead-1"
+    _sensor_run(
+        instance,
+        spec,
+        "dead-2",
+        str(retry.run_key),
+        **{names.REAPED_TAG: "gone", names.RETRY_OF_TAG: "dead-1"},
+    )
+    assert tick(spec, instance, again.cursor).run_requests == []  # a retry is not retried
+
+
 def test_sensor_counts_the_stored_clean_days(spec, mlops_home) -> None:
     """K new partitions: the clean days stored after the last training window fire a run."""
     instance = dg.DagsterInstance.ephemeral()

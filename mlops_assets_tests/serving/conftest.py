@@ -19,7 +19,13 @@ import pytest
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.features.pipeline import model_input
 from mlops_assets.specs import UseCaseSpec, use_case_specs
-from mlops_assets_tests.harness.bento import USE_CASE, ServedBento, start_bento
+from mlops_assets_tests.harness.bento import (
+    API_KEY,
+    SECOND_API_KEY,
+    USE_CASE,
+    ServedBento,
+    start_bento,
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +68,8 @@ def bento_server(
     champion_bento_tag: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedBento]:
     """The shared server, started by ``mlops serve``: 1000 records a request at most, log
-    flushed every second, following the champion alias every second."""
+    flushed every second, following the champion alias every second, API keys on (its client
+    sends one), a body given 5 s to arrive."""
     served = start_bento(
         champion_bento_tag,
         tmp_path_factory.mktemp("bento-shared"),
@@ -70,6 +77,8 @@ def bento_server(
         MLOPS_SERVING_MAX_RECORDS="1000",
         MLOPS_PREDICTION_LOG_FLUSH_S="1",
         MLOPS_CHAMPION_POLL_S="1",
+        MLOPS_SERVING_API_KEYS=f"{API_KEY},{SECOND_API_KEY}",
+        MLOPS_SERVING_BODY_TIMEOUT_S="5",
     )
     try:
         yield served

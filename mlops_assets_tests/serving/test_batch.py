@@ -79,6 +79,57 @@ def test_missing_columns_and_files_are_errors(trained_home, spec, unlabeled, tmp
     assert main(["predict", spec.name, str(tmp_path / "nope.csv"), "-o", "o.csv"]) == 2
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{tmp}", "is a directory: give one data file"),
+        ("/dev/null", "/dev/null is a character device, not a data file"),
+    ],
+    ids=["directory", "dev-null"],
+)
+def test_a_directory_or_device_is_named(trained_home, spec, tmp_path, capsys, source, message):
+    """Both used to say "no such file"."""
+    path = source.format(tmp=tmp_path)
+    assert main(["predict", spec.name, path, "-o", str(tmp_path / "o.csv")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_output_directory_is_refused(trained_home, spec, unlabeled, tmp_path, capsys):
+    assert main(["predict", spec.name, str(unlabeled), "-o", str(tmp_path)]) == 2
+    assert "is a directory: give the output file's name" in capsys.readouterr().err
+
+
+def test_formulas_in_text_cells_are_neutralised(trained_home, spec, unlabeled, tmp_path) -> None:
+    """An id landed as ``=HYPERLINK(...)`` came out unchanged at the start of a cell."""
+    frame = pd.read_csv(unlabeled, dtype=str, keep_default_na=False)
+    hostile = ['=HYPERLINK("http://evil","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)"]
+    hostile += ["-12.5"]
+    for row, value in enumerate(hostile):
+        frame.loc[row, "Item_Identifier"] = value
+    path = tmp_path / "hostile.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "scores.csv"
+    assert main(["predict", spec.name, str(path), "-o", str(out)]) == 0
+    ids = pd.read_csv(out, dtype=str, keep_default_na=False)["Item_Identifier"].tolist()
+    assert ids[:4] == ["'" + value for value in hostile[:4]]
+    assert ids[4] == "-12.5"  # a number stays a number
+    assert ids[5:] == frame["Item_Identifier"].tolist()[5:]
+    numbers = pd.read_csv(out)["prediction"]
+    assert numbers.dtype == float and not numbers.astype(str).str.startswith("'").any()
+    parquet = tmp_path / "scores.parquet"
+    assert main(["predict", spec.name, str(path), "-o", str(parquet)]) == 0
+    assert pd.read_parquet(parquet)["Item_Identifier"].tolist()[0] == hostile[0]  # typed data
+
+
+def test_neutralising_leaves_numbers_alone() -> None:
+    from mlops_assets.ops.predict import neutralised
+
+    frame = pd.DataFrame({"id": ["=1+1", "-5", "ok", "\r=x"], "prediction": [-1.0, 2.0, 3.0, 4.0]})
+    out = neutralised(frame)
+    assert out["id"].tolist() == ["'=1+1", "-5", "ok", "'\r=x"]
+    assert out["prediction"].tolist() == [-1.0, 2.0, 3.0, 4.0]
+
+
 def test_status_shows_the_bento(trained_home, spec, capsys) -> None:
     assert main(["status", spec.name, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

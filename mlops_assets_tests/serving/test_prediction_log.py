@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +18,9 @@ from mlops_assets.prediction_log import (
 )
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
-from mlops_assets_tests.harness.records import record
+from mlops_assets_tests.harness.records import scored_batch
 
-
-def batch(spec: UseCaseSpec, ids: list[str], counts: list[int], **changes: Any) -> ScoredBatch:
-    raw = pd.DataFrame([record(**changes) for _ in range(sum(counts))])
-    cleaned, _ = clean_frame(raw, spec)
-    return ScoredBatch(ids, counts, cleaned, np.arange(sum(counts), dtype=float), "m", "3")
+batch = scored_batch
 
 
 def test_close_writes_every_queued_row(spec: UseCaseSpec, tmp_path: Path) -> None:
@@ -109,3 +104,132 @@ def test_classifier_rows_keep_labels_and_probabilities(tmp_path: Path) -> None:
     logged = read_prediction_log(store, spec.name)
     assert logged["prediction"].tolist() == [classes[0]] * len(cleaned)
     assert [f"proba_{c}" for c in classes] == [c for c in logged.columns if c.startswith("proba_")]
+
+
+# --- the spool: answered batches survive a killed process ---------------------------------------
+
+SPOOLING_PROCESS = """
+import sys, time
+from pathlib import Path
+from mlops_assets.prediction_log import PredictionLog
+from mlops_assets.specs import use_case_specs
+from mlops_assets.storage.objectstore import LocalObjectStore
+from mlops_assets_tests.harness.records import scored_batch as batch
+
+spec = use_case_specs()["bigmart_sales"]
+log = PredictionLog(LocalObjectStore(Path(sys.argv[1])), spec, 3600, spool_root=Path(sys.argv[2]))
+for index in range(40):
+    log.append(batch(spec, [f"k{index}"], [1 + index % 3]))
+print("appended", flush=True)
+time.sleep(600)
+"""
+
+
+def _killed_after_appending(tmp_path: Path) -> tuple[Path, Path]:
+    """A process that spooled 40 batches (80 rows) and was SIGKILLed before any flush."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    storage, spool = tmp_path / "storage", tmp_path / "spool"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SPOOLING_PROCESS, str(storage), str(spool)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"appended\n"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    return storage, spool
+
+
+def test_a_killed_process_s_batches_reach_the_log_once(spec: UseCaseSpec, tmp_path: Path) -> None:
+    """Before the spool, whatever a SIGKILLed worker had queued was lost."""
+    storage, spool = _killed_after_appending(tmp_path)
+    store = LocalObjectStore(storage)
+    assert read_prediction_log(store, spec.name).empty and list(spool.rglob("*.spool"))
+    expected = {f"k{index}": 1 + index % 3 for index in range(40)}
+    for _ in range(2):  # the next worker, then another: nothing is written twice
+        log = PredictionLog(store, spec, flush_interval_s=3600, spool_root=spool)
+        log.close()
+        logged = read_prediction_log(store, spec.name)
+        assert logged.groupby("request_id").size().to_dict() == expected
+    assert not list(spool.rglob("*.spool"))
+
+
+def test_recovery_skips_batches_already_logged(spec: UseCaseSpec, tmp_path: Path) -> None:
+    """A worker killed after writing its batches, before deleting its spool file."""
+    from mlops_assets.prediction_log import spool_folder
+
+    store = LocalObjectStore(tmp_path / "storage")
+    batches = [batch(spec, [f"d{index}"], [2]) for index in range(3)]
+    written = PredictionLog(store, spec, flush_interval_s=3600)
+    for item in batches[:2]:
+        written.append(item)
+    written.close()
+    folder = spool_folder(
+        tmp_path / "spool", store.describe(f"{spec.name}/prediction_log/"), spec.name
+    )
+    folder.mkdir(parents=True)
+    lines = b"".join(item.to_json([c.name for c in spec.input_columns]) for item in batches)
+    (folder / "1-dead-000000.spool").write_bytes(lines + lines[:50])  # last line cut short
+    log = PredictionLog(store, spec, flush_interval_s=3600, spool_root=tmp_path / "spool")
+    log.close()
+    logged = read_prediction_log(store, spec.name)
+    assert logged.groupby("request_id").size().to_dict() == {"d0": 2, "d1": 2, "d2": 2}
+    assert log.rows_recovered == 2
+
+
+def test_a_live_worker_s_spool_is_left_alone(spec: UseCaseSpec, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "storage")
+    live = PredictionLog(store, spec, flush_interval_s=3600, spool_root=tmp_path / "spool")
+    live.append(batch(spec, ["live"], [1]))
+    other = PredictionLog(store, spec, flush_interval_s=3600, spool_root=tmp_path / "spool")
+    other.close()
+    assert read_prediction_log(store, spec.name).empty  # not adopted while its worker lives
+    live.close()
+    assert read_prediction_log(store, spec.name)["request_id"].tolist() == ["live"]
+    assert not list((tmp_path / "spool").rglob("*.spool"))
+
+
+def test_spooled_rows_match_the_logged_rows(tmp_path: Path) -> None:
+    """Classifier labels, probabilities, missing values and types survive the spool line."""
+    from mlops_assets.specs import use_case_specs
+
+    spec = use_case_specs()["loan_approval"]
+    from mlops_assets.generators import get_generator
+
+    raw = get_generator(spec.name).generate(5, dt.date(2025, 3, 1), seed=2)
+    cleaned, _ = clean_frame(raw, spec)
+    original = ScoredBatch(
+        ["p"], [5], cleaned, np.array(["Approved"] * 5), "m", "1", np.full((5, 2), 0.5)
+    )
+    back = ScoredBatch.from_json(original.to_json([c.name for c in spec.input_columns]))
+    pd.testing.assert_frame_equal(log_frame([back], spec), log_frame([original], spec))
+    assert back.key() == original.key()
+
+
+def test_spool_files_go_once_written_and_do_not_pile_up_while_failing(
+    spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    store = LocalObjectStore(tmp_path / "storage")
+    spool = tmp_path / "spool"
+    log = PredictionLog(store, spec, flush_interval_s=0.05, spool_root=spool)
+    for index in range(3):
+        log.append(batch(spec, [f"w{index}"], [1]))
+        time.sleep(0.2)
+    assert len(list(spool.rglob("*.spool"))) <= 1  # the current segment only
+    monkeypatch.setattr(log, "_write_frame", lambda frame, first: 1 / 0)  # the store is down
+    for index in range(5):
+        log.append(batch(spec, [f"f{index}"], [1]))
+        time.sleep(0.15)
+    assert len(list(spool.rglob("*.spool"))) == 1  # one segment grows, not one per attempt
+    monkeypatch.undo()
+    log.close()
+    assert len(read_prediction_log(store, spec.name)) == 8
+    assert not list(spool.rglob("*.spool"))

@@ -279,7 +279,8 @@ def test_a_huge_date_is_quoted_short() -> None:
     columns = {c.name: [None] for c in m5.input_columns}
     columns["date"] = ["2025-" + "1" * 1_000_000]
     [found] = type_problems(columns, m5)
-    assert found.message.startswith("is not a date: '2025-111") and len(found.message) < 300
+    assert found.message.startswith("is longer than 1000 characters: '2025-111")
+    assert len(found.message) < 300
     assert found.message.endswith("…(1000005 chars)")
 
 
@@ -289,6 +290,20 @@ def test_huge_unknown_field_names_are_cut(spec: UseCaseSpec) -> None:
     assert found.location.startswith("records[0].ColourColour") and len(str(found)) < 600
     [column] = column_structure_problems({**columns_of([record()], spec), name: [1]}, spec)
     assert column.location.startswith("columns.Colour") and len(str(column)) < 600
+
+
+@pytest.mark.parametrize("field", ["Item_Type", "Item_Identifier", "Outlet_Type"])
+def test_text_longer_than_the_limit_is_refused(spec: UseCaseSpec, field: str) -> None:
+    """An open category or an id of 10 MB used to be scored and logged whole."""
+    from mlops_assets.serving.records import MAX_TEXT_CHARS
+
+    problems = type_problems(columns_of([record(**{field: "x" * 10_000_000})], spec), spec)
+    [found] = problems
+    assert found.location == f"records[0].{field}" and len(str(found)) < 300
+    assert found.message.startswith(f"is longer than {MAX_TEXT_CHARS} characters")
+    assert type_problems(columns_of([record(**{field: "x" * MAX_TEXT_CHARS})], spec), spec) == []
+    schema = record_model(spec).model_json_schema()["properties"][field]
+    assert schema["maxLength"] == MAX_TEXT_CHARS
 
 
 def test_the_scorer_answers_a_huge_category_briefly(spec: UseCaseSpec) -> None:
@@ -386,8 +401,18 @@ def test_the_example_is_documented_valid_and_accepted(name: str) -> None:
     assert accepted(view, [example]) == [example]
 
 
-def test_the_example_is_a_plausible_record(spec: UseCaseSpec) -> None:
+def test_the_example_is_a_realistic_record(spec: UseCaseSpec) -> None:
+    """The example used to be every range's maximum (``Item_MRP`` 1000, year 2100), then its
+    middle (500, 2000): a generated row the service accepts is what a client really sends."""
     example = example_record(spec)
+    assert re.fullmatch(r"[A-Z]{3}\d{2}", example["Item_Identifier"])
+    assert re.fullmatch(r"OUT\d{3}", example["Outlet_Identifier"])
+    assert 30 < example["Item_MRP"] < 270 and 1985 <= example["Outlet_Establishment_Year"] <= 2009
+    assert 0 < example["Item_Visibility"] < 0.35
+
+
+def test_without_a_generator_the_example_is_plausible(spec: UseCaseSpec) -> None:
+    example = example_record(spec.model_copy(update={"generator": None}))
     assert example["Item_MRP"] == 500  # the middle of 0 to 1000, not the maximum
     assert example["Outlet_Establishment_Year"] == 2000
     assert example["Item_Fat_Content"] == "Low Fat" and example["Outlet_Type"] == "Grocery Store"
@@ -510,3 +535,12 @@ def test_property_what_the_service_accepts_the_schema_allows(spec: UseCaseSpec, 
     row = record(**changes)
     if accepted(spec, [row]):
         assert schema_errors(spec, [row]) == []
+
+
+def test_a_column_problem_names_its_record_and_field() -> None:
+    """``detail`` of a columnar 422 said ``field: "Item_Weight[0]"`` (schemathesis saw it)."""
+    from mlops_assets.serving.records import RequestProblem, as_column_location
+
+    found = as_column_location(RequestProblem(3, 0, "records[3].Item_Weight", "is below 0.5"))
+    assert found.location == "columns.Item_Weight[3]"
+    assert found.as_dict() == {"record": 3, "field": "Item_Weight", "message": "is below 0.5"}

@@ -182,6 +182,8 @@ def _values(spec: UseCaseSpec) -> st.SearchStrategy[Any]:
         st.none(),
         st.booleans(),
         st.integers(-(10**20), 10**20),
+        st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 1e19, -1e19, 2**53 + 1]),
+        st.sampled_from(["1e19", "9223372036854775808", "1e" + "9" * 40, "4e4294967296"]),
         st.floats(allow_nan=True, allow_infinity=True),
         st.text(max_size=8),
         st.sampled_from([*categories, "LF", "reg", " Dairy ", "", "0", "1e400", "-0"]),
@@ -257,7 +259,10 @@ def _metric(text: str, name: str) -> float:
 
 def test_concurrent_single_records_share_model_calls(bento_server: ServedBento) -> None:
     before = bento_server.client.get("/metrics").text
-    clients = [httpx.Client(base_url=bento_server.url, timeout=60) for _ in range(16)]
+    clients = [
+        httpx.Client(base_url=bento_server.url, timeout=60, headers=bento_server.client.headers)
+        for _ in range(16)
+    ]
 
     def send(index: int) -> int:
         body = json.dumps({"records": [record(Item_MRP=100.0 + index)]})
@@ -301,3 +306,176 @@ def test_answers_reach_the_prediction_log(bento_server: ServedBento, spec) -> No
     assert rows["prediction"].tolist() == answer.json()["predictions"]
     assert rows["Item_Fat_Content"].tolist() == ["Low Fat", "Regular"]
     assert set(rows["model_version"]) == {answer.json()["model_version"]}
+
+
+# --- hostile input and limits (issue: no 5xx from any body) ---------------------------------
+
+HUGE_STRING = "x" * 3_000_000  # under the shared server's body limit (1000 records: ~4.8 MB)
+
+
+def _columns(**changes: Any) -> dict[str, Any]:
+    return {"columns": {name: [value] for name, value in record(**changes).items()}}
+
+
+HOSTILE_BODIES: list[tuple[str, str, Any, set[int]]] = [
+    (
+        "1e19 in an integer",
+        "/predict",
+        {"records": [record(Outlet_Establishment_Year=1e19)]},
+        {422},
+    ),
+    (
+        "2**63 in an integer",
+        "/predict",
+        {"records": [record(Outlet_Establishment_Year=2**63)]},
+        {422},
+    ),
+    ("-1e19 as columns", "/predict_columns", _columns(Outlet_Establishment_Year=-1e19), {422}),
+    ("1e19 as text", "/predict", {"records": [record(Outlet_Establishment_Year="1e19")]}, {422}),
+    ("40-digit exponent", "/predict", {"records": [record(Item_MRP="1e" + "9" * 40)]}, {422}),
+    ("3 MB open category", "/predict", {"records": [record(Item_Type=HUGE_STRING)]}, {422}),
+    ("3 MB closed category", "/predict", {"records": [record(Outlet_Type=HUGE_STRING)]}, {422}),
+    ("3 MB id as columns", "/predict_columns", _columns(Item_Identifier=HUGE_STRING), {422}),
+    ("3 MB field name", "/predict", {"records": [record(**{HUGE_STRING: 1})]}, {422}),
+    ("3 MB number text", "/predict", {"records": [record(Item_MRP="9" * 3_000_000)]}, {422}),
+    ("deep nesting", "/predict", b'{"records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {400}),
+    ("6 MB body", "/predict", {"records": [record(Item_Type="y" * 6_000_000)]}, {413}),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "route", "body", "statuses"), HOSTILE_BODIES, ids=[c[0] for c in HOSTILE_BODIES]
+)
+def test_hostile_bodies_get_a_short_4xx(
+    bento_server: ServedBento, case: str, route: str, body: Any, statuses: set[int]
+) -> None:
+    """1e19 in an integer field was a 500; a 10 MB string came back three times in a 31 MB
+    answer; a 400 MB body was read whole."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    try:
+        answer = bento_server.client.post(
+            route, content=content, headers={"content-type": "application/json"}
+        )
+    except httpx.TransportError:  # the server refused before reading the whole body
+        assert statuses == {413}, case
+        return
+    assert answer.status_code in statuses, (case, answer.status_code, answer.text[:500])
+    assert len(answer.content) < 20_000, (case, len(answer.content))
+    assert bento_server.predict({"records": [record()]}).status_code == 200
+
+
+def _raw_http(server: ServedBento, head: bytes, chunks: Any = (), timeout: float = 20) -> bytes:
+    """Send a request byte by byte as given; the answer (whatever arrived)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=timeout) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        answer = b""
+        try:
+            while part := sock.recv(65536):
+                answer += part
+        except OSError:
+            pass
+    return answer
+
+
+def _head(server: ServedBento, extra: str = "") -> bytes:
+    return (
+        "POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"X-API-Key: {server.api_key}\r\n{extra}\r\n"
+    ).encode()
+
+
+def test_big_bodies_are_refused_before_they_are_read(bento_server: ServedBento) -> None:
+    declared = _raw_http(bento_server, _head(bento_server, "Content-Length: 400000000\r\n"))
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+    endless = (b"%x\r\n%s\r\n" % (1_000_000, b"x" * 1_000_000) for _ in range(400))
+    chunked = _raw_http(
+        bento_server, _head(bento_server, "Transfer-Encoding: chunked\r\n"), endless
+    )
+    assert chunked.startswith(b"HTTP/1.1 413"), chunked[:200]
+    assert b"connection: close" in chunked.lower()
+
+
+def test_a_body_that_does_not_arrive_in_time_is_cut_off(bento_server: ServedBento) -> None:
+    """A never-ending chunked body held its socket forever (3,000 of them: 3,000 descriptors)."""
+    started = time.monotonic()
+    answer = _raw_http(
+        bento_server, _head(bento_server, "Content-Length: 1000\r\n") + b'{"records": ['
+    )
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 4 < time.monotonic() - started < 15  # MLOPS_SERVING_BODY_TIMEOUT_S=5
+
+
+def test_request_ids_are_checked_and_never_echoed_long(bento_server: ServedBento) -> None:
+    """A 65 KB ``X-Request-ID`` was accepted, echoed and logged."""
+    long = bento_server.predict({"records": [record()]}, headers={"X-Request-ID": "a" * 65_000})
+    assert long.status_code == 400 and "X-Request-ID" in long.json()["error"]
+    assert len(long.headers["x-request-id"]) == 32 and len(long.content) < 500
+    fine = bento_server.predict({"records": [record()]}, headers={"X-Request-ID": "order-7:a.b"})
+    assert fine.status_code == 200 and fine.headers["x-request-id"] == "order-7:a.b"
+    made = bento_server.predict({"records": [record()]})
+    assert made.headers["x-request-id"] == made.json()["request_id"]
+
+
+def test_api_keys_guard_the_scoring_routes_only(bento_server: ServedBento) -> None:
+    from mlops_assets_tests.harness.bento import SECOND_API_KEY
+
+    body = {"records": [record()]}
+    with httpx.Client(base_url=bento_server.url, timeout=30) as anonymous:
+        assert anonymous.post("/predict", json=body).status_code == 401
+        assert anonymous.post("/predict_columns", json=_columns()).status_code == 401
+        wrong = anonymous.post("/predict", json=body, headers={"X-API-Key": "nope" * 5})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        bearer = {"Authorization": f"Bearer {SECOND_API_KEY}"}
+        assert anonymous.post("/predict", json=body, headers=bearer).status_code == 200
+        for path in ("/healthz", "/livez", "/readyz", "/metrics", "/docs.json", "/"):
+            assert anonymous.get(path).status_code == 200, path
+
+
+def test_unknown_paths_do_not_grow_the_metrics(bento_server: ServedBento) -> None:
+    """31k random 404s made ``/metrics`` 68.7 MB (a label set per raw path)."""
+    import uuid
+
+    bento_server.client.get(f"/warm-up-{uuid.uuid4().hex}")
+    before = bento_server.client.get("/metrics").text
+    paths = [f"/probe-{uuid.uuid4().hex}/{i}" for i in range(300)]
+    for path in paths:
+        assert bento_server.client.get(path).status_code == 404
+    after = bento_server.client.get("/metrics").text
+    assert len(after) - len(before) < 2_000, len(after) - len(before)
+    assert not any(path in after for path in paths[:20])
+    assert 'endpoint="/{unmatched}"' in after and 'endpoint="/predict"' in after
+
+
+def test_a_refused_request_is_one_log_line(bento_server: ServedBento) -> None:
+    """Each 400, 500 and client disconnect used to log a ~3 KB traceback."""
+    log = bento_server.log_path
+    start = log.stat().st_size
+    refused = [
+        bento_server.predict(b"{'records': nope"),
+        bento_server.predict(b"[1, 2, 3]"),
+        bento_server.predict({"rows": []}),
+        bento_server.predict({"records": [record(Item_MRP="cheap")]}),
+        bento_server.predict({"records": [record()]}, headers={"X-Request-ID": "bad id"}),
+    ]
+    assert [a.status_code for a in refused] == [400, 400, 400, 422, 400]
+    _raw_http(bento_server, _head(bento_server, "Content-Length: 100\r\n") + b"{", timeout=0.5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        added = log.read_bytes()[start:].decode("utf-8", "replace")
+        if added.count("rejected:") >= len(refused) and "client gone" in added:
+            break
+        time.sleep(0.2)
+    assert "Traceback" not in added, added[:3000]
+    assert added.count("rejected:") == len(refused), added
+    for answer in refused:
+        assert answer.headers["x-request-id"] in added
+    assert max(len(line) for line in added.splitlines()) < 700
