@@ -91,6 +91,8 @@ def runtime_for_models(
             options,
             log=log,
             on_batch=on_batch,
-            history=StoredHistory(store, view) if view.forecast is not None else None,
+            history=StoredHistory(store, view, refresh_s=options.champion_poll_s)
+            if view.forecast is not None
+            else None,
         )
     return ServingRuntime(spec, slots)
