@@ -24,8 +24,10 @@ they always take the vectorised path.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -242,10 +244,19 @@ class DualScorer:
     def score_requests(
         self, requests: Sequence[Mapping[str, list[Any]]], request_ids: Sequence[str]
     ) -> list[Outcome]:
-        """Score the batch with the executor for its size."""
+        """Score the batch with the executor for its size.
+
+        A large batch is scored with the cyclic garbage collector paused: it allocates
+        hundreds of thousands of short-lived objects, all freed by reference counting, and
+        the collector's passes over them were a tenth of a 10,000-record request here.
+        """
         first = self.spec.input_columns[0].name
         size = sum(len(request[first]) for request in requests)
-        return self._chosen(size).score_requests(requests, request_ids)
+        chosen = self._chosen(size)
+        if chosen is self.compiled:
+            return chosen.score_requests(requests, request_ids)
+        with collector_paused():
+            return chosen.score_requests(requests, request_ids)
 
     def check(self, columns: Mapping[str, list[Any]]) -> list[RequestProblem]:
         """Every problem of a request's records, by the executor for its size."""
@@ -255,6 +266,18 @@ class DualScorer:
     def score_frame(self, raw: Any) -> FrameScore:
         """A file's rows: always the vectorised path."""
         return self.vectorised.score_frame(raw)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (as it was before, after it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def scorer_for(

@@ -283,7 +283,7 @@ def _json_values(values: pd.Series) -> list[Any]:
     """An id column as JSON-ready values: dates as ``YYYY-MM-DD``, missing as ``None``."""
     if pd.api.types.is_datetime64_any_dtype(values):
         values = values.dt.strftime("%Y-%m-%d")
-    return [None if pd.isna(v) else v for v in values.tolist()]
+    return values.astype(object).where(values.notna(), None).tolist()
 
 
 def is_blank(value: Any) -> bool:

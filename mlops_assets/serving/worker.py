@@ -7,6 +7,7 @@ hands them here, with the resolved environment, to build the one :class:`Serving
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -95,4 +96,7 @@ def runtime_for_models(
             if view.forecast is not None
             else None,
         )
+    # Everything loaded so far (libraries, models, compiled executors) lives as long as the
+    # worker: out of the cyclic collector's passes, which then only walk what requests make.
+    gc.freeze()
     return ServingRuntime(spec, slots)
