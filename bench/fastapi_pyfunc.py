@@ -43,4 +43,5 @@ def healthz() -> dict[str, str]:
 @app.post("/predict")
 def predict(body: Body) -> dict[str, Any]:
     frame = pd.DataFrame(body.records)
-    return {"predictions": [float(v) for v in MODEL["model"].predict(frame)]}
+    predictions = MODEL["model"].predict(frame)  # numbers, or a classifier's labels
+    return {"predictions": [v.item() if hasattr(v, "item") else v for v in predictions]}

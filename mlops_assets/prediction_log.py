@@ -35,7 +35,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,8 @@ class ScoredBatch:
 
     request_ids: list[str]
     row_counts: list[int]
-    cleaned: pd.DataFrame
+    cleaned: pd.DataFrame | Mapping[str, list[Any]]
+    """The rows' cleaned columns: a frame (vectorised path) or one list per column (compiled)."""
     predictions: np.ndarray
     model_name: str
     model_version: str
@@ -309,7 +310,7 @@ def log_frame(batches: Sequence[ScoredBatch], spec: UseCaseSpec) -> pd.DataFrame
         ),
     }
     for column in spec.input_columns:
-        values = [v for batch in batches for v in batch.cleaned[column.name].tolist()]
+        values = [v for batch in batches for v in _values(batch.cleaned[column.name])]
         columns[column.name] = _typed(pd.Series(values, dtype=object), column.type)
     predictions = (
         np.concatenate([np.asarray(b.predictions) for b in batches]) if batches else np.array([])
@@ -322,6 +323,11 @@ def log_frame(batches: Sequence[ScoredBatch], spec: UseCaseSpec) -> pd.DataFrame
     else:
         columns["prediction"] = predictions.astype("float64")
     return pd.DataFrame(columns)
+
+
+def _values(column: Any) -> list[Any]:
+    """A batch's cleaned column as a list: a frame's column, or the compiled path's list."""
+    return column if isinstance(column, list) else column.tolist()
 
 
 def _stacked_probabilities(batches: Sequence[ScoredBatch], classes: int, rows: int) -> np.ndarray:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -85,15 +86,46 @@ class CleaningReport:
     """Per column, the first unreadable values and where they are (``Train.csv row 3: '1e19'``)."""
     invalid_at: dict[str, list[tuple[Any, str]]] = field(default_factory=dict, repr=False)
     """The same, by row label (named by :func:`clean_frame` once it knows the rows' files)."""
+    invalid_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    """Per column, the positions (in the frame given) of the values counted as invalid."""
 
 
 INVALID_EXAMPLES = 3
 
 
-def _as_text(series: pd.Series) -> pd.Series:
-    """Values as Python strings, missing kept as NaN (a number in a CSV arrives as text)."""
-    text = series.astype(object)
-    return text.where(text.isna(), text.map(lambda v: v if isinstance(v, str) else _fmt(v)))
+NUMBER_TEXT = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*", re.ASCII)
+"""Numeric text as ``pd.to_numeric`` reads it: ASCII digits, sign, point, exponent, spaces."""
+SPELLED_INFINITIES = {
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
+}
+"""Infinities spelled out (any case, no white space), as ``pd.to_numeric`` reads them."""
+
+
+def number_from_text(text: str) -> float:
+    """The number a text spells, correctly rounded; NaN when it spells none (or overflows).
+
+    The syntax is ``pd.to_numeric``'s (:data:`NUMBER_TEXT`, :data:`SPELLED_INFINITIES`; ``1e999``
+    is not a number), the value Python's ``float``: correctly rounded, and independent of the
+    other values of the column. ``pd.to_numeric`` is neither: it reads about a third of 17-digit
+    decimals one unit in the last place off, and ``-0`` as 0 in a column of whole numbers but
+    as -0.0 beside a fraction.
+    """
+    if NUMBER_TEXT.fullmatch(text):
+        number = float(text)
+        return number if number - number == 0 else math.nan  # overflowed to an infinity
+    return SPELLED_INFINITIES.get(text.lower(), math.nan)
+
+
+def is_plain_number(value: object) -> bool:
+    """A number as such (int or float, numpy's included), not a boolean and not text."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _fmt(value: object) -> str:
@@ -127,39 +159,157 @@ def fits_int64(number: int | None) -> bool:
     return number is not None and INT64_MIN <= number <= INT64_MAX
 
 
-def _apply_text_rule(values: pd.Series, rule: CleaningRule, report: CleaningReport, name: str):
-    if isinstance(rule, StripRule):
-        stripped = values.map(lambda v: v.strip() if isinstance(v, str) else v)
-        return stripped.where(stripped != "", np.nan)
-    if isinstance(rule, MapValuesRule):
-        lookup = {key.strip().casefold(): target for key, target in rule.mapping.items()}
-        mapped = values.map(
-            lambda v: lookup.get(v.strip().casefold(), v) if isinstance(v, str) else v
-        )
-        changed = int(((mapped != values) & values.notna()).sum())
-        if changed:
-            report.remapped_values[name] = report.remapped_values.get(name, 0) + changed
-        return mapped
-    return values
+# ---------------------------------------------------------------- rules, in both forms
+#
+# Each rule type is defined once, by its value form: a function of one present value (missing
+# is None), used as it is by the compiled per-record executor and mapped over a column by
+# ``clean_frame``. A rule may add a column form that computes the same over a whole column
+# faster; the property test (``mlops_assets_tests/serving/test_compiled.py``) holds both
+# forms to the same results. A rule type without forms here fails ``clean_frame`` and the
+# compiled executor alike (and ``test_every_rule_type_has_both_forms``).
+
+ValueFunction = Callable[[Any], Any]
 
 
-def _apply_value_rule(values: pd.Series, rule: CleaningRule, column: ColumnSpec) -> pd.Series:
-    if isinstance(rule, NullIfRule):
-        if column.type in {"numeric", "integer"}:
-            sentinels = [float(v) for v in rule.values if _is_number(v)]
-            return values.mask(values.astype("float64").isin(sentinels))
-        sentinels_text = {str(v).casefold() for v in rule.values}
-        return values.mask(
-            values.map(lambda v: isinstance(v, str) and v.casefold() in sentinels_text)
-        )
-    if isinstance(rule, ClipRule) and column.type == "numeric":
-        return values.clip(lower=rule.min, upper=rule.max)
-    if isinstance(rule, ClipRule) and column.type == "integer":
-        # Int64 refuses a fractional bound: clip to the whole numbers inside the range.
-        lower = None if rule.min is None else max(math.ceil(rule.min), INT64_MIN)
-        upper = None if rule.max is None else min(math.floor(rule.max), INT64_MAX)
-        return values.clip(lower=lower, upper=upper)
-    return values
+@dataclass(frozen=True)
+class RuleForms:
+    """How one cleaning rule type cleans: per value (the definition) and, optionally, per column.
+
+    Attributes:
+        stage: ``text`` rules run on the raw text, before the type is enforced; ``value``
+            rules after, on values of the column's type.
+        value: ``(rule, column) -> f``, ``f`` mapping one present value to its cleaned value
+            (``None``: now missing).
+        column: ``(rule, column) -> g``, ``g`` doing the same to a whole column (a Series);
+            ``None``: the value form mapped over the column.
+        rewrites_numbers: Whether the rule can change the text of a number (``LF`` -> ...
+            could map ``0``); numbers of a column with such a rule are cleaned as text.
+    """
+
+    stage: Literal["text", "value"]
+    value: Callable[[Any, ColumnSpec], ValueFunction]
+    column: Callable[[Any, ColumnSpec], Callable[[pd.Series], pd.Series]] | None = None
+    rewrites_numbers: bool = True
+
+
+def _strip(rule: StripRule, column: ColumnSpec) -> ValueFunction:
+    def strip(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    return strip
+
+
+def _map_values(rule: MapValuesRule, column: ColumnSpec) -> ValueFunction:
+    lookup = {key.strip().casefold(): target for key, target in rule.mapping.items()}
+
+    def remap(value: Any) -> Any:
+        return lookup.get(value.strip().casefold(), value) if isinstance(value, str) else value
+
+    return remap
+
+
+def _number_sentinels(rule: NullIfRule) -> list[float]:
+    return [float(v) for v in rule.values if _is_number(v)]
+
+
+def _null_if(rule: NullIfRule, column: ColumnSpec) -> ValueFunction:
+    if column.type in {"numeric", "integer"}:
+        numbers = set(_number_sentinels(rule))
+        return lambda value: None if float(value) in numbers else value
+    texts = {str(v).casefold() for v in rule.values}
+    return lambda value: None if isinstance(value, str) and value.casefold() in texts else value
+
+
+def _null_if_column(rule: NullIfRule, column: ColumnSpec) -> Callable[[pd.Series], pd.Series]:
+    if column.type in {"numeric", "integer"}:
+        sentinels = _number_sentinels(rule)
+        return lambda values: values.mask(values.astype("float64").isin(sentinels))
+    texts = {str(v).casefold() for v in rule.values}
+    return lambda values: values.mask(
+        values.map(lambda v: isinstance(v, str) and v.casefold() in texts)
+    )
+
+
+def _clip_bounds(rule: ClipRule, column: ColumnSpec) -> tuple[Any, Any] | None:
+    """The bounds a clip applies in the column's type; ``None`` for columns it does not touch.
+
+    Int64 refuses a fractional bound: an integer column is clipped to the whole numbers inside
+    the range. Like pandas' ``clip``, two bounds given the wrong way round are swapped.
+    """
+    lower: Any = rule.min
+    upper: Any = rule.max
+    if column.type == "integer":
+        lower = None if lower is None else max(math.ceil(lower), INT64_MIN)
+        upper = None if upper is None else min(math.floor(upper), INT64_MAX)
+    elif column.type != "numeric":
+        return None
+    if lower is not None and upper is not None:
+        lower, upper = min(lower, upper), max(lower, upper)
+    return lower, upper
+
+
+def _clip(rule: ClipRule, column: ColumnSpec) -> ValueFunction:
+    bounds = _clip_bounds(rule, column)
+    if bounds is None:
+        return lambda value: value
+    lower, upper = bounds
+
+    def clip(value: Any) -> Any:
+        if lower is not None and value < lower:
+            return lower
+        if upper is not None and value > upper:
+            return upper
+        return value
+
+    return clip
+
+
+def _clip_column(rule: ClipRule, column: ColumnSpec) -> Callable[[pd.Series], pd.Series]:
+    bounds = _clip_bounds(rule, column)
+    if bounds is None:
+        return lambda values: values
+    return lambda values: values.clip(lower=bounds[0], upper=bounds[1])
+
+
+RULES: dict[type, RuleForms] = {
+    StripRule: RuleForms("text", _strip, rewrites_numbers=False),
+    MapValuesRule: RuleForms("text", _map_values),
+    NullIfRule: RuleForms("value", _null_if, _null_if_column),
+    ClipRule: RuleForms("value", _clip, _clip_column),
+}
+"""Every cleaning rule type of the spec (``CleaningRule``), in both forms."""
+
+
+def rule_forms(rule: CleaningRule) -> RuleForms:
+    """The forms of a rule's type.
+
+    Raises:
+        NotImplementedError: The rule type has no forms in :data:`RULES`.
+    """
+    forms = RULES.get(type(rule))
+    if forms is None:
+        raise NotImplementedError(f"cleaning rule {rule.rule!r} has no implementation in RULES")
+    return forms
+
+
+def _column_rule(rule: CleaningRule, column: ColumnSpec) -> Callable[[pd.Series], pd.Series]:
+    forms = rule_forms(rule)
+    if forms.column is not None:
+        return forms.column(rule, column)
+    value = forms.value(rule, column)
+    if forms.stage == "text":
+        return lambda values: map_objects(values, value)
+    return lambda values: _map_present(values, value)
+
+
+def _map_present(values: pd.Series, value: ValueFunction) -> pd.Series:
+    """``value`` applied to the present values of a typed column, its dtype kept."""
+    present = values.notna()
+    result = values.astype(object)
+    result[present] = [value(v) for v in values[present].tolist()]
+    return result.astype(values.dtype)
 
 
 def _is_number(value: object) -> bool:
@@ -170,52 +320,224 @@ def _is_number(value: object) -> bool:
     return True
 
 
-def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, int]:
-    """The column in its spec type; returns how many present values could not be read."""
-    present = values.notna()
-    if column.type == "numeric":
-        typed = text_to_numbers(values).astype("float64")
-        typed = typed.where(np.isfinite(typed))
-    elif column.type == "integer":
-        typed = _whole_int64(values)
-    elif column.type == "date":
-        typed = pd.to_datetime(values, errors="coerce", format="mixed")
+def keeps_numbers(column: ColumnSpec) -> bool:
+    """Whether a column's numbers are read as numbers: no rule of it rewrites a number's text.
+
+    Cleaning reads every value from its text (:func:`_fmt`, then :func:`number_from_text`);
+    for a number that is the number itself (a float's text is its shortest round-trip repr;
+    a whole float's text drops ``.0``, which turns -0.0 into 0), so the text is skipped.
+    """
+    return column.type in {"numeric", "integer"} and not any(
+        rule_forms(rule).rewrites_numbers and rule_forms(rule).stage == "text"
+        for rule in column.cleaning
+    )
+
+
+# ---------------------------------------------------------------- types, in both forms
+#
+# A type's reader maps a present value (text, or a number where :func:`keeps_numbers`) to the
+# column's type, or to None when it cannot be read (counted in ``invalid_values``).
+
+
+def read_numeric(value: Any) -> float | None:
+    """A ``numeric`` value: a finite float, or None when unreadable."""
+    if isinstance(value, str):
+        number = number_from_text(value)
+    elif isinstance(value, (float, np.floating)):
+        number = float(value)
+        number = 0.0 if number == 0 else number  # as read from its text, "0": no -0.0
     else:
-        typed = values.map(lambda v: v.strip() if isinstance(v, str) else v)
-        typed = typed.where(typed.notna() & (typed != ""), np.nan).astype(object)
-    invalid = int((present & typed.isna()).sum())
-    return typed, invalid
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+    return number if math.isfinite(number) else None
 
 
-def _whole_int64(values: pd.Series) -> pd.Series:
-    """Text values as ``Int64``: missing unless a whole number within int64, read exactly."""
-    numbers = text_to_numbers(values).astype("float64")
-    whole = np.isfinite(numbers) & (numbers == np.round(numbers))
-    exact = whole & (numbers.abs() < EXACT_FLOAT_LIMIT)
-    typed = numbers.where(exact).astype("Int64")
-    edge = whole & ~exact
-    if edge.any():  # rare: re-read those texts exactly, out-of-range ones become missing
-        read = [exact_whole_number(text) for text in values[edge]]
-        typed[edge] = pd.array([n if fits_int64(n) else None for n in read], dtype="Int64")
-    return typed
+def read_integer(value: Any) -> int | None:
+    """An ``integer`` value: a whole number within int64, read exactly; None otherwise."""
+    if isinstance(value, str):
+        number = number_from_text(value)
+        if not math.isfinite(number) or number != round(number):
+            return None
+        whole = int(number) if abs(number) < EXACT_FLOAT_LIMIT else exact_whole_number(value)
+    elif isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            return None
+        whole = int(value)
+    else:
+        whole = int(value)
+    return whole if fits_int64(whole) else None
+
+
+def read_categorical(value: Any) -> str | None:
+    """A ``categorical`` value: the text without white space around, None when blank."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _present(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    objects = values.to_numpy(dtype=object)
+    return objects, ~pd.isna(objects)
+
+
+def _numeric_column(values: pd.Series) -> pd.Series:
+    """:func:`read_numeric` of every present value; numpy reads an all-number column at once."""
+    objects, present = _present(values)
+    numbers = np.full(len(objects), np.nan)
+    chosen = objects[present]
+    read = None
+    if set(map(type, chosen)) <= {float, int}:
+        try:
+            read = np.array(chosen, dtype="float64")
+        except OverflowError:
+            read = None
+        else:
+            read[~np.isfinite(read)] = np.nan
+            read[read == 0] = 0.0
+    if read is None:
+        read = np.array([np.nan if (v := read_numeric(x)) is None else v for x in chosen])
+    numbers[present] = read
+    return pd.Series(numbers, index=values.index)
+
+
+def _integer_column(values: pd.Series) -> pd.Series:
+    """:func:`read_integer` of every present value, as ``Int64``."""
+    objects, present = _present(values)
+    typed = pd.array([None] * len(objects), dtype="Int64")
+    chosen = objects[present]
+    if len(chosen):
+        typed[present] = pd.array([read_integer(v) for v in chosen], dtype="Int64")
+    return pd.Series(typed, index=values.index)
+
+
+def _categorical_column(values: pd.Series) -> pd.Series:
+    typed = map_objects(values, read_categorical)
+    return typed.where(typed.notna(), np.nan)
+
+
+def _date_column(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce", format="mixed")
+
+
+@dataclass(frozen=True)
+class TypeForms:
+    """How one column type is read: per value (``None``: no such form) and per column."""
+
+    value: Callable[[Any], Any] | None
+    column: Callable[[pd.Series], pd.Series]
+
+
+TYPES: dict[str, TypeForms] = {
+    "numeric": TypeForms(read_numeric, _numeric_column),
+    "integer": TypeForms(read_integer, _integer_column),
+    "categorical": TypeForms(read_categorical, _categorical_column),
+    # Dates are parsed by pandas' mixed-format reader, which has no per-value twin here: a
+    # spec with a date column (the forecasts) is served by the vectorised executor only.
+    "date": TypeForms(None, _date_column),
+}
+"""Every column type of the spec (``ColumnType``), in both forms."""
+
+
+def _as_text(series: pd.Series, keep_numbers: bool = False) -> pd.Series:
+    """Values as Python strings, missing kept as NaN (a number in a CSV arrives as text).
+
+    With ``keep_numbers`` numbers stay numbers (:func:`keeps_numbers`).
+    """
+
+    def as_text(value: Any) -> Any:
+        if isinstance(value, str) or (keep_numbers and is_plain_number(value)):
+            return value
+        return _fmt(value)
+
+    return map_objects(series, as_text)
+
+
+def map_objects(values: pd.Series, function: ValueFunction) -> pd.Series:
+    """``function`` of each present value, as Python objects (missing values kept as they are).
+
+    Unlike ``Series.map`` nothing is converted: pandas would turn an all-number result into
+    float64 (rounding whole numbers past 2**53) and fail on an int beyond float range.
+    """
+    objects = values.to_numpy(dtype=object)
+    missing = pd.isna(objects).tolist()
+    mapped = [v if m else function(v) for v, m in zip(objects.tolist(), missing, strict=True)]
+    return pd.Series(mapped, index=values.index, dtype=object)
+
+
+def _enforce_type(values: pd.Series, column: ColumnSpec) -> tuple[pd.Series, pd.Series]:
+    """The column in its spec type, and which present values could not be read."""
+    typed = TYPES[column.type].column(values)
+    return typed, values.notna() & typed.isna()
 
 
 def clean_column(raw: pd.Series, column: ColumnSpec, report: CleaningReport) -> pd.Series:
     """One column through its text rules, its type and its value rules."""
-    values = _as_text(raw)
+    values = _as_text(raw, keeps_numbers(column))
     for rule in column.cleaning:
-        values = _apply_text_rule(values, rule, report, column.name)
-    typed, invalid = _enforce_type(values, column)
+        if rule_forms(rule).stage == "text":
+            cleaned = _column_rule(rule, column)(values)
+            if isinstance(rule, MapValuesRule):
+                changed = int(((cleaned != values) & values.notna()).sum())
+                if changed:
+                    report.remapped_values[column.name] = (
+                        report.remapped_values.get(column.name, 0) + changed
+                    )
+            values = cleaned
+    typed, unreadable = _enforce_type(values, column)
+    invalid = int(unreadable.sum())
     if invalid:
         report.invalid_values[column.name] = invalid
-        bad = values.notna() & typed.isna()
         report.invalid_at[column.name] = [
             (label, _fmt_example(value))
-            for label, value in values[bad].head(INVALID_EXAMPLES).items()
+            for label, value in values[unreadable].head(INVALID_EXAMPLES).items()
         ]
+        report.invalid_rows[column.name] = np.flatnonzero(unreadable.to_numpy()).tolist()
     for rule in column.cleaning:
-        typed = _apply_value_rule(typed, rule, column)
+        if rule_forms(rule).stage == "value":
+            typed = _column_rule(rule, column)(typed)
     return typed
+
+
+def value_cleaner(column: ColumnSpec) -> Callable[[Any], tuple[Any, bool]]:
+    """:func:`clean_column` of one raw value: ``(cleaned or None, whether it was unreadable)``.
+
+    The compiled executor's cleaning, generated from the same rule and type forms.
+
+    Raises:
+        NotImplementedError: The column's type or one of its rules has no value form.
+    """
+    read = TYPES[column.type].value
+    if read is None:
+        raise NotImplementedError(f"{column.name}: {column.type} columns have no value form")
+    text_rules = [
+        rule_forms(r).value(r, column) for r in column.cleaning if rule_forms(r).stage == "text"
+    ]
+    value_rules = [
+        rule_forms(r).value(r, column) for r in column.cleaning if rule_forms(r).stage == "value"
+    ]
+    keep = keeps_numbers(column)
+
+    def clean(value: Any) -> tuple[Any, bool]:
+        if value is None or (isinstance(value, float) and value != value):
+            return None, False
+        if not isinstance(value, str) and not (keep and is_plain_number(value)):
+            value = _fmt(value)
+        for rule in text_rules:
+            value = rule(value)
+            if value is None:
+                return None, False
+        typed = read(value)
+        if typed is None:
+            return None, True
+        for rule in value_rules:
+            typed = rule(typed)
+            if typed is None:
+                return None, False
+        return typed, False
+
+    return clean
 
 
 def clean_target(raw: pd.Series, spec: UseCaseSpec, report: CleaningReport) -> pd.Series:

@@ -13,6 +13,10 @@ No ``eval``: each kind is a small typed function of its columns.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -89,6 +93,50 @@ def derive(frame: pd.DataFrame, feature: object) -> pd.Series | None:
         }
         return parts[feature.part].astype("float64")
     return None
+
+
+def row_level(spec: UseCaseSpec) -> list[object]:
+    """The derived features computed from a row's own values (not the group statistics)."""
+    return [f for f in spec.derived if not isinstance(f, GroupStatFeature)]
+
+
+def derive_value(row: dict[str, Any], feature: object) -> Any:
+    """:func:`derive` of one row (model input values: floats, text, NaN for missing).
+
+    The compiled serving executor's form, held to :func:`derive` by its property test: the
+    same IEEE operations on the same floats, and NaN wherever :func:`derive` gives a missing
+    or non-finite value. A date part has no such form (dates are never compiled).
+    """
+    if isinstance(feature, PrefixFeature):
+        value = row.get(feature.column)
+        return value[: feature.length] if isinstance(value, str) else math.nan
+    if isinstance(feature, DifferenceFeature):
+        return _finite_value(lambda: _value(row, feature.left) - _value(row, feature.right))
+    if isinstance(feature, ProductFeature):
+        return _finite_value(lambda: _value(row, feature.left) * _value(row, feature.right))
+    if isinstance(feature, RatioFeature):
+        numerator, denominator = feature.numerator, feature.denominator
+        return _finite_value(
+            lambda: _value(row, numerator) / _value(row, denominator) ** feature.power
+        )
+    raise TypeError(f"derived feature {getattr(feature, 'name', feature)!r} has no per-row form")
+
+
+def _value(row: dict[str, Any], operand: Operand) -> float:
+    if isinstance(operand, str):
+        value = row.get(operand)
+        return math.nan if value is None or isinstance(value, str) else float(value)
+    return float(operand)
+
+
+def _finite_value(compute: Callable[[], Any]) -> float:
+    try:
+        value = compute()
+    except (ZeroDivisionError, OverflowError):
+        return math.nan
+    if not isinstance(value, float) or not math.isfinite(value):
+        return math.nan  # a complex root of a negative base, an infinity, NaN
+    return value
 
 
 def with_derived(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:

@@ -12,13 +12,24 @@ them ``mlops_assets.features.pipeline.GroupImputer`` as before, and unpickling o
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlops_assets.features.derived import group_stats, model_spec, with_derived
-from mlops_assets.specs.model import GroupImputerSpec, UseCaseSpec
+from mlops_assets.specs.model import ColumnSpec, GroupImputerSpec, UseCaseSpec
+
+Columns = dict[str, list[Any]]
+"""A small batch as the compiled executor holds it: one list per column, missing as NaN."""
+MISSING = math.nan
+
+
+def is_missing(value: Any) -> bool:
+    """Missing as pandas' ``isna`` sees a model input value: None or NaN."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def model_input(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
@@ -49,6 +60,18 @@ def model_input(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
+def model_value(column: ColumnSpec) -> Callable[[Any], Any] | None:
+    """:func:`model_input` of one cleaned value (None: missing) of ``column``.
+
+    ``None`` for a type with no per-value form (dates: the compiled executor refuses them).
+    """
+    if column.type in {"numeric", "integer"}:
+        return lambda value: MISSING if value is None else float(value)
+    if column.type == "date":
+        return None
+    return lambda value: MISSING if value is None else value
+
+
 def group_imputers(spec: UseCaseSpec) -> list[dict[str, str]]:
     """The spec's group imputers as plain dicts (picklable without the spec classes)."""
     return [imp.model_dump() for imp in spec.group_imputers]
@@ -63,6 +86,9 @@ def group_stat_rules(spec: UseCaseSpec) -> list[dict[str, str]]:
 
 
 TRANSFORMERS = ("GroupImputer", "GroupStat", "FeatureSelector")
+"""The pipeline's own transformers; each has ``transform`` and its compiled form, ``compiled``."""
+MISSING_TEXT = "__missing__"
+"""What a missing category is to the model (``FeatureSelector``)."""
 _classes: dict[str, type] = {}
 
 
@@ -129,6 +155,34 @@ def _define_transformers() -> dict[str, type]:
                 X.loc[missing, column] = filled.where(filled.notna(), overall)
             return X
 
+        def compiled(self) -> Callable[[Columns], Columns]:
+            """:meth:`transform` of a small batch's column lists (the compiled executor's form).
+
+            The fitted tables are read once here; a missing value takes its group's statistic,
+            else (unseen or missing group) the overall one, as :meth:`transform` does.
+            """
+            plans = [
+                (rule["column"], rule["group_by"], per_group, overall)
+                for rule, (per_group, overall) in zip(self.rules or [], self.stats_, strict=True)
+            ]
+
+            def impute(columns: Columns) -> Columns:
+                for column, group_by, per_group, overall in plans:
+                    values = columns[column]
+                    if not any(map(is_missing, values)):
+                        continue
+                    groups = columns[group_by]
+                    filled = []
+                    for value, group in zip(values, groups, strict=True):
+                        if is_missing(value):
+                            value = MISSING if is_missing(group) else per_group.get(group)
+                            value = overall if value is None or is_missing(value) else value
+                        filled.append(value)
+                    columns = {**columns, column: filled}
+                return columns
+
+            return impute
+
     class GroupStat(BaseEstimator, TransformerMixin):
         """Add a column's statistic per group (an item's mean price), learnt on training rows.
 
@@ -163,6 +217,34 @@ def _define_transformers() -> dict[str, type]:
                 X[rule["name"]] = mapped.where(mapped.notna(), overall)
             return X
 
+        def compiled(self) -> Callable[[Columns], Columns]:
+            """:meth:`transform` of a small batch's column lists (the compiled executor's form).
+
+            The fitted tables are read once here; a row's group statistic, else the overall one
+            (unseen or missing group, or a group whose statistic is missing), as ``transform``.
+            """
+            plans = [
+                (rule["name"], rule["group_by"], per_group, overall)
+                for rule, (per_group, overall) in zip(self.rules or [], self.stats_, strict=True)
+            ]
+
+            def add(columns: Columns) -> Columns:
+                for name, group_by, per_group, overall in plans:
+                    found = [
+                        None if is_missing(group) else per_group.get(group)
+                        for group in columns[group_by]
+                    ]
+                    columns = {
+                        **columns,
+                        name: [
+                            float(overall) if value is None or is_missing(value) else float(value)
+                            for value in found
+                        ],
+                    }
+                return columns
+
+            return add
+
     class FeatureSelector(BaseEstimator, TransformerMixin):
         """Keep the model's features (ids were needed only by the imputers)."""
 
@@ -179,9 +261,24 @@ def _define_transformers() -> dict[str, type]:
             """The feature columns, with missing categories as the text ``__missing__``."""
             frame = X[list(self.features or [])].copy()
             for name in self.categorical or []:
-                frame[name] = frame[name].astype(object).where(frame[name].notna(), "__missing__")
+                frame[name] = frame[name].astype(object).where(frame[name].notna(), MISSING_TEXT)
                 frame[name] = frame[name].astype(str)
             return frame
+
+        def compiled(self) -> Callable[[Columns], Columns]:
+            """:meth:`transform` of a small batch's column lists (the compiled executor's form)."""
+            features = list(self.features or [])
+            categorical = set(self.categorical or [])
+
+            def select(columns: Columns) -> Columns:
+                return {
+                    name: [MISSING_TEXT if is_missing(v) else str(v) for v in columns[name]]
+                    if name in categorical
+                    else columns[name]
+                    for name in features
+                }
+
+            return select
 
     classes = {
         "GroupImputer": GroupImputer,

@@ -11,7 +11,7 @@ category list at :data:`CATEGORY_LIMIT` values, so a 10 MB string cannot make a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -59,33 +59,82 @@ class Problem:
         return f"records[{self.row}].{self.field}: {self.message}"
 
 
+def below_message(value: float, bound: float) -> str:
+    """A number under the column's ``min`` (``value`` as float64, as the check compares it)."""
+    return f"{value} is below {bound}"
+
+
+def above_message(value: float, bound: float) -> str:
+    """A number over the column's ``max``."""
+    return f"{value} is above {bound}"
+
+
+def category_message(value: object, listed: str) -> str:
+    """A value outside a closed category set (``listed``: :func:`categories_text` of the set)."""
+    return f"{quote(value)} is not one of {listed}"
+
+
+REQUIRED = "is required"
+
+
 def column_problems(values: pd.Series, column: ColumnSpec, limit: int = 20) -> list[Problem]:
     """Problems of one cleaned column: missing where required, outside range or category set."""
     problems: list[Problem] = []
     missing = values.isna()
     if not column.nullable:
         for row in missing[missing].index[:limit]:
-            problems.append(Problem(int(row), column.name, "is required"))
+            problems.append(Problem(int(row), column.name, REQUIRED))
     present = values[~missing]
     if column.type in {"numeric", "integer"} and len(present):
         numbers = present.astype("float64")
         if column.min is not None:
             for row, value in numbers[numbers < column.min].head(limit).items():
-                problems.append(Problem(int(row), column.name, f"{value} is below {column.min}"))
+                problems.append(Problem(int(row), column.name, below_message(value, column.min)))
         if column.max is not None:
             for row, value in numbers[numbers > column.max].head(limit).items():
-                problems.append(Problem(int(row), column.name, f"{value} is above {column.max}"))
+                problems.append(Problem(int(row), column.name, above_message(value, column.max)))
     if column.type == "categorical" and column.closed and column.categories and len(present):
         outside = present[~present.isin(column.categories)]
+        listed = categories_text(column.categories)
         for row, value in outside.head(limit).items():
-            problems.append(
-                Problem(
-                    int(row),
-                    column.name,
-                    f"{quote(value)} is not one of {categories_text(column.categories)}",
-                )
-            )
+            problems.append(Problem(int(row), column.name, category_message(value, listed)))
     return problems
+
+
+def value_check(column: ColumnSpec) -> Callable[[object], str | None]:
+    """:func:`column_problems` of one cleaned value (``None``: missing): its message, or None.
+
+    The compiled executor's domain check, with the messages of the column form. The category
+    list is quoted once here, not per value.
+    """
+    required = not column.nullable
+    if column.type in {"numeric", "integer"}:
+        low, high = column.min, column.max
+
+        def check_number(value: object) -> str | None:
+            if value is None:
+                return REQUIRED if required else None
+            number = float(value)  # type: ignore[arg-type]
+            if low is not None and number < low:
+                return below_message(number, low)
+            if high is not None and number > high:
+                return above_message(number, high)
+            return None
+
+        return check_number
+    if column.type == "categorical" and column.closed and column.categories:
+        allowed = set(column.categories)
+        listed = categories_text(column.categories)
+
+        def check_category(value: object) -> str | None:
+            if value is None:
+                return REQUIRED if required else None
+            if value not in allowed:
+                return category_message(value, listed)
+            return None
+
+        return check_category
+    return lambda value: REQUIRED if required and value is None else None
 
 
 def validate_frame(frame: pd.DataFrame, spec: UseCaseSpec, limit: int = 20) -> list[Problem]:

@@ -1,9 +1,9 @@
 """Adaptive micro-batching: concurrent requests share one pass through cleaning and the model.
 
-Cleaning and predicting one record costs about as much as 30 records together (pandas and
-scikit-learn pay per call, not per row). While one batch is scored, new requests queue; the next
-batch takes all of them. Under light load a request is scored alone at once, under heavy load
-batches grow by themselves: there is no latency budget to tune.
+Scoring one record costs about as much as several records together (each model call has a fixed
+cost). While one batch is scored, new requests queue; the next batch takes all of them. Under
+light load a request is scored alone at once, under heavy load batches grow by themselves: there
+is no latency budget to tune.
 
 Batches are scored on the event loop itself, not in a thread. Scoring is CPU-bound Python that
 holds the GIL; with a scorer thread, the event loop has to win the GIL back after every socket
@@ -61,6 +61,7 @@ class MicroBatcher(Generic[T, R]):
         self._pending: deque[_Pending[T, R]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._company = False  # whether the last batch merged several items
 
     async def submit(self, item: T, size: int = 1) -> R:
         """Score ``item`` with whatever else is queued; raises what scoring it alone raised."""
@@ -95,14 +96,19 @@ class MicroBatcher(Generic[T, R]):
     async def _gather(self) -> None:
         """Give requests being read ``max_wait_ms`` to join the batch (unless it is full).
 
-        Measured here: stopping at the first loop turn that brings no new request made batches
-        smaller and throughput lower than a plain short wait.
+        Only under concurrency: when the previous batch had company or more than one item is
+        queued already. A lone client's request is scored at once (the wait was most of its
+        latency once scoring a record took about a millisecond); under load batches still
+        grow. Measured here: stopping at the first loop turn that brings no new request made
+        batches smaller and throughput lower than a plain short wait.
         """
         queued = sum(p.size for p in self._pending)
-        if self._max_wait_s and queued < self._max_batch_size:
+        company = self._company or len(self._pending) > 1
+        if self._max_wait_s and queued < self._max_batch_size and company:
             await asyncio.sleep(self._max_wait_s)
 
     def _run(self, batch: list[_Pending[T, R]], total: int) -> None:
+        self._company = len(batch) > 1
         if self._on_batch is not None:
             self._on_batch(len(batch), total)
         try:

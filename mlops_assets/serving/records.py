@@ -34,7 +34,7 @@ from mlops_assets.features.cleaning import (
     clean_frame,
     exact_whole_number,
     fits_int64,
-    text_to_numbers,
+    number_from_text,
 )
 from mlops_assets.features.validation import clip, quote, validate_frame
 from mlops_assets.generators import get_generator
@@ -508,12 +508,10 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
             text_rows.append(row)
         else:
             found.append(problem(row, column, f"expected a number, got {_json_type(value)}", order))
-    if text_rows:
-        parsed = text_to_numbers(pd.Series([values[row] for row in text_rows], dtype=object))
-        for row, number in zip(text_rows, parsed.tolist(), strict=True):
-            message = _text_number_problem(values[row], float(number), integer)
-            if message:
-                found.append(problem(row, column, message, order))
+    for row in text_rows:  # read as cleaning reads text (correctly rounded, pandas' syntax)
+        message = _text_number_problem(values[row], number_from_text(values[row]), integer)
+        if message:
+            found.append(problem(row, column, message, order))
     for row, number in numbers:
         if not math.isfinite(number):
             found.append(problem(row, column, f"must be a finite number, got {number}", order))
@@ -526,7 +524,7 @@ def _number_problems(values: list[Any], column: ColumnSpec, order: int) -> list[
 
 
 def _text_number_problem(text: str, number: float, integer: bool) -> str | None:
-    """What is wrong with a number sent as text (``number`` is pandas' reading of it)."""
+    """What is wrong with a number sent as text (``number``: :func:`number_from_text` of it)."""
     if math.isnan(number):
         if not text.strip():
             return "expected a number or null, got ''"

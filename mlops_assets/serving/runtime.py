@@ -28,10 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mlops_assets.environment import ServingOptions
 from mlops_assets.features.history import StoredHistory
 from mlops_assets.prediction_log import PredictionLog
 from mlops_assets.serving.batching import MicroBatcher
+from mlops_assets.serving.compiled import DualScorer, scorer_for
 from mlops_assets.serving.records import (
     RequestProblem,
     as_column_location,
@@ -48,7 +51,7 @@ from mlops_assets.serving.routing import (
     route_records,
     trim_to_slot,
 )
-from mlops_assets.serving.scoring import Accepted, Rejected, Scorer
+from mlops_assets.serving.scoring import Accepted, Rejected
 from mlops_assets.specs.model import UseCaseSpec
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,18 @@ class Answer:
     status: int
     body: bytes
     request_id: str
+
+
+def encode_json(body: Any) -> bytes:
+    """An answer's JSON: orjson, or the standard library for what orjson refuses.
+
+    orjson refuses text that is not valid UTF-8 (a lone surrogate a client sent escaped) and
+    integers beyond 64 bits; ``json`` writes both.
+    """
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 class SlotRuntime:
@@ -97,7 +112,8 @@ class SlotRuntime:
         self.log = log
         self.history = history
         self._thread_pools: Any = None
-        self.scorer = self._scorer(pipeline, model_name, model_version)
+        with self._limited_threads():  # its check on probe records is a small batch
+            self.scorer = self._scorer(pipeline, model_name, model_version)
         self.swaps = 0
         self.batcher: MicroBatcher[tuple[str, dict[str, list[Any]]], Accepted | Rejected] = (
             MicroBatcher(
@@ -108,14 +124,16 @@ class SlotRuntime:
             )
         )
 
-    def _scorer(self, pipeline: Any, model_name: str, model_version: str) -> Scorer:
-        return Scorer(
+    def _scorer(self, pipeline: Any, model_name: str, model_version: str) -> DualScorer:
+        """Both executors of a model: compiled for small batches, vectorised for large ones."""
+        return scorer_for(
             self.spec,
             pipeline,
             model_name,
             model_version,
             on_scored=self.log.append if self.log else None,
             history=self.history,
+            small_records=self.options.parallel_records,
         )
 
     def swap_model(self, pipeline: Any, model_name: str, model_version: str) -> None:
@@ -216,7 +234,11 @@ class ServingRuntime:
         shares: dict[str | None, list[Any]] = {}
         for name, rows in groups.items():
             view = self.views[name]
-            shares[name] = [trim_to_slot(records[row], view, self.known) for row in rows]
+            shares[name] = (
+                [trim_to_slot(records[row], view, self.known) for row in rows]
+                if self.routed
+                else records  # one slot uses every known field: nothing to trim
+            )
             problems = structure_problems(shares[name], view, self.max_records)
             found.extend(renumbered(p, rows) for p in problems)
         if not found and len(groups) > 1:  # all shares pass, or none is scored and logged
@@ -308,7 +330,7 @@ class ServingRuntime:
             body["models"] = models
         if probabilities is not None:
             body["probabilities"] = probabilities
-        return Answer(200, json.dumps(body).encode(), request_id)
+        return Answer(200, encode_json(body), request_id)
 
     def _rejected(
         self,
@@ -332,7 +354,7 @@ class ServingRuntime:
             "detail": [p.as_dict() for p in shown],
             "request_id": request_id,
         }
-        return Answer(422, json.dumps(body).encode(), request_id)
+        return Answer(422, encode_json(body), request_id)
 
     def close(self) -> None:
         """Stop every slot's batcher and write the rest of its prediction log."""

@@ -13,6 +13,7 @@ back to the request and record they came from, so one bad request never fails it
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from mlops_assets.serving.records import (
     raw_frame,
     type_problems,
 )
-from mlops_assets.specs.model import NullIfRule, UseCaseSpec
+from mlops_assets.specs.model import ColumnSpec, NullIfRule, UseCaseSpec
 from mlops_assets.training.families import predict_frame
 
 
@@ -120,19 +121,12 @@ class Scorer:
         :mod:`~mlops_assets.serving.records` (every spec column, equal lengths).
         """
         names = [c.name for c in self.spec.input_columns]
-        sizes = [len(request[names[0]]) for request in requests]
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        cleaned, problems = self._clean_and_check(_concatenate(requests, names))
-        owner = np.searchsorted(starts, [p.row for p in problems], side="right") - 1
-        rejected: dict[int, list[RequestProblem]] = {}
-        for index, found in zip(owner.tolist(), problems, strict=True):
-            local = found.row - int(starts[index])
-            rejected.setdefault(index, []).append(_renumber(found, local))
-        accepted = [i for i in range(len(requests)) if i not in rejected]
-        outcomes: dict[int, Accepted | Rejected] = {
-            index: Rejected(sorted(found)[: self.problem_limit], len(found))
-            for index, found in rejected.items()
-        }
+        starts = request_starts(requests, names[0])
+        cleaned, problems = self._clean_and_check(concatenate(requests, names))
+        outcomes: dict[int, Accepted | Rejected] = dict(
+            rejections(problems, starts, self.problem_limit)
+        )
+        accepted = [i for i in range(len(requests)) if i not in outcomes]
         if accepted:
             outcomes.update(self._predict_accepted(cleaned, accepted, starts, request_ids))
         return [outcomes[i] for i in range(len(requests))]
@@ -169,7 +163,7 @@ class Scorer:
         if report.rows_out < report.rows_in:
             dropped = sorted(set(range(len(frame))) - set(cleaned.index.tolist()))
             problems.extend(self._dropped_row_problems(frame, dropped))
-        problems.extend(self._unexplained_nulls(frame, cleaned, report.invalid_values, problems))
+        problems.extend(self._unexplained_nulls(frame, cleaned, report.invalid_rows, problems))
         seen = {p.location for p in problems}
         order = {c.name: i for i, c in enumerate(self.spec.input_columns)}
         for found in validate_frame(cleaned, self.spec, limit=max(len(cleaned), 1)):
@@ -183,7 +177,7 @@ class Scorer:
         found: list[RequestProblem] = []
         required = [c for c in self.spec.id_columns if not c.nullable and c.name in raw.columns]
         for row in rows:
-            missing = [c for c in required if _blank(raw[c.name].iloc[row])]
+            missing = [c for c in required if is_blank(raw[c.name].iloc[row])]
             found.extend(problem(row, c, "is required") for c in missing)
             if not missing:
                 found.append(problem(row, None, "has no usable value (all missing or invalid)"))
@@ -193,36 +187,34 @@ class Scorer:
         self,
         raw: pd.DataFrame,
         cleaned: pd.DataFrame,
-        invalid: Mapping[str, int],
+        invalid: Mapping[str, list[int]],
         known: list[RequestProblem],
     ) -> list[RequestProblem]:
         """Values cleaning could not read that no check above explained (a safety net).
 
         The type checks mirror cleaning's readers; should a spec rule make cleaning reject a
         value the checks accepted, that record is still rejected rather than predicted on a
-        silently missing value.
+        silently missing value. Only the values cleaning counted as unreadable are looked at
+        (``invalid``: their positions per column), so a value a ``null_if`` rule turned into
+        missing is never one, whatever else its batch holds.
         """
         found: list[RequestProblem] = []
         counted = {p.location for p in known}
-        for name, count in invalid.items():
-            column = self.spec.column(name)
-            if not count or name not in raw.columns:
+        kept = set(cleaned.index.tolist())
+        order = {c.name: i for i, c in enumerate(self.spec.input_columns)}
+        numbers = raw[ROW_NUMBER].to_numpy()
+        for name, positions in invalid.items():
+            if name not in order or name not in raw.columns:
                 continue
-            sentinels = {
-                str(value)
-                for rule in column.cleaning
-                if isinstance(rule, NullIfRule)
-                for value in rule.values
-            }
-            before = raw.set_index(ROW_NUMBER)[name].reindex(cleaned.index)
-            lost = before.notna() & cleaned[name].isna()
-            for row in lost[lost].index.tolist():
-                value = before.loc[row]
-                location = f"records[{row}].{name}"
-                if location in counted or str(value).strip() in sentinels or not str(value).strip():
+            sentinels = null_if_texts(self.spec.column(name))
+            values = raw[name].to_numpy(dtype=object)
+            for position in positions:
+                row = int(numbers[position])
+                if row not in kept:
                     continue
-                order = self.spec.input_columns.index(column)
-                found.append(problem(int(row), column, f"cannot be read: {value!r}", order))
+                message = unexplained_message(row, name, values[position], counted, sentinels)
+                if message:
+                    found.append(problem(row, self.spec.column(name), message, order[name]))
         return found
 
     def _predict(self, cleaned: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
@@ -244,7 +236,7 @@ class Scorer:
         self,
         cleaned: pd.DataFrame,
         accepted: list[int],
-        starts: np.ndarray,
+        starts: Sequence[int],
         request_ids: Sequence[str],
     ) -> dict[int, Accepted]:
         ranges = [(int(starts[i]), int(starts[i + 1])) for i in accepted]
@@ -291,13 +283,59 @@ def _json_values(values: pd.Series) -> list[Any]:
     """An id column as JSON-ready values: dates as ``YYYY-MM-DD``, missing as ``None``."""
     if pd.api.types.is_datetime64_any_dtype(values):
         values = values.dt.strftime("%Y-%m-%d")
-    return [None if pd.isna(v) else v for v in values.tolist()]
+    return values.astype(object).where(values.notna(), None).tolist()
 
 
-def _blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """A raw value that says nothing: null, NaN or white space."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return True
     return isinstance(value, str) and not value.strip()
+
+
+def null_if_texts(column: ColumnSpec) -> set[str]:
+    """The column's ``null_if`` sentinels as text (a raw value spelling one is no mystery)."""
+    return {
+        str(value)
+        for rule in column.cleaning
+        if isinstance(rule, NullIfRule)
+        for value in rule.values
+    }
+
+
+def unexplained_message(
+    row: int, name: str, value: Any, counted: set[str], sentinels: set[str]
+) -> str | None:
+    """The safety net's message for an unreadable raw value, unless something explains it."""
+    if f"records[{row}].{name}" in counted:
+        return None
+    text = str(value).strip()
+    if not text or text in sentinels:
+        return None
+    return f"cannot be read: {value!r}"
+
+
+def request_starts(requests: Sequence[Mapping[str, list[Any]]], first: str) -> list[int]:
+    """Where each request's records start in the concatenated batch, and the batch's end."""
+    starts = [0]
+    for request in requests:
+        starts.append(starts[-1] + len(request[first]))
+    return starts
+
+
+def rejections(
+    problems: Sequence[RequestProblem], starts: Sequence[int], limit: int
+) -> dict[int, Rejected]:
+    """The problems of a concatenated batch, as each request's own rejection.
+
+    A problem is numbered within its request; a request is shown its first ``limit``
+    problems (in record and column order) and told how many it has.
+    """
+    found: dict[int, list[RequestProblem]] = {}
+    for item in problems:
+        index = bisect.bisect_right(starts, item.row) - 1
+        found.setdefault(index, []).append(_renumber(item, item.row - starts[index]))
+    return {index: Rejected(sorted(items)[:limit], len(items)) for index, items in found.items()}
 
 
 def _renumber(found: RequestProblem, row: int) -> RequestProblem:
@@ -306,7 +344,7 @@ def _renumber(found: RequestProblem, row: int) -> RequestProblem:
     return RequestProblem(row, found.column, location, found.message)
 
 
-def _concatenate(requests: Sequence[Mapping[str, list[Any]]], names: list[str]) -> dict:
+def concatenate(requests: Sequence[Mapping[str, list[Any]]], names: list[str]) -> dict:
     """One column mapping of several requests (the request itself when there is one)."""
     if len(requests) == 1:
         return {name: requests[0][name] for name in names}

@@ -11,6 +11,7 @@ the port and makes the next start fail with "Address already in use".
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -103,8 +104,13 @@ def runtime_for_models(
             options,
             log=log,
             on_batch=on_batch,
-            history=StoredHistory(store, view) if view.forecast is not None else None,
+            history=StoredHistory(store, view, refresh_s=options.champion_poll_s)
+            if view.forecast is not None
+            else None,
         )
+    # Everything loaded so far (libraries, models, compiled executors) lives as long as the
+    # worker: out of the cyclic collector's passes, which then only walk what requests make.
+    gc.freeze()
     return ServingRuntime(spec, slots)
 
 

@@ -236,10 +236,20 @@ def predict_frame(pipeline: Any, X: pd.DataFrame, spec: UseCaseSpec) -> tuple[np
     """
     if not spec.is_classification:
         return clip_to_target(np.asarray(pipeline.predict(X), dtype=float), spec), None
-    proba = pipeline.predict_proba(X)
     fitted = [str(c) for c in pipeline.classes_]
+    return ordered_probabilities(pipeline.predict_proba(X), fitted, spec)
+
+
+def ordered_probabilities(
+    proba: np.ndarray, fitted: list[str], spec: UseCaseSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities in ``spec.target.classes`` order from a classifier's own.
+
+    ``fitted``: the classifier's classes, in the order of ``proba``'s columns. Shared by the
+    vectorised path and the compiled one (:mod:`mlops_assets.training.compiled`).
+    """
     classes = list(spec.target.classes or fitted)
-    ordered = np.zeros((len(X), len(classes)))
+    ordered = np.zeros((len(proba), len(classes)))
     for index, name in enumerate(fitted):
         ordered[:, classes.index(name)] = proba[:, index]
     ordered = ordered / ordered.sum(axis=1, keepdims=True)

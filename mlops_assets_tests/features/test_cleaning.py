@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_assets.features.cleaning import clean_frame
+from mlops_assets.features.cleaning import (
+    _fmt,
+    clean_frame,
+    number_from_text,
+    read_integer,
+    read_numeric,
+)
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.specs import use_case_specs
 from mlops_assets.specs.model import ClipRule, ColumnSpec
@@ -288,3 +295,50 @@ def test_numbers_with_huge_exponents_are_read_safely() -> None:
     unreadable = sum(1 for _, readable in HUGE_EXPONENTS if not readable)
     assert found["invalid"]["Item_MRP"] == unreadable
     assert found["problems"] == [i for i, (_, ok) in enumerate(HUGE_EXPONENTS) if not ok]
+
+
+# ---------------------------------------------------------------- one number reader
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("96.020681740671154", 96.02068174067115),  # pd.to_numeric: 96.02068174067117
+        ("0.9504636963259353", 0.9504636963259353),
+        (" 12 ", 12.0),
+        ("+.5", 0.5),
+        ("1.", 1.0),
+        ("1E5", 1e5),
+        ("-0", -0.0),
+        ("iNfInItY", math.inf),
+        ("-inf", -math.inf),
+    ],
+)
+def test_numeric_text_is_read_correctly_rounded(text: str, expected: float) -> None:
+    number = number_from_text(text)
+    assert number == expected and math.copysign(1, number) == math.copysign(1, expected)
+
+
+@pytest.mark.parametrize("text", ["1_000", "١٢", "0x10", " inf", "nan", "1e999", "1,5", ".", ""])
+def test_text_pandas_does_not_read_as_a_number_is_not_one(text: str) -> None:
+    assert math.isnan(number_from_text(text))
+
+
+def test_a_value_reads_the_same_whatever_its_column_holds(spec) -> None:
+    """``pd.to_numeric`` reads "-0" as 0 among whole numbers and as -0.0 beside a fraction."""
+    alone = clean_frame(pd.DataFrame([row(Item_MRP="-0"), row(Item_MRP="7")]), spec)[0]
+    mixed = clean_frame(pd.DataFrame([row(Item_MRP="-0"), row(Item_MRP="7.5")]), spec)[0]
+    alone, mixed = alone["Item_MRP"], mixed["Item_MRP"]
+    assert math.copysign(1, alone[0]) == math.copysign(1, mixed[0]) == -1
+
+
+def test_numbers_are_read_as_their_text_reads() -> None:
+    """A number skips its text only where that changes nothing (a float's repr round-trips)."""
+    for value in [0.1, 1e16, 2.0**70, -0.0, 5e-324, 2**63 - 1, 10**20]:
+        assert read_numeric(value) == number_from_text(_fmt(value))
+        assert math.copysign(1, read_numeric(value)) == math.copysign(
+            1, number_from_text(_fmt(value))
+        )
+    assert read_numeric(10**400) is None and read_numeric(math.inf) is None
+    assert read_integer(2**63 - 1) == 2**63 - 1 and read_integer(2**63) is None
+    assert read_integer(9.223372036854776e18) is None and read_integer("9223372036854775807")
