@@ -8,24 +8,23 @@ environment is resolved once per command (:class:`~mlops_assets.environment.Envi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from mlops_assets.bentos.build import BentoBuildError
+from mlops_assets.components.partitions import partition_bounds
 from mlops_assets.environment import Environment
-from mlops_assets.ingest.days import today
+from mlops_assets.ingest.batches import landing_problem
+from mlops_assets.ingest.days import require_day, today
+from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
 from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.worker import TuneWorkerError, tune_worker
-
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _env() -> Environment:
@@ -68,25 +67,47 @@ def _one_view(spec: UseCaseSpec, segment: str | None, command: str) -> UseCaseSp
 
 
 def parse_date(text: str) -> str:
-    """A ``YYYY-MM-DD`` date, and nothing else (``20261001`` is not one)."""
+    """The ``type`` of every ``--date``: a ``YYYY-MM-DD`` day and nothing else.
+
+    One parser (:func:`~mlops_assets.ingest.days.parse_day`) for the CLI, landing folders and the
+    simulate job: ``20261001`` is not a day.
+    """
     try:
-        if not DATE.fullmatch(text):
-            raise ValueError(text)
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+        return require_day(text).isoformat()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    """Copy a file into a landing day's folder."""
+    """Copy a file into a landing day's folder, if its rows would be ingested."""
     env = _env()
     spec = _spec(env, args.use_case)
     source = Path(args.file)
     if not source.is_file():
         raise SystemExit(f"no such file: {source}")
     day = args.date or today().isoformat()
-    key = env.landing_zone().land(spec.name, day, source.name, source.read_bytes())
+    data = source.read_bytes()
+    frame = None
+    if spec.partitions.by == "event_date":  # its rows' dates decide its partitions
+        try:
+            frame = read_landed_file(source.name, data)
+        except UnreadableFileError as error:
+            raise SystemExit(str(error)) from None
+    refusal, notes = landing_problem(spec, day, partition_bounds(spec), frame)
+    if refusal is not None and not (args.allow_future and day > today().isoformat()):
+        hint = (
+            "; land it on its day, or pass --allow-future to land it now (it is ingested "
+            "once its day comes)"
+            if day > today().isoformat()
+            else ""
+        )
+        raise SystemExit(f"not landed: {refusal}{hint}")
+    key = env.landing_zone().land(spec.name, day, source.name, data)
     print(f"landed {source} as {key}")
+    if refusal is not None:
+        print(f"  waits until {day}: {refusal}", file=sys.stderr)
+    for note in notes:
+        print(f"  note: {note}", file=sys.stderr)
     return 0
 
 
@@ -103,8 +124,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             print(f"  {run.job} {run.partition or ''}: {error}", file=sys.stderr)
     for key, why in outcome.unplaced.items():
         print(f"  not ingested: {key}: {why}", file=sys.stderr)
-    if not outcome.ingested and not args.no_train:
-        print(f"{spec.name}: no new landing days")
+    if not outcome.ingested:
+        waiting = f" ({len(outcome.unplaced)} landed files not ingested, above)"
+        print(f"{spec.name}: no new landing days{waiting if outcome.unplaced else ''}")
     return 0 if outcome.success else 1
 
 
@@ -332,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     land_parser.add_argument("use_case")
     land_parser.add_argument("file")
     land_parser.add_argument("--date", type=parse_date, help="landing day (default: today, UTC)")
+    land_parser.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="land on a day after today (ingested once that day comes)",
+    )
     land_parser.set_defaults(func=cmd_land)
 
     refresh_parser = sub.add_parser("refresh", help="ingest new days, retrain, promote")
@@ -365,7 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
     serve_parser.add_argument("use_case")
-    serve_parser.add_argument("--port", type=int, default=3000)
+    serve_parser.add_argument(
+        "--port",
+        type=int,
+        default=serve.DEFAULT_PORT,
+        help=f"port (default {serve.DEFAULT_PORT}; the Dagster UI of `make dev` is on 3000)",
+    )
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument(
         "--pin",

@@ -73,3 +73,78 @@ def test_serve_segment_reaches_the_service(monkeypatch: pytest.MonkeyPatch) -> N
     serve.exec_serve(env, "mushroom_service:abc", 3999, "127.0.0.1", segment="stem_season")
     assert seen["MLOPS_SERVE_SEGMENTS"] == "stem_season"
     assert seen["MLOPS_FOLLOW_CHAMPION"] == "on"
+
+
+def test_every_date_is_read_by_one_strict_parser(mlops_home: Path, tmp_path: Path) -> None:
+    """``20261001`` is ISO 8601 but not a day: refused by ``--date`` and by the simulate job."""
+    from mlops_assets.components.ingest import SimulateConfig
+
+    source = tmp_path / "Train.csv"
+    source.write_text("Item_Identifier,Item_MRP\nFDA15,249.8\n")
+    for text in ("20261001", "2026-10-32", "2026-W40"):
+        with pytest.raises(SystemExit):
+            main(["land", "bigmart_sales", str(source), "--date", text])
+        with pytest.raises(ValueError, match="not a YYYY-MM-DD day"):
+            SimulateConfig(day=text)
+    assert SimulateConfig(day="2026-10-01").day == "2026-10-01"
+    assert not (mlops_home / "landing").exists()
+
+
+def test_land_refuses_a_day_that_would_never_or_not_yet_be_ingested(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    import datetime as dt
+
+    from mlops_assets.ingest.days import today
+
+    source = tmp_path / "Train.csv"
+    source.write_text("Item_Identifier,Item_MRP\nFDA15,249.8\n")
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    with pytest.raises(SystemExit, match=f"not landed: landing day {tomorrow} is after today"):
+        main(["land", "bigmart_sales", str(source), "--date", tomorrow])
+    with pytest.raises(SystemExit, match="before bigmart_sales's first partition 2024-01-01"):
+        main(["land", "bigmart_sales", str(source), "--date", "2023-12-31"])
+    assert not (mlops_home / "landing").exists()
+
+    assert main(["land", "bigmart_sales", str(source), "--date", tomorrow, "--allow-future"]) == 0
+    assert f"waits until {tomorrow}" in capsys.readouterr().err
+    # Not ingested yet, and refresh says so instead of printing nothing.
+    assert main(["refresh", "bigmart_sales", "--no-train"]) == 0
+    out, err = capsys.readouterr()
+    assert f"not ingested: bigmart_sales/{tomorrow}/Train.csv: landed for {tomorrow}" in err
+    assert "bigmart_sales: no new landing days (1 landed files not ingested, above)" in out
+
+
+def test_land_reads_an_event_date_file_before_landing_it(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    """m5_sales: the rows' dates decide the partitions, so they are checked, not the day."""
+    old = tmp_path / "old.csv"
+    old.write_text("id,date,sales\nx,2010-12-30,1\n")
+    with pytest.raises(SystemExit, match="rows are dated 2010-12-30..2010-12-30, before the"):
+        main(["land", "m5_sales", str(old)])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("id,date,sales\nx,2010-12-30,1\nx,2011-02-01,1\nx,soon,1\n")
+    assert main(["land", "m5_sales", str(mixed)]) == 0
+    err = capsys.readouterr().err
+    assert "1 rows dated before the first partition 2011-01-29 are left out" in err
+    assert "1 rows have no readable date" in err
+
+
+def test_serve_and_make_dev_default_to_different_ports() -> None:
+    """`make dev` (the Dagster UI) and `mlops serve` run side by side on their defaults, and the
+    README's curl examples reach the service, not Dagster."""
+    import re
+
+    from mlops_assets.cli import build_parser
+    from mlops_assets.ops.serve import DEFAULT_PORT
+
+    root = Path(__file__).resolve().parent.parent
+    dev_port = int(re.search(r"^DEV_PORT \?= (\d+)$", (root / "Makefile").read_text(), re.M)[1])
+    serve_port = build_parser().parse_args(["serve", "bigmart_sales"]).port
+    assert serve_port == DEFAULT_PORT != dev_port
+    readme = (root / "README.md").read_text()
+    assert f"http://127.0.0.1:{dev_port}" in readme
+    curls = re.findall(r"curl -s localhost:(\d+)/", readme)
+    assert curls and set(curls) == {str(serve_port)}
+    assert f"[--port {serve_port}]" in readme

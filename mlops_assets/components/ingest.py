@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mlops_assets import names
 from mlops_assets.components.checks import check_results, check_specs
@@ -27,8 +27,9 @@ from mlops_assets.ingest.batches import (
     parse_cursor,
     pending_ranges,
     read_days,
+    skip_explanation,
 )
-from mlops_assets.ingest.days import split_by_day
+from mlops_assets.ingest.days import require_day, split_by_day
 from mlops_assets.ingest.landing import fingerprint
 from mlops_assets.ingest.ledger import record_files
 from mlops_assets.ingest.readers import UnreadableFileError
@@ -139,10 +140,7 @@ def build_landing_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
         if updated != cursor:
             context.update_cursor(json.dumps(updated, sort_keys=True))
         if not found.ranges:
-            reasons = "; ".join(f"{key}: {why}" for key, why in list(found.unplaced.items())[:3])
-            yield dg.SkipReason(
-                f"no new files for {spec.name}" + (f" (not ingested: {reasons})" if reasons else "")
-            )
+            yield dg.SkipReason(skip_explanation(spec, found, open_from(cursor)))
 
     return landing_sensor
 
@@ -167,6 +165,12 @@ class SimulateConfig(dg.Config):
     target_scale: float = Field(
         default=1.0, gt=0, description="Factor on the target: a changed relation (concept drift)."
     )
+
+    @field_validator("day")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        """The same strict reading of a day as the CLI's ``--date``."""
+        return None if value is None else require_day(value, "day").isoformat()
 
     def settings(self) -> SimulateSettings:
         """The generation settings."""
