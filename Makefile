@@ -34,7 +34,9 @@ demo: install  ## The 30-day BigMart story on embedded defaults (starts from an 
 
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
-	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+	@# A link into the repository's instance/dagster.yaml; one left dangling by the old layout
+	@# (dagster.yaml at the root) is replaced.
+	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -sfn "$(CURDIR)/instance/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
 
 dev: install dagster-home  ## The Dagster UI (http://127.0.0.1:3000) on the same state as the demo
 	@echo "Dagster UI on http://127.0.0.1:$(DEV_PORT) (logs at $(DEV_LOG_LEVEL); make dev DEV_LOG_LEVEL=info for all)"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlops_assets.bentos.build import BentoBuildError
 from mlops_assets.components.partitions import partition_bounds
-from mlops_assets.environment import Environment
+from mlops_assets.environment import Environment, quiet_libraries
 from mlops_assets.ingest.batches import landing_problem
 from mlops_assets.ingest.days import require_day, today
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
@@ -28,6 +28,7 @@ from mlops_assets.training.worker import TuneWorkerError, tune_worker
 
 
 def _env() -> Environment:
+    quiet_libraries()
     return Environment.from_env()
 
 

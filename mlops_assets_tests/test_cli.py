@@ -148,3 +148,35 @@ def test_serve_and_make_dev_default_to_different_ports() -> None:
     curls = re.findall(r"curl -s localhost:(\d+)/", readme)
     assert curls and set(curls) == {str(serve_port)}
     assert f"[--port {serve_port}]" in readme
+
+
+def test_refresh_on_a_fresh_home_prints_only_its_own_lines(mlops_home: Path) -> None:
+    """No MLflow INFO line, pickle notice or download progress bar, no Dagster beta/preview
+    warning: a fresh home (MLflow creates its tables, the gate downloads the challenger), in a
+    process of its own with none of the quieting variables set."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from mlops_assets.environment import QUIET_DEFAULTS, Environment
+    from mlops_assets.ops.demo import land_generated_days
+
+    land_generated_days(Environment.from_env(), "bigmart_sales", days=2, rows=300, seed=3)
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_DEFAULTS}
+    env.pop("PYTHONWARNINGS", None)
+    mlops = Path(sys.executable).with_name("mlops")
+    result = subprocess.run(
+        [str(mlops), "refresh", "bigmart_sales", "--trials", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    lines = output.splitlines()
+    own = re.compile(r"^(ingest bigmart_sales 2\d{3}-\d\d-\d\d|retrain bigmart_sales): ok \(run ")
+    assert [line for line in lines if not own.match(line)] == []
+    assert len(lines) == 3

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import logging
-import os
 import shutil
 import time
 import warnings
@@ -22,7 +20,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from mlops_assets import names
+from mlops_assets import environment, names
 from mlops_assets.components.features import clean_key
 from mlops_assets.components.registry import champion_key
 from mlops_assets.environment import Environment
@@ -253,16 +251,12 @@ def format_row(number: int, row: DayRow, drifted: bool) -> str:
 
 
 def quiet_libraries() -> None:
-    """Keep the demo's table readable: no progress bars or per-version notices from MLflow."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # mlflow sets its level from this variable when imported (over any set before); its
-    # pickle-format warning is about the models we log on purpose (custom transformers).
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Known and harmless here: Dagster marks `backfill_policy` (range runs) as beta; the
-    # earliest time folds of a short forecast history have no 28-day lag yet.
-    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    """Keep the demo's table readable: MLflow quieted as everywhere, and one known notice.
+
+    The earliest time folds of a short forecast history have no 28-day lag yet (scikit-learn
+    says so for each fold).
+    """
+    environment.quiet_libraries()
     warnings.filterwarnings("ignore", message="Skipping features without any observed values")
 
 
