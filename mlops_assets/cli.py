@@ -19,6 +19,7 @@ from mlops_assets.environment import Environment, quiet_libraries
 from mlops_assets.ingest.batches import landing_problem
 from mlops_assets.ingest.days import require_day, today
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
+from mlops_assets.metrics import shown
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -162,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if version is None:
                 print(f"  {alias}: none")
                 continue
-            metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
+            metrics = ", ".join(f"{k}={shown(v)}" for k, v in sorted(version["metrics"].items()))
             print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
         decision = slot.get("last_decision")
         if decision is not None:
@@ -231,7 +232,7 @@ def cmd_tune_worker(args: argparse.Namespace) -> int:
         )
     except TuneWorkerError as error:
         raise SystemExit(str(error)) from None
-    best = "n/a" if report.best_value is None else f"{report.best_value:.4f}"
+    best = "n/a" if report.best_value is None else shown(report.best_value)
     print(
         f"added {report.trials_added} trials to {report.study_name}: "
         f"{report.complete_in_study} complete, best {spec.primary_metric} {best}"
@@ -270,7 +271,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         "trigger",
         "reason",
     ]
-    print(ledger[columns].to_string(index=False, max_colwidth=70))
+    table = ledger[columns].astype(object)
+    for column in ("challenger_score", "incumbent_score"):
+        table[column] = [
+            shown(v) if isinstance(v, float) and v == v else "-" for v in table[column]
+        ]
+    print(table.to_string(index=False, max_colwidth=70))
     return 0
 
 

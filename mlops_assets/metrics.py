@@ -34,6 +34,29 @@ def improvement(metric: str, challenger: float, incumbent: float) -> float:
     return sign * (challenger - incumbent) / abs(incumbent)
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits, still a number.
+
+    For metadata the UI plots: ``1591.1414027`` -> ``1591.0``, ``0.0345678`` -> ``0.03457``;
+    NaN and infinity stay.
+    """
+    if not math.isfinite(value) or value == 0:
+        return float(value)
+    return round(float(value), digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def shown(value: float | None) -> str:
+    """A score as people read it: two decimals from 100 up, else four significant digits.
+
+    ``1591.1414027`` -> ``1591.14``, ``0.536512`` -> ``0.5365``, ``None`` -> ``-``.
+    """
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def regression_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """One regression metric."""
     from sklearn import metrics as skm

@@ -7,12 +7,14 @@ every day passed, and its metadata names the failing days and why.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from mlops_assets.features.quality import CheckOutcome
+from mlops_assets.metrics import significant
 
 REPORT_KEYS = {"report"}
 """Metadata keys whose values are paths to open (a drift report)."""
@@ -27,7 +29,15 @@ def check_specs(key: dg.AssetKey, checks: Mapping[str, str]) -> list[dg.AssetChe
 
 
 def metadata_value(key: str, value: Any) -> Any:
-    """A metadata value as the UI shows it: JSON for structures, a path for a report."""
+    """A metadata value as the UI shows it: JSON, a path, or a number rounded for people.
+
+    Structures become JSON, a report's key a path, and a fractional number is rounded to 4
+    significant digits (still a number: the UI plots it).
+    """
+    if isinstance(value, dg.MetadataValue):  # already typed (a record: a tuple underneath)
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return significant(float(value))
     if isinstance(value, dict | list | tuple):
         return dg.MetadataValue.json(list(value) if isinstance(value, tuple) else value)
     if key in REPORT_KEYS and isinstance(value, str):
@@ -36,7 +46,11 @@ def metadata_value(key: str, value: Any) -> Any:
 
 
 def as_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain values as asset metadata (see :func:`metadata_value`)."""
+    """Plain values as asset metadata (see :func:`metadata_value`).
+
+    Every asset's numbers go through here, so people read ``rmse 1591`` rather than
+    ``1591.1414027022909``.
+    """
     return {k: metadata_value(k, v) for k, v in values.items()}
 
 

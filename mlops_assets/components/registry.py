@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets import names
+from mlops_assets.components.checks import as_metadata
 from mlops_assets.components.features import test_key, train_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
@@ -258,29 +259,33 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         )
         champion_scores = challenger_scores if decision.promote else incumbent_scores
         return dg.MaterializeResult(
-            metadata={
-                "model_name": name,
-                names.CHAMPION_VERSION: champion_version or "",
-                names.PROMOTED: decision.promote,
-                "reason": decision.reason,
-                "challenger_version": decision.challenger_version,
-                "incumbent_version": decision.incumbent_version or "",
-                f"challenger_{metric}": decision.challenger_score,
-                f"incumbent_{metric}": decision.incumbent_score
-                if decision.incumbent_score is not None
-                else float("nan"),
-                "baseline": floor.baseline,
-                f"baseline_{metric}": floor.baseline_score,
-                "baseline_improvement": decision.baseline_improvement or 0.0,
-                "baseline_interval": dg.MetadataValue.json(
-                    [round(floor.interval[0], 4), round(floor.interval[1], 4)]
-                ),
-                "margin": decision.margin,
-                "improvement": decision.improvement if decision.improvement is not None else 0.0,
-                "test_rows": len(test_set),
-                **{f"champion_{k}": v for k, v in champion_scores.items()},
-                "challenger_mlflow_run_id": challenger.run_id or "",
-            }
+            metadata=as_metadata(
+                {
+                    "model_name": name,
+                    names.CHAMPION_VERSION: champion_version or "",
+                    names.PROMOTED: decision.promote,
+                    "reason": decision.reason,
+                    "challenger_version": decision.challenger_version,
+                    "incumbent_version": decision.incumbent_version or "",
+                    f"challenger_{metric}": decision.challenger_score,
+                    f"incumbent_{metric}": decision.incumbent_score
+                    if decision.incumbent_score is not None
+                    else float("nan"),
+                    "baseline": floor.baseline,
+                    f"baseline_{metric}": floor.baseline_score,
+                    "baseline_improvement": decision.baseline_improvement or 0.0,
+                    "baseline_interval": dg.MetadataValue.json(
+                        [round(floor.interval[0], 4), round(floor.interval[1], 4)]
+                    ),
+                    "margin": decision.margin,
+                    "improvement": decision.improvement
+                    if decision.improvement is not None
+                    else 0.0,
+                    "test_rows": len(test_set),
+                    **{f"champion_{k}": v for k, v in champion_scores.items()},
+                    "challenger_mlflow_run_id": challenger.run_id or "",
+                }
+            )
         )
 
     return champion_model
