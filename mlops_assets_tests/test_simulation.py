@@ -70,6 +70,31 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     report = mlops_home / "storage" / UC / "reports" / "data_drift" / f"{story.rows[5].day}.html"
     assert "Item_MRP" in report.read_text()
 
+    # The monitoring view: a chart from the first landed day, inline in the last day's metadata.
+    from mlops_assets.monitoring.chart import chart_data, first_landed_day
+    from mlops_assets.monitoring.summary import read_summaries
+
+    last = story.rows[-1].day
+    [record] = dagster_instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=performance_key(spec), asset_partitions=[last]), limit=1
+    ).records
+    view = record.asset_materialization.metadata["monitoring_view"]
+    assert isinstance(view, dg.MarkdownMetadataValue)
+    assert view.value.startswith(f"![{UC} monitoring](data:image/png;base64,iVBOR")
+    assert (mlops_home / "storage" / UC / "reports" / "monitoring.png").read_bytes()[:4] == (
+        b"\x89PNG"
+    )
+    store = LocalObjectStore(mlops_home / "storage")
+    data = chart_data(spec, read_summaries(store, spec), ledger, first_landed_day(store, spec))
+    assert data.days == [row.day for row in story.rows]  # not from the spec's start_date
+    [slot] = data.slots
+    assert [e.day for e in data.events if e.kind == "promotion"] == [
+        r.day for r in story.rows if r.promoted.startswith("v")
+    ]
+    assert slot.champion[:3] == [None, None, "1"]  # promoted at the end of day 3
+    assert slot.score[3] == pytest.approx(story.rows[3].rmse)
+    assert slot.secondary[3] > 0 and slot.baseline[3] > slot.test_score[3] > 0
+
 
 def spec_threshold(data: dict) -> float:
     return data["retraining"]["max_psi"]
