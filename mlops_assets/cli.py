@@ -20,6 +20,7 @@ from mlops_assets.ingest.batches import landing_problem
 from mlops_assets.ingest.days import require_day, today
 from mlops_assets.ingest.readers import UnreadableFileError, read_landed_file
 from mlops_assets.metrics import shown
+from mlops_assets.monitoring.alerts import AlertWebhook
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -285,7 +286,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     env = _env()
     spec = _one_view(_spec(env, args.use_case), args.segment, "rollback")
     try:
-        entry = management.rollback(spec, env.tracking(), env.lake(), args.to)
+        entry = management.rollback(
+            spec, env.tracking(), env.lake(), args.to, alerts=AlertWebhook(env.alert_webhook)
+        )
     except management.ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2

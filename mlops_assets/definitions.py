@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlops_assets.components.alerts import build_run_failure_alerts
 from mlops_assets.components.resources import executor_for, resources_for
 from mlops_assets.components.use_case import UseCase
 from mlops_assets.environment import Environment, quiet_libraries
@@ -53,6 +54,9 @@ def defs() -> dg.Definitions:
             tree.build_defs(tree.defs_module_path),
             *(dg.build_defs_for_component(UseCase(i.spec)) for i in outside),
             dg.Definitions(
-                resources=resources_for(env), executor=executor_for(env), component_tree=tree
+                sensors=[build_run_failure_alerts()],
+                resources=resources_for(env),
+                executor=executor_for(env),
+                component_tree=tree,
             ),
         )

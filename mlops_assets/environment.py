@@ -237,6 +237,8 @@ class Environment:
         from_variables: For settings that may hold a secret (database URLs, S3 keys), the
             variable they came from, so Dagster resources refer to it instead of the value.
         serving: How a service answers (``MLOPS_SERVING_*``).
+        alert_webhook: Where alerts are posted (``MLOPS_ALERT_WEBHOOK``; unset: no alerts).
+            It often holds a token, so the Dagster resource refers to the variable.
     """
 
     home: Path
@@ -257,6 +259,7 @@ class Environment:
     s3: dict[str, str] = field(default_factory=dict)
     from_variables: dict[str, str] = field(default_factory=dict)
     serving: ServingOptions = field(default_factory=ServingOptions)
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -280,6 +283,7 @@ class Environment:
             "optuna_url": "MLOPS_OPTUNA_STORAGE",
             "prediction_log_database": "MLOPS_PREDICTION_LOG_DATABASE",
             "lock_url": "MLOPS_LOCK_URL" if env.get("MLOPS_LOCK_URL") else "MLOPS_OPTUNA_STORAGE",
+            "alert_webhook": "MLOPS_ALERT_WEBHOOK",
             **S3_VARIABLES,
         }
         return cls(
@@ -303,6 +307,7 @@ class Environment:
             s3={name: env[var] for name, var in S3_VARIABLES.items() if env.get(var)},
             from_variables={name: var for name, var in secrets.items() if env.get(var)},
             serving=ServingOptions.from_env(env),
+            alert_webhook=(env.get("MLOPS_ALERT_WEBHOOK") or "").strip() or None,
         )
 
     # ------------------------------------------------------------ derived locations

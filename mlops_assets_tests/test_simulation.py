@@ -28,7 +28,7 @@ def short_spec(tmp_path, mlops_home, monkeypatch):
     return data
 
 
-def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
+def test_a_week_of_batches_with_drift(short_spec, mlops_home, monkeypatch) -> None:
     from mlops_assets.components.monitoring import drift_key, performance_key
     from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import simulate_days
@@ -36,7 +36,10 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     from mlops_assets.registry.ledger import read_ledger
     from mlops_assets.specs import use_case_specs
     from mlops_assets.storage.objectstore import LocalObjectStore
+    from mlops_assets_tests.harness.webhook import Receiver
 
+    webhook = Receiver()  # promotions and drift are alerted
+    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK", webhook.url)
     env = Environment.from_env()
     lines: list[str] = []
     story = simulate_days(
@@ -94,6 +97,14 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     assert slot.champion[:3] == [None, None, "1"]  # promoted at the end of day 3
     assert slot.score[3] == pytest.approx(story.rows[3].rmse)
     assert slot.secondary[3] > 0 and slot.baseline[3] > slot.test_score[3] > 0
+
+    webhook.close()
+    promoted = [r.promoted for r in story.rows if r.promoted.startswith("v")]
+    alerted = [a["details"]["version"] for a in webhook.received if a["kind"] == "promotion"]
+    assert [f"v{v}" for v in alerted] == promoted
+    drifted = [a for a in webhook.received if a["kind"] in {"drift", "degradation"}]
+    assert {a["details"]["day"] for a in drifted} >= {r.day for r in story.rows[4:]}
+    assert any("PSI of" in a["text"] and "(Y=0.2)" in a["text"] for a in drifted)
 
 
 def spec_threshold(data: dict) -> float:

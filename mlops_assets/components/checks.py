@@ -13,8 +13,11 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.components.resources import AlertWebhookResource
 from mlops_assets.features.quality import CheckOutcome
 from mlops_assets.metrics import significant
+from mlops_assets.monitoring.alerts import day_rejected
+from mlops_assets.specs.model import UseCaseSpec
 
 REPORT_KEYS = {"report"}
 """Metadata keys whose values are paths to open (a drift report)."""
@@ -93,3 +96,21 @@ def check_results(
             )
         )
     return results
+
+
+def alert_rejected_days(
+    alerts: AlertWebhookResource,
+    spec: UseCaseSpec,
+    key: dg.AssetKey,
+    per_day: Mapping[str, Sequence[CheckOutcome]],
+    context: dg.AssetExecutionContext,
+) -> None:
+    """Alert on the days of a run whose blocking checks failed (if a webhook is set)."""
+    failed = {
+        day: [f"{o.name}: {o.summary}" for o in outcomes if not o.passed]
+        for day, outcomes in per_day.items()
+        if any(not o.passed for o in outcomes)
+    }
+    if failed:
+        alert = day_rejected(spec, key.path[-1], failed, context.run_id)
+        alerts.send(alert, context.log.warning)

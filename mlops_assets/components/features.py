@@ -8,10 +8,15 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets import names
-from mlops_assets.components.checks import check_results, check_specs
+from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.ingest import raw_key
 from mlops_assets.components.partitions import daily_partitions
-from mlops_assets.components.resources import STORAGE_RETRY_POLICY, ObjectStorage, RetrainLock
+from mlops_assets.components.resources import (
+    STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
+    ObjectStorage,
+    RetrainLock,
+)
 from mlops_assets.features.cleaning import clean_frame, null_counts
 from mlops_assets.features.forecast import prepare_history
 from mlops_assets.features.quality import CLEAN_CHECKS, clean_checks, write_verdict
@@ -56,7 +61,10 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
     )
     def clean_data(
-        context: dg.AssetExecutionContext, raw_data: pd.DataFrame, lake: ObjectStorage
+        context: dg.AssetExecutionContext,
+        raw_data: pd.DataFrame,
+        lake: ObjectStorage,
+        alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         per_day: dict[str, pd.DataFrame] = {}
         outcomes = {}
@@ -86,6 +94,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 ),
             },
         )
+        alert_rejected_days(alerts, spec, key, outcomes, context)
         yield from check_results(key, outcomes)
 
     return clean_data

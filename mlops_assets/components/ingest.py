@@ -14,9 +14,14 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from mlops_assets import names
-from mlops_assets.components.checks import check_results, check_specs
+from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.partitions import daily_partitions, partition_bounds
-from mlops_assets.components.resources import STORAGE_RETRY_POLICY, LandingZone, ObjectStorage
+from mlops_assets.components.resources import (
+    STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
+    LandingZone,
+    ObjectStorage,
+)
 from mlops_assets.features.quality import RAW_CHECKS, raw_checks, write_verdict
 from mlops_assets.ingest.batches import (
     LATE_DAYS,
@@ -63,7 +68,10 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         "they arrived (all values as text).",
     )
     def raw_data(
-        context: dg.AssetExecutionContext, landing: LandingZone, lake: ObjectStorage
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        lake: ObjectStorage,
+        alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         days = list(context.partition_keys)
         store = lake.store()
@@ -94,6 +102,7 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
             },
         )
         record_files(store, spec, found.entries)
+        alert_rejected_days(alerts, spec, key, outcomes, context)
         yield from check_results(key, outcomes)
 
     return raw_data

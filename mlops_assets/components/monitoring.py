@@ -18,10 +18,12 @@ from mlops_assets.components.partitions import daily_partitions
 from mlops_assets.components.registry import champion_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
     MlflowTracking,
     ObjectStorage,
     PredictionLogSettings,
 )
+from mlops_assets.monitoring.alerts import threshold_alert
 from mlops_assets.monitoring.chart import chart_markdown, monitoring_chart
 from mlops_assets.monitoring.performance import metadata_by_day, monitor
 from mlops_assets.monitoring.summary import write_summary
@@ -92,6 +94,7 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         lake: ObjectStorage,
         mlflow: MlflowTracking,
         prediction_log: PredictionLogSettings,
+        alerts: AlertWebhookResource,
     ) -> Iterator[dg.MaterializeResult]:
         days = sorted(context.partition_keys)
         store = lake.store()
@@ -110,6 +113,9 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 context.add_asset_metadata(as_metadata(values), asset_key=key, partition_key=day)
         for summary in found.summaries:
             write_summary(store, spec, summary)
+        breach = threshold_alert(spec, found.summaries, context.run_id)
+        if breach is not None:
+            alerts.send(breach, context.log.warning)
         context.add_asset_metadata(
             monitoring_view(store, spec, days[-1]),
             asset_key=performance_key(spec),

@@ -12,12 +12,14 @@ from mlops_assets.components.checks import as_metadata
 from mlops_assets.components.features import test_key, train_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
     MlflowTracking,
     ObjectStorage,
     RetrainLock,
 )
 from mlops_assets.components.training import slot_key, tuned_key
 from mlops_assets.features.pipeline import model_input
+from mlops_assets.monitoring.alerts import promotion as promotion_alert
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, as_of, read_ledger
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.registry.tracking import Tracking
@@ -216,6 +218,7 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         mlflow: MlflowTracking,
         lake: ObjectStorage,
         retrain_lock: RetrainLock,
+        alerts: AlertWebhookResource,
     ) -> dg.MaterializeResult:
         retrain_lock.acquire(spec.name)  # held by the run already; re-checked before the gate
         tracking = mlflow.tracking()
@@ -254,6 +257,15 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             promote(tracking, spec, decision)
         days = training_days(tracking, challenger.run_id)
         append_entry(lake.store(), spec, ledger_entry(spec, decision, context, days))
+        if decision.promote:
+            alert = promotion_alert(
+                spec,
+                decision.challenger_version,
+                decision.incumbent_version,
+                decision.reason,
+                context.run_id,
+            )
+            alerts.send(alert, context.log.warning)
         champion_version = (
             decision.challenger_version if decision.promote else decision.incumbent_version
         )

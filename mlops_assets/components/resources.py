@@ -20,6 +20,7 @@ from typing_extensions import override
 from mlops_assets.bentos.build import BentoStore
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.landing import LandingZone as PlainLandingZone
+from mlops_assets.monitoring.alerts import Alert, AlertWebhook
 from mlops_assets.registry.lock import RetrainLockError, RetrainLocks
 from mlops_assets.registry.tracking import Tracking
 from mlops_assets.storage.objectstore import ObjectStore, open_store
@@ -177,6 +178,23 @@ class PredictionLogSettings(dg.ConfigurableResource):
         return self.database or None
 
 
+class AlertWebhookResource(dg.ConfigurableResource):
+    """Where alerts are posted (see :mod:`mlops_assets.monitoring.alerts`); unset: nowhere."""
+
+    url: str | None = Field(
+        default=None,
+        description="Webhook receiving alerts as JSON (from MLOPS_ALERT_WEBHOOK); unset: none.",
+    )
+
+    def webhook(self) -> AlertWebhook:
+        """The plain sender."""
+        return AlertWebhook(self.url)
+
+    def send(self, alert: Alert, log: Any = None) -> bool:
+        """Post ``alert`` if a webhook is set; a failure is logged to ``log``, never raised."""
+        return self.webhook().send(alert, log)
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores every table asset as Parquet, one object per partition, never a pickle."""
 
@@ -286,6 +304,7 @@ def resources_for(env: Environment) -> dict[str, Any]:
             database=_setting(env, "prediction_log_database", env.prediction_log_database)
         ),
         "bentos": BentoStoreResource(home=str(env.bentoml_home), source=str(env.bento_source)),
+        "alerts": AlertWebhookResource(url=_setting(env, "alert_webhook", env.alert_webhook)),
     }
 
 

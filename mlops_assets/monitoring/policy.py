@@ -116,10 +116,11 @@ def cooldown_end(last_day: str | None, cooldown_days: int) -> str | None:
     return (dt.date.fromisoformat(last_day) + dt.timedelta(days=cooldown_days)).isoformat()
 
 
-def breaches(spec: UseCaseSpec, summary: DaySummary) -> list[str]:
-    """What on a day is past the policy's thresholds (degradation X, drift Y), cool-down aside.
+def breaches(spec: UseCaseSpec, summary: DaySummary) -> list[tuple[str, str]]:
+    """What on a day is past the policy's thresholds, cool-down aside: ``(kind, words)`` pairs.
 
-    What monitoring alerts on; the policy fires on the same thresholds unless cooling down.
+    ``kind`` is ``degradation`` (X) or ``drift`` (Y). What monitoring alerts on; the policy
+    fires on the same thresholds unless cooling down.
     """
     policy = spec.retraining
     found = []
@@ -129,13 +130,19 @@ def breaches(spec: UseCaseSpec, summary: DaySummary) -> list[str]:
         if s.degradation is not None and s.degradation > policy.max_metric_degradation:
             if change_ok:
                 found.append(
-                    f"{s.metric}{label} on {summary.day} is {s.degradation:.1%} worse than the "
-                    f"champion's test score (X={policy.max_metric_degradation:.0%})"
+                    (
+                        "degradation",
+                        f"{s.metric}{label} on {summary.day} is {s.degradation:.1%} worse than "
+                        f"the champion's test score (X={policy.max_metric_degradation:.0%})",
+                    )
                 )
         if s.max_psi is not None and s.max_psi > policy.max_psi:
             found.append(
-                f"PSI of {s.max_psi_feature}{label} on {summary.day} is {s.max_psi:.3f} "
-                f"(Y={policy.max_psi})"
+                (
+                    "drift",
+                    f"PSI of {s.max_psi_feature}{label} on {summary.day} is {s.max_psi:.3f} "
+                    f"(Y={policy.max_psi})",
+                )
             )
     return found
 
