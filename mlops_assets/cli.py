@@ -120,7 +120,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     spec = _spec(env, args.use_case)
     segment = _segment_name(spec, args.segment)
     outcome = launch.refresh(
-        spec, env, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
+        spec, env, train=not args.no_train, n_trials=args.trials, log=demo.say, segment=segment
     )
     for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
         for error in run.errors:

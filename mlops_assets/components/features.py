@@ -11,6 +11,7 @@ from mlops_assets import names
 from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.ingest import raw_key
 from mlops_assets.components.partitions import daily_partitions
+from mlops_assets.components.progress import Progress
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
     AlertWebhookResource,
@@ -69,7 +70,10 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         per_day: dict[str, pd.DataFrame] = {}
         outcomes = {}
         reports = []
-        for day, raw in split_by_day(raw_data, spec).items():
+        days = split_by_day(raw_data, spec)
+        progress = Progress(context.log.info, len(days), "cleaned")
+        for day, raw in days.items():
+            progress.step()
             clean, report = clean_frame(raw, spec)
             per_day[day] = clean
             outcomes[day] = clean_checks(clean, report, spec)

@@ -80,6 +80,11 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         except (NothingLandedError, UnreadableFileError) as error:  # a retry cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
         per_day = split_by_day(found.rows, spec)
+        context.log.info(
+            f"read {len(found.files)} file{'' if len(found.files) == 1 else 's'} "
+            f"({found.skipped} skipped by the index): "
+            f"{len(found.rows)} rows on {len(per_day)} of the run's {len(days)} days"
+        )
         judged = sorted(set(per_day) | set(found.claimed))
         outcomes = {day: raw_checks(per_day.get(day, found.rows.iloc[0:0]), spec) for day in judged}
         for day, day_outcomes in outcomes.items():

@@ -46,6 +46,11 @@ HEADER = (
 )
 
 
+def say(line: str) -> None:
+    """Print a line at once (the demo's progress reaches a pipe or ``tee`` as it happens)."""
+    print(line, flush=True)
+
+
 def land_generated_days(
     env: Environment,
     use_case: str,
@@ -166,7 +171,7 @@ def simulate_days(
     n_trials: int | None = 8,
     seed: int = 7,
     end: dt.date | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> Story:
     """Simulate ``days`` days of the platform's life.
 
@@ -267,7 +272,7 @@ def reset_home(env: Environment) -> None:
 
 
 def brief_use_cases(
-    env: Environment, rows: int, n_trials: int, seed: int, log: Callable[[str], None] = print
+    env: Environment, rows: int, n_trials: int, seed: int, log: Callable[[str], None] = say
 ) -> list[str]:
     """Every other use case with a generator: three landed days, one refresh, small budget.
 
@@ -285,9 +290,10 @@ def brief_use_cases(
         else:
             land_generated_days(env, name, days=3, rows=rows, seed=seed)
             landed = f"3 days x {rows} rows"
+        log(f"{name}: {landed} landed; ingesting and tuning ({n_trials} trials)...")
         outcome = refresh(spec, env, definitions, dagster_instance, n_trials=n_trials, seed=seed)
         state = "ok" if outcome.success else "FAILED"
-        log(f"{name}: {landed}, {n_trials} trials: {state} ({time.monotonic() - started:.0f}s)")
+        log(f"{name}: {state} ({time.monotonic() - started:.0f}s)")
         if not outcome.success:
             runs = [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]
             failures += [f"{name} {run.job}: {run.errors}" for run in runs if not run.success]

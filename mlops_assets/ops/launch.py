@@ -139,6 +139,9 @@ def ingest(
     found = pending_ranges(env.landing_zone(), env.lake(), spec, partition_bounds(spec))
     outcome = RefreshOutcome(unplaced=found.unplaced)
     for batch in found.ranges:
+        if log and batch.first != batch.last:  # a range can take minutes: say it started
+            files = f"{len(batch.files)} file{'s' if len(batch.files) > 1 else ''}"
+            log(f"ingest {spec.name} {batch.label} ({files}): running")
         run = execute(
             definitions,
             names.ingest_job(spec.name),
