@@ -17,6 +17,7 @@ from mlops_assets import names
 from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.partitions import daily_partitions, partition_bounds
 from mlops_assets.components.resources import (
+    QUIET_RUNS,
     STORAGE_RETRY_POLICY,
     AlertWebhookResource,
     LandingZone,
@@ -212,6 +213,7 @@ def build_simulation(spec: UseCaseSpec) -> tuple[dg.JobDefinition, dg.ScheduleDe
         name=names.simulate_job(spec.name),
         description=f"{spec.name}: land the next day's generated batch (drift from config).",
         executor_def=dg.in_process_executor,
+        config=QUIET_RUNS,
     )
     def simulate_new_day() -> None:
         land_generated_day()

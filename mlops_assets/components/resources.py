@@ -327,3 +327,13 @@ def executor_for(env: Environment) -> dg.ExecutorDefinition:
             ) from None
         return k8s_job_executor
     return dg.in_process_executor
+
+
+QUIET_RUNS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Default run config of the location's jobs: a run prints warnings and errors to its terminal.
+
+A run the daemon launches prints to the terminal of ``make dev`` (or a container's log); with no
+logger configured, Dagster prints every event of every run at DEBUG there, a flood of
+``STEP_START`` lines. The run's event log in the UI keeps every event and message whatever this
+says; ``loggers: {console: {config: {log_level: INFO}}}`` in a run's config brings them back to
+the terminal (the Launchpad shows this default, to edit)."""
