@@ -9,6 +9,11 @@ export BENTOML_DO_NOT_TRACK := true
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 # One "planned" event per asset of a range run (the daemon and the UI create runs too).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
+# `make dev`: the Dagster UI's port (`mlops serve` defaults to 3001, so both run side by side) and
+# the log level of the webserver and daemon (info shows every sensor tick; the ticks' results are
+# in the UI under Automation).
+DEV_PORT ?= 3000
+DEV_LOG_LEVEL ?= warning
 
 .PHONY: install demo dev dagster-home test test-unit bench lint clean
 
@@ -31,10 +36,13 @@ demo: install  ## The 30-day BigMart story on embedded defaults (starts from an 
 
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
-	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+	@# A link into the repository's instance/dagster.yaml; one left dangling by the old layout
+	@# (dagster.yaml at the root) is replaced.
+	@[ -e "$(DAGSTER_HOME)/dagster.yaml" ] || ln -sfn "$(CURDIR)/instance/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
 
 dev: install dagster-home  ## The Dagster UI (http://127.0.0.1:3000) on the same state as the demo
-	$(BIN)/dg dev -h 127.0.0.1 -p 3000
+	@echo "Dagster UI on http://127.0.0.1:$(DEV_PORT) (logs at $(DEV_LOG_LEVEL); make dev DEV_LOG_LEVEL=info for all)"
+	$(BIN)/dg dev -h 127.0.0.1 -p $(DEV_PORT) --log-level $(DEV_LOG_LEVEL)
 
 test: install  ## The whole suite, integration tests (real servers) included
 	$(BIN)/pytest

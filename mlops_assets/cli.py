@@ -8,18 +8,21 @@ environment is resolved once per command (:class:`~mlops_assets.environment.Envi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 from mlops_assets.bentos.build import BentoBuildError
-from mlops_assets.environment import Environment
-from mlops_assets.ingest.days import today
+from mlops_assets.components.partitions import partition_bounds
+from mlops_assets.environment import Environment, quiet_libraries
+from mlops_assets.ingest.batches import landing_problem
+from mlops_assets.ingest.days import require_day, today
+from mlops_assets.ingest.inputs import dated_as_landed
 from mlops_assets.ingest.inputs import describe as describe_input
-from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes
+from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes, read_landed_file
+from mlops_assets.metrics import shown
+from mlops_assets.monitoring.alerts import AlertWebhook
 from mlops_assets.monitoring.pauses import set_paused
 from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
 from mlops_assets.registry.ledger import read_ledger
@@ -27,10 +30,9 @@ from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.training.worker import TuneWorkerError, tune_worker
 
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
 
 def _env() -> Environment:
+    quiet_libraries()
     return Environment.from_env()
 
 
@@ -70,17 +72,19 @@ def _one_view(spec: UseCaseSpec, segment: str | None, command: str) -> UseCaseSp
 
 
 def parse_date(text: str) -> str:
-    """A ``YYYY-MM-DD`` date, and nothing else (``20261001`` is not one)."""
+    """The ``type`` of every ``--date``: a ``YYYY-MM-DD`` day and nothing else.
+
+    One parser (:func:`~mlops_assets.ingest.days.parse_day`) for the CLI, landing folders and the
+    simulate job: ``20261001`` is not a day.
+    """
     try:
-        if not DATE.fullmatch(text):
-            raise ValueError(text)
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+        return require_day(text).isoformat()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    """Copy a file into a landing day's folder."""
+    """Copy a file into a landing day's folder, if its rows would be ingested."""
     env = _env()
     spec = _spec(env, args.use_case)
     source = Path(args.file)
@@ -89,8 +93,29 @@ def cmd_land(args: argparse.Namespace) -> int:
     except UnreadableFileError as error:
         raise SystemExit(str(error)) from None
     day = args.date or today().isoformat()
+    frame = None
+    if spec.partitions.by == "event_date" and dated_as_landed(spec, source.name):
+        try:  # its rows' dates decide its partitions
+            frame = read_landed_file(source.name, data)
+        except UnreadableFileError as error:
+            raise SystemExit(str(error)) from None
+        if spec.partitions.date_column not in frame.columns:
+            frame = None  # dated by a reference file's join (a calendar), checked at ingestion
+    refusal, notes = landing_problem(spec, day, partition_bounds(spec), frame)
+    if refusal is not None and not (args.allow_future and day > today().isoformat()):
+        hint = (
+            "; land it on its day, or pass --allow-future to land it now (it is ingested "
+            "once its day comes)"
+            if day > today().isoformat()
+            else ""
+        )
+        raise SystemExit(f"not landed: {refusal}{hint}")
     key = env.landing_zone().land(spec.name, day, source.name, data)
     print(f"landed {source} as {key}: {describe_input(spec, key)}")
+    if refusal is not None:
+        print(f"  waits until {day}: {refusal}", file=sys.stderr)
+    for note in notes:
+        print(f"  note: {note}", file=sys.stderr)
     return 0
 
 
@@ -100,15 +125,16 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     spec = _spec(env, args.use_case)
     segment = _segment_name(spec, args.segment)
     outcome = launch.refresh(
-        spec, env, train=not args.no_train, n_trials=args.trials, log=print, segment=segment
+        spec, env, train=not args.no_train, n_trials=args.trials, log=demo.say, segment=segment
     )
     for run in [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]:
         for error in run.errors:
             print(f"  {run.job} {run.partition or ''}: {error}", file=sys.stderr)
     for key, why in outcome.unplaced.items():
         print(f"  not ingested: {key}: {why}", file=sys.stderr)
-    if not outcome.ingested and not args.no_train:
-        print(f"{spec.name}: no new landing days")
+    if not outcome.ingested:
+        waiting = f" ({len(outcome.unplaced)} landed files not ingested, above)"
+        print(f"{spec.name}: no new landing days{waiting if outcome.unplaced else ''}")
     return 0 if outcome.success else 1
 
 
@@ -148,7 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             if version is None:
                 print(f"  {alias}: none")
                 continue
-            metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(version["metrics"].items()))
+            metrics = ", ".join(f"{k}={shown(v)}" for k, v in sorted(version["metrics"].items()))
             print(f"  {alias}: v{version['version']} run {version['run_id']} {metrics}")
         decision = slot.get("last_decision")
         if decision is not None:
@@ -222,7 +248,7 @@ def cmd_tune_worker(args: argparse.Namespace) -> int:
         )
     except TuneWorkerError as error:
         raise SystemExit(str(error)) from None
-    best = "n/a" if report.best_value is None else f"{report.best_value:.4f}"
+    best = "n/a" if report.best_value is None else shown(report.best_value)
     print(
         f"added {report.trials_added} trials to {report.study_name}: "
         f"{report.complete_in_study} complete, best {spec.primary_metric} {best}"
@@ -261,7 +287,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         "trigger",
         "reason",
     ]
-    print(ledger[columns].to_string(index=False, max_colwidth=70))
+    table = ledger[columns].astype(object)
+    for column in ("challenger_score", "incumbent_score"):
+        table[column] = [
+            shown(v) if isinstance(v, float) and v == v else "-" for v in table[column]
+        ]
+    print(table.to_string(index=False, max_colwidth=70))
     return 0
 
 
@@ -270,7 +301,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     env = _env()
     spec = _one_view(_spec(env, args.use_case), args.segment, "rollback")
     try:
-        entry = management.rollback(spec, env.tracking(), env.lake(), args.to)
+        entry = management.rollback(
+            spec, env.tracking(), env.lake(), args.to, alerts=AlertWebhook(env.alert_webhook)
+        )
     except management.ManagementError as error:
         print(str(error), file=sys.stderr)
         return 2
@@ -346,6 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     land_parser.add_argument("use_case")
     land_parser.add_argument("file")
     land_parser.add_argument("--date", type=parse_date, help="landing day (default: today, UTC)")
+    land_parser.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="land on a day after today (ingested once that day comes)",
+    )
     land_parser.set_defaults(func=cmd_land)
 
     refresh_parser = sub.add_parser("refresh", help="ingest new days, retrain, promote")
@@ -379,7 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_parser = sub.add_parser("serve", help="serve the champion's bento (bentoml serve)")
     serve_parser.add_argument("use_case")
-    serve_parser.add_argument("--port", type=int, default=3000)
+    serve_parser.add_argument(
+        "--port",
+        type=int,
+        default=serve.DEFAULT_PORT,
+        help=f"port (default {serve.DEFAULT_PORT}; the Dagster UI of `make dev` is on 3000)",
+    )
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument(
         "--pin",

@@ -14,8 +14,9 @@ needs no server; each is overridden by its own variable for the deployed stack.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,53 @@ S3_VARIABLES = {
 }
 DEFAULT_MAX_RECORDS = 10_000
 MIN_API_KEY_CHARS = 16
+
+
+QUIET_DEFAULTS = {
+    # MLflow's "Downloading artifacts" progress bar, drawn on every model load from the
+    # registry (a CLI command, a monitoring run, the champion follower).
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # The level MLflow gives its logger when imported (over any set before): not INFO, which
+    # prints "Creating initial MLflow database tables" and the like in every terminal.
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}
+"""Library settings that keep terminals readable; a value the environment sets wins."""
+KNOWN_NOTICES = {
+    # Logged on every scikit-learn model logged: ours are logged as cloudpickle on purpose
+    # (custom transformers in the pipeline) and only ever loaded from our own registry.
+    "mlflow.sklearn": "Saving scikit-learn models in the pickle or cloudpickle format",
+}
+
+
+class _KnownNotice(logging.Filter):
+    """Drops one known log message of a library logger (by the start of its text)."""
+
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
+
+
+def quiet_libraries(environ: MutableMapping[str, str] | None = None) -> None:
+    """Keep MLflow's notices out of terminals: the one place that quiets libraries.
+
+    Sets :data:`QUIET_DEFAULTS` where the environment leaves them unset or empty (so setting
+    ``MLFLOW_LOGGING_LEVEL=INFO`` brings MLflow's lines back), and drops the known notices of
+    :data:`KNOWN_NOTICES`. Called where a process starts using the platform: the code
+    location's definitions (webserver, daemon, runs) and the ``mlops`` command. Idempotent.
+    """
+    env = os.environ if environ is None else environ
+    for name, value in QUIET_DEFAULTS.items():
+        if not env.get(name, "").strip():  # MLflow refuses an empty value
+            env[name] = value
+    level = env["MLFLOW_LOGGING_LEVEL"].strip().upper()
+    logging.getLogger("mlflow").setLevel(level)  # if MLflow was imported already
+    for name, start in KNOWN_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KnownNotice) for f in logger.filters):
+            logger.addFilter(_KnownNotice(start))
 
 
 class SettingError(ValueError):
@@ -218,6 +266,8 @@ class Environment:
         from_variables: For settings that may hold a secret (database URLs, S3 keys), the
             variable they came from, so Dagster resources refer to it instead of the value.
         serving: How a service answers (``MLOPS_SERVING_*``).
+        alert_webhook: Where alerts are posted (``MLOPS_ALERT_WEBHOOK``; unset: no alerts).
+            It often holds a token, so the Dagster resource refers to the variable.
     """
 
     home: Path
@@ -239,6 +289,7 @@ class Environment:
     s3: dict[str, str] = field(default_factory=dict)
     from_variables: dict[str, str] = field(default_factory=dict)
     serving: ServingOptions = field(default_factory=ServingOptions)
+    alert_webhook: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -262,6 +313,7 @@ class Environment:
             "optuna_url": "MLOPS_OPTUNA_STORAGE",
             "prediction_log_database": "MLOPS_PREDICTION_LOG_DATABASE",
             "lock_url": "MLOPS_LOCK_URL" if env.get("MLOPS_LOCK_URL") else "MLOPS_OPTUNA_STORAGE",
+            "alert_webhook": "MLOPS_ALERT_WEBHOOK",
             **S3_VARIABLES,
         }
         return cls(
@@ -288,6 +340,7 @@ class Environment:
             s3={name: env[var] for name, var in S3_VARIABLES.items() if env.get(var)},
             from_variables={name: var for name, var in secrets.items() if env.get(var)},
             serving=ServingOptions.from_env(env),
+            alert_webhook=(env.get("MLOPS_ALERT_WEBHOOK") or "").strip() or None,
         )
 
     # ------------------------------------------------------------ derived locations
@@ -300,7 +353,7 @@ class Environment:
     @property
     def dagster_yaml(self) -> Path:
         """The repository's instance configuration the embedded instance links to."""
-        return REPO_ROOT / "dagster.yaml"
+        return REPO_ROOT / "instance" / "dagster.yaml"
 
     def s3_options(self) -> dict[str, str]:
         """Endpoint, credentials and region for S3 stores (only those set)."""
@@ -328,17 +381,20 @@ class Environment:
         return self.s3_options() if is_s3(uri) else {}
 
     def ensure_dagster_home(self) -> Path:
-        """Create the instance folder, configured by the repository's dagster.yaml.
+        """Create the instance folder, configured by the repository's ``instance/dagster.yaml``.
 
-        The folder holds a link to the root ``dagster.yaml`` (a copy where links are not
-        possible), so editing the root file configures the embedded instance. Sets
-        ``DAGSTER_HOME`` for this process: Dagster's own code reads it there.
+        The folder holds a link to that file (a copy where links are not possible), so editing
+        it configures the embedded instance. A link left dangling by an older layout (the file
+        was at the repository's root) is replaced. Sets ``DAGSTER_HOME`` for this process:
+        Dagster's own code reads it there.
         """
         home = self.dagster_home
         home.mkdir(parents=True, exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(home)
         target = home / "dagster.yaml"
         source = self.dagster_yaml
+        if target.is_symlink() and not target.exists():
+            target.unlink()
         if source.exists() and not target.exists():
             try:
                 target.symlink_to(source)

@@ -50,6 +50,29 @@ def tweedie_floor(y_true: np.ndarray) -> float:
     return max(1e-6, TWEEDIE_FLOOR_SHARE * mean)
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits, still a number.
+
+    For metadata the UI plots: ``1591.1414027`` -> ``1591.0``, ``0.0345678`` -> ``0.03457``;
+    NaN and infinity stay.
+    """
+    if not math.isfinite(value) or value == 0:
+        return float(value)
+    return round(float(value), digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def shown(value: float | None) -> str:
+    """A score as people read it: two decimals from 100 up, else four significant digits.
+
+    ``1591.1414027`` -> ``1591.14``, ``0.536512`` -> ``0.5365``, ``None`` -> ``-``.
+    """
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def regression_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """One regression metric."""
     from sklearn import metrics as skm

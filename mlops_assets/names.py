@@ -103,6 +103,16 @@ def retrain_pool(use_case: str) -> str:
     return f"{use_case}__retrain"
 
 
+RUN_FAILURE_SENSOR = "run_failure_alerts"
+"""The code location's sensor posting an alert for every failed run (with a webhook set)."""
+
+
+def job_use_case(job_name: str) -> str | None:
+    """The use case a job belongs to (``<use_case>__<job>``), or ``None`` for another job."""
+    use_case, separator, _ = job_name.partition("__")
+    return use_case if separator and use_case else None
+
+
 def retraining_instigators(use_case: str) -> list[tuple[str, str]]:
     """``(kind, name)`` of the automation that retrains a use case by itself."""
     return [("sensor", retrain_sensor(use_case)), ("schedule", weekly_schedule(use_case))]

@@ -144,3 +144,110 @@ def test_every_command_first_fails_the_runs_a_killed_process_left(
     [record] = dg.DagsterInstance.get().get_run_records()
     assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
     assert REAPED_TAG in record.dagster_run.tags
+
+
+def test_every_date_is_read_by_one_strict_parser(mlops_home: Path, tmp_path: Path) -> None:
+    """``20261001`` is ISO 8601 but not a day: refused by ``--date`` and by the simulate job."""
+    from mlops_assets.components.ingest import SimulateConfig
+
+    source = tmp_path / "Train.csv"
+    source.write_text("Item_Identifier,Item_MRP\nFDA15,249.8\n")
+    for text in ("20261001", "2026-10-32", "2026-W40"):
+        with pytest.raises(SystemExit):
+            main(["land", "bigmart_sales", str(source), "--date", text])
+        with pytest.raises(ValueError, match="not a YYYY-MM-DD day"):
+            SimulateConfig(day=text)
+    assert SimulateConfig(day="2026-10-01").day == "2026-10-01"
+    assert not (mlops_home / "landing").exists()
+
+
+def test_land_refuses_a_day_that_would_never_or_not_yet_be_ingested(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    import datetime as dt
+
+    from mlops_assets.ingest.days import today
+
+    source = tmp_path / "Train.csv"
+    source.write_text("Item_Identifier,Item_MRP\nFDA15,249.8\n")
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    with pytest.raises(SystemExit, match=f"not landed: landing day {tomorrow} is after today"):
+        main(["land", "bigmart_sales", str(source), "--date", tomorrow])
+    with pytest.raises(SystemExit, match="before bigmart_sales's first partition 2024-01-01"):
+        main(["land", "bigmart_sales", str(source), "--date", "2023-12-31"])
+    assert not (mlops_home / "landing").exists()
+
+    assert main(["land", "bigmart_sales", str(source), "--date", tomorrow, "--allow-future"]) == 0
+    assert f"waits until {tomorrow}" in capsys.readouterr().err
+    # Not ingested yet, and refresh says so instead of printing nothing.
+    assert main(["refresh", "bigmart_sales", "--no-train"]) == 0
+    out, err = capsys.readouterr()
+    assert f"not ingested: bigmart_sales/{tomorrow}/Train.csv: landed for {tomorrow}" in err
+    assert "bigmart_sales: no new landing days (1 landed files not ingested, above)" in out
+
+
+def test_land_reads_an_event_date_file_before_landing_it(
+    mlops_home: Path, tmp_path: Path, capsys
+) -> None:
+    """m5_sales: the rows' dates decide the partitions, so they are checked, not the day."""
+    old = tmp_path / "old.csv"
+    old.write_text("id,date,sales\nx,2010-12-30,1\n")
+    with pytest.raises(SystemExit, match="rows are dated 2010-12-30..2010-12-30, before the"):
+        main(["land", "m5_sales", str(old)])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("id,date,sales\nx,2010-12-30,1\nx,2011-02-01,1\nx,soon,1\n")
+    assert main(["land", "m5_sales", str(mixed)]) == 0
+    err = capsys.readouterr().err
+    assert "1 rows dated before the first partition 2011-01-29 are left out" in err
+    assert "1 rows have no readable date" in err
+
+
+def test_serve_and_make_dev_default_to_different_ports() -> None:
+    """`make dev` (the Dagster UI) and `mlops serve` run side by side on their defaults, and the
+    README's curl examples reach the service, not Dagster."""
+    import re
+
+    from mlops_assets.cli import build_parser
+    from mlops_assets.ops.serve import DEFAULT_PORT
+
+    root = Path(__file__).resolve().parent.parent
+    dev_port = int(re.search(r"^DEV_PORT \?= (\d+)$", (root / "Makefile").read_text(), re.M)[1])
+    serve_port = build_parser().parse_args(["serve", "bigmart_sales"]).port
+    assert serve_port == DEFAULT_PORT != dev_port
+    readme = (root / "README.md").read_text()
+    assert f"http://127.0.0.1:{dev_port}" in readme
+    curls = re.findall(r"curl -s localhost:(\d+)/", readme)
+    assert curls and set(curls) == {str(serve_port)}
+    assert f"[--port {serve_port}]" in readme
+
+
+def test_refresh_on_a_fresh_home_prints_only_its_own_lines(mlops_home: Path) -> None:
+    """No MLflow INFO line, pickle notice or download progress bar, no Dagster beta/preview
+    warning: a fresh home (MLflow creates its tables, the gate downloads the challenger), in a
+    process of its own with none of the quieting variables set."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from mlops_assets.environment import QUIET_DEFAULTS, Environment
+    from mlops_assets.ops.demo import land_generated_days
+
+    land_generated_days(Environment.from_env(), "bigmart_sales", days=2, rows=300, seed=3)
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_DEFAULTS}
+    env.pop("PYTHONWARNINGS", None)
+    mlops = Path(sys.executable).with_name("mlops")
+    result = subprocess.run(
+        [str(mlops), "refresh", "bigmart_sales", "--trials", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    lines = output.splitlines()
+    own = re.compile(r"^(ingest bigmart_sales 2\d{3}-\d\d-\d\d|retrain bigmart_sales): ok \(run ")
+    assert [line for line in lines if not own.match(line)] == []
+    assert len(lines) == 3

@@ -499,21 +499,46 @@ def test_instances_share_the_pool_limits() -> None:
     pooled step in turn, so a second retraining run of a use case cannot start between the
     first one's steps.
     """
-    embedded = load_yaml(REPO / "dagster.yaml")["concurrency"]["pools"]
+    embedded = load_yaml(REPO / "instance" / "dagster.yaml")["concurrency"]["pools"]
     assert embedded == {"granularity": "run", "default_limit": 1}
     assert load_yaml(DOCKER / "dagster.yaml")["concurrency"]["pools"] == embedded
     assert load_yaml(K8S / "dagster.yaml")["concurrency"]["pools"] == embedded
 
 
 def test_embedded_instance_validates(tmp_path: Path) -> None:
-    """The root dagster.yaml (what ``DAGSTER_HOME`` links to) loads, with run-granularity pools."""
+    """``instance/dagster.yaml`` (``DAGSTER_HOME`` links to it) loads, with run-granular pools."""
     import dagster as dg
 
-    ref = validate_instance(instance_dir(tmp_path, REPO / "dagster.yaml"))
+    ref = validate_instance(instance_dir(tmp_path, REPO / "instance" / "dagster.yaml"))
     assert pool_config(ref) == ("run", 1)
     with dg.DagsterInstance.from_ref(ref) as instance:
         pools = instance.get_concurrency_config().pool_config
         assert (pools.pool_granularity.value, pools.default_pool_limit) == ("run", 1)
+
+
+def test_the_embedded_instance_is_linked_not_found_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No dagster.yaml at the root, where `dg dev` (make dev) runs: Dagster would warn that a
+    dagster.yaml in the current folder "will not be used" (it is, through the link). The
+    instance folder links to ``instance/dagster.yaml``, and a link the old layout left dangling
+    is replaced, by ``mlops`` and by ``make dev`` alike."""
+    from mlops_assets.environment import Environment
+
+    assert not (REPO / "dagster.yaml").exists() and not (REPO / "dagster.yml").exists()
+    for how in ("mlops", "make"):
+        home = tmp_path / how / "dagster"
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").symlink_to(tmp_path / "gone" / "dagster.yaml")  # dangling
+        if how == "mlops":
+            monkeypatch.setenv("DAGSTER_HOME", str(home))  # restored afterwards
+            env = Environment.from_env({"MLOPS_HOME": str(tmp_path), "DAGSTER_HOME": str(home)})
+            env.ensure_dagster_home()
+        else:
+            subprocess.run(
+                ["make", "-s", "dagster-home", f"DAGSTER_HOME={home}"], cwd=REPO, check=True
+            )
+        assert (home / "dagster.yaml").resolve() == REPO / "instance" / "dagster.yaml"
 
 
 def test_docker_workspace_loads_the_grpc_server() -> None:

@@ -42,10 +42,10 @@ def project_copy(tmp_path: Path, mlops_home: Path) -> tuple[Path, dict[str, str]
     """A copy of the project and an environment importing the package from it."""
     copy = tmp_path / "project"
     copy.mkdir()
-    for name in ("pyproject.toml", "README.md", "dagster.yaml"):
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, copy / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("mlops_assets", "bento"):
+    for folder in ("mlops_assets", "bento", "instance"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=ignore)
     env = {**os.environ, "PYTHONPATH": str(copy), "VIRTUAL_ENV": str(BIN.parent)}
     return copy, env

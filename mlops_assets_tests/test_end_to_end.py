@@ -101,6 +101,27 @@ def test_champion_metadata_explains_the_decision(trained_home) -> None:
     assert metadata["champion_version"].value == "1"
 
 
+def test_numbers_people_read_are_rounded(trained_home, capsys) -> None:
+    """Metadata numbers keep 4 significant digits (and stay numbers, for the UI's plots); the
+    CLI prints ``rmse=1591.14``, never ``1591.1414027022909``."""
+    import re
+
+    for name in ("tuned_model", "champion_model"):
+        event = trained_home.instance.get_latest_materialization_event(dg.AssetKey([UC, name]))
+        floats = {
+            k: v.value
+            for k, v in event.asset_materialization.metadata.items()
+            if isinstance(v, dg.FloatMetadataValue) and v.value == v.value
+        }
+        assert floats, name
+        for key, value in floats.items():
+            assert len(f"{abs(value):e}".split("e")[0].replace(".", "").rstrip("0")) <= 4, key
+    assert main(["status", UC]) == 0
+    out = capsys.readouterr().out
+    assert "rmse=" in out
+    assert not re.search(r"=\d+\.\d{5,}", out), out
+
+
 def test_status_json(trained_home, capsys) -> None:
     assert main(["status", UC, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)

@@ -5,6 +5,7 @@ checked against the library metric on the same resample, so the fast form cannot
 the metric the gate and training report.
 """
 
+import math
 import time
 
 import numpy as np
@@ -276,3 +277,35 @@ def test_a_zero_forecast_of_a_day_that_sold_does_not_decide_tweedie_deviance() -
         "tweedie_deviance", y_true, mean
     )
     assert np.isfinite(regression_metric("tweedie_deviance", y_true, np.zeros_like(y_true)))
+
+
+@pytest.mark.parametrize(
+    ("value", "rounded", "text"),
+    [
+        (1591.1414027022909, 1591.0, "1591.14"),
+        (0.0345678, 0.03457, "0.03457"),
+        (0.5365123, 0.5365, "0.5365"),
+        (12.3456, 12.35, "12.35"),
+        (-0.000123456, -0.0001235, "-0.0001235"),
+        (0.0, 0.0, "0"),
+    ],
+)
+def test_numbers_for_people(value: float, rounded: float, text: str) -> None:
+    from mlops_assets.metrics import shown, significant
+
+    assert significant(value) == rounded and isinstance(significant(value), float)
+    assert shown(value) == text
+
+
+def test_rounding_keeps_nan_and_what_is_not_a_fraction() -> None:
+    import dagster as dg
+
+    from mlops_assets.components.checks import as_metadata
+    from mlops_assets.metrics import shown, significant
+
+    assert math.isnan(significant(float("nan"))) and shown(None) == "-"
+    values = as_metadata({"rmse": 1591.1414027, "rows": 12, "ok": True, "psi": np.float32(0.12345)})
+    assert values["rmse"] == 1591.0 and values["rows"] == 12 and values["ok"] is True
+    assert values["psi"] == 0.1235 and not isinstance(values["rows"], dg.MetadataValue)
+    typed = dg.MetadataValue.json({"a": 1})
+    assert as_metadata({"params": typed})["params"] is typed

@@ -28,7 +28,7 @@ def short_spec(tmp_path, mlops_home, monkeypatch):
     return data
 
 
-def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
+def test_a_week_of_batches_with_drift(short_spec, mlops_home, monkeypatch) -> None:
     from mlops_assets.components.monitoring import drift_key, performance_key
     from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import simulate_days
@@ -36,7 +36,10 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     from mlops_assets.registry.ledger import read_ledger
     from mlops_assets.specs import use_case_specs
     from mlops_assets.storage.objectstore import LocalObjectStore
+    from mlops_assets_tests.harness.webhook import Receiver
 
+    webhook = Receiver()  # promotions and drift are alerted
+    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK", webhook.url)
     env = Environment.from_env()
     lines: list[str] = []
     story = simulate_days(
@@ -69,6 +72,39 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home) -> None:
     assert len(ledger) == 3 and ledger.iloc[0]["at"].startswith(story.rows[2].day)
     report = mlops_home / "storage" / UC / "reports" / "data_drift" / f"{story.rows[5].day}.html"
     assert "Item_MRP" in report.read_text()
+
+    # The monitoring view: a chart from the first landed day, inline in the last day's metadata.
+    from mlops_assets.monitoring.chart import chart_data, first_landed_day
+    from mlops_assets.monitoring.summary import read_summaries
+
+    last = story.rows[-1].day
+    [record] = dagster_instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=performance_key(spec), asset_partitions=[last]), limit=1
+    ).records
+    view = record.asset_materialization.metadata["monitoring_view"]
+    assert isinstance(view, dg.MarkdownMetadataValue)
+    assert view.value.startswith(f"![{UC} monitoring](data:image/png;base64,iVBOR")
+    assert (mlops_home / "storage" / UC / "reports" / "monitoring.png").read_bytes()[:4] == (
+        b"\x89PNG"
+    )
+    store = LocalObjectStore(mlops_home / "storage")
+    data = chart_data(spec, read_summaries(store, spec), ledger, first_landed_day(store, spec))
+    assert data.days == [row.day for row in story.rows]  # not from the spec's start_date
+    [slot] = data.slots
+    assert [e.day for e in data.events if e.kind == "promotion"] == [
+        r.day for r in story.rows if r.promoted.startswith("v")
+    ]
+    assert slot.champion[:3] == [None, None, "1"]  # promoted at the end of day 3
+    assert slot.score[3] == pytest.approx(story.rows[3].rmse)
+    assert slot.secondary[3] > 0 and slot.baseline[3] > slot.test_score[3] > 0
+
+    webhook.close()
+    promoted = [r.promoted for r in story.rows if r.promoted.startswith("v")]
+    alerted = [a["details"]["version"] for a in webhook.received if a["kind"] == "promotion"]
+    assert [f"v{v}" for v in alerted] == promoted
+    drifted = [a for a in webhook.received if a["kind"] in {"drift", "degradation"}]
+    assert {a["details"]["day"] for a in drifted} >= {r.day for r in story.rows[4:]}
+    assert any("PSI of" in a["text"] and "(Y=0.2)" in a["text"] for a in drifted)
 
 
 def spec_threshold(data: dict) -> float:

@@ -18,7 +18,12 @@ from mlops_assets.components.runs import reap_dead_runs
 from mlops_assets.components.serving import bento_key
 from mlops_assets.components.training import tuned_key
 from mlops_assets.monitoring.pauses import paused_segments
-from mlops_assets.monitoring.policy import PolicyFacts, policy_evidence, policy_tags
+from mlops_assets.monitoring.policy import (
+    PolicyFacts,
+    policy_evidence,
+    policy_explanation,
+    policy_tags,
+)
 from mlops_assets.monitoring.summary import latest_summary
 from mlops_assets.specs.model import UseCaseSpec
 from mlops_assets.storage.tables import stored_partitions
@@ -162,10 +167,11 @@ def build_retrain_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
         fired: list[str] = json.loads(context.cursor) if context.cursor else []
         died = died_unretried(context.instance, job_name, names.retrain_sensor(spec.name))
         fired = [token for token in fired if token not in died]  # their run never finished
-        evidence = policy_evidence(spec, policy_facts(context.instance, spec, lake))
+        facts = policy_facts(context.instance, spec, lake)
+        evidence = policy_evidence(spec, facts)
         fresh = [e for e in evidence if e.token not in fired]
         if not fresh:
-            yield dg.SkipReason("no retraining condition holds")
+            yield dg.SkipReason("; ".join(policy_explanation(spec, facts, fired)))
             return
         reasons = [e.reason for e in fresh]
         tags = policy_tags(spec, "policy: " + ", ".join(e.kind for e in fresh), reasons)

@@ -7,12 +7,17 @@ every day passed, and its metadata names the failing days and why.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
+from mlops_assets.components.resources import AlertWebhookResource
 from mlops_assets.features.quality import WARN, CheckOutcome
+from mlops_assets.metrics import significant
+from mlops_assets.monitoring.alerts import day_rejected
+from mlops_assets.specs.model import UseCaseSpec
 
 REPORT_KEYS = {"report"}
 """Metadata keys whose values are paths to open (a drift report)."""
@@ -29,7 +34,15 @@ def check_specs(
 
 
 def metadata_value(key: str, value: Any) -> Any:
-    """A metadata value as the UI shows it: JSON for structures, a path for a report."""
+    """A metadata value as the UI shows it: JSON, a path, or a number rounded for people.
+
+    Structures become JSON, a report's key a path, and a fractional number is rounded to 4
+    significant digits (still a number: the UI plots it).
+    """
+    if isinstance(value, dg.MetadataValue):  # already typed (a record: a tuple underneath)
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return significant(float(value))
     if isinstance(value, dict | list | tuple):
         return dg.MetadataValue.json(list(value) if isinstance(value, tuple) else value)
     if key in REPORT_KEYS and isinstance(value, str):
@@ -38,7 +51,11 @@ def metadata_value(key: str, value: Any) -> Any:
 
 
 def as_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Plain values as asset metadata (see :func:`metadata_value`)."""
+    """Plain values as asset metadata (see :func:`metadata_value`).
+
+    Every asset's numbers go through here, so people read ``rmse 1591`` rather than
+    ``1591.1414027022909``.
+    """
     return {k: metadata_value(k, v) for k, v in values.items()}
 
 
@@ -83,3 +100,24 @@ def check_results(
             )
         )
     return results
+
+
+def alert_rejected_days(
+    alerts: AlertWebhookResource,
+    spec: UseCaseSpec,
+    key: dg.AssetKey,
+    per_day: Mapping[str, Sequence[CheckOutcome]],
+    context: dg.AssetExecutionContext,
+) -> None:
+    """Alert on the days of a run whose blocking checks failed (if a webhook is set).
+
+    A warning (a null rate, a shift) never rejects a day, so it sends nothing here.
+    """
+    failed = {
+        day: [f"{o.name}: {o.summary}" for o in blocking]
+        for day, outcomes in per_day.items()
+        if (blocking := [o for o in outcomes if not o.passed and o.severity != WARN])
+    }
+    if failed:
+        alert = day_rejected(spec, key.path[-1], failed, context.run_id)
+        alerts.send(alert, context.log.warning)

@@ -8,11 +8,13 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets import names
-from mlops_assets.components.checks import check_results, check_specs
+from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.ingest import raw_key
 from mlops_assets.components.partitions import daily_partitions
+from mlops_assets.components.progress import Progress
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
     ObjectStorage,
     RetrainLock,
     fails_at_once,
@@ -72,13 +74,19 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         description=f"{spec.name}: the day's rows with the spec's row-level rules and types.",
     )
     def clean_data(
-        context: dg.AssetExecutionContext, raw_data: pd.DataFrame, lake: ObjectStorage
+        context: dg.AssetExecutionContext,
+        raw_data: pd.DataFrame,
+        lake: ObjectStorage,
+        alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         per_day: dict[str, pd.DataFrame] = {}
         outcomes = {}
         reports = []
         serving = serving_profiles(lake.store(), spec, as_of(context.run.tags)[:10])
-        for day, raw in split_by_day(raw_data, spec).items():
+        days = split_by_day(raw_data, spec)
+        progress = Progress(context.log.info, len(days), "cleaned")
+        for day, raw in days.items():
+            progress.step()
             clean, report = clean_frame(raw, spec)
             per_day[day] = clean
             outcomes[day] = [
@@ -107,6 +115,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 ),
             },
         )
+        alert_rejected_days(alerts, spec, key, outcomes, context)
         yield from check_results(key, outcomes)
 
     return clean_data

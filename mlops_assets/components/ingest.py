@@ -11,12 +11,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mlops_assets import names
-from mlops_assets.components.checks import check_results, check_specs
+from mlops_assets.components.checks import alert_rejected_days, check_results, check_specs
 from mlops_assets.components.partitions import daily_partitions, partition_bounds
-from mlops_assets.components.resources import STORAGE_RETRY_POLICY, LandingZone, ObjectStorage
+from mlops_assets.components.resources import (
+    QUIET_RUNS,
+    STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
+    LandingZone,
+    ObjectStorage,
+)
 from mlops_assets.features.quality import RAW_CHECKS, raw_checks, write_verdict
 from mlops_assets.ingest.batches import (
     LATE_DAYS,
@@ -27,8 +33,9 @@ from mlops_assets.ingest.batches import (
     parse_cursor,
     pending_ranges,
     read_days,
+    skip_explanation,
 )
-from mlops_assets.ingest.days import split_by_day
+from mlops_assets.ingest.days import require_day, split_by_day
 from mlops_assets.ingest.landing import fingerprint
 from mlops_assets.ingest.ledger import record_files
 from mlops_assets.ingest.readers import UnreadableFileError
@@ -62,7 +69,10 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         "they arrived (all values as text).",
     )
     def raw_data(
-        context: dg.AssetExecutionContext, landing: LandingZone, lake: ObjectStorage
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        lake: ObjectStorage,
+        alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         days = list(context.partition_keys)
         store = lake.store()
@@ -71,6 +81,11 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         except (NothingLandedError, UnreadableFileError) as error:  # a retry cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
         per_day = split_by_day(found.rows, spec)
+        context.log.info(
+            f"read {len(found.files)} file{'' if len(found.files) == 1 else 's'} "
+            f"({found.skipped} skipped by the index): "
+            f"{len(found.rows)} rows on {len(per_day)} of the run's {len(days)} days"
+        )
         judged = sorted(set(per_day) | set(found.claimed))
         outcomes = {day: raw_checks(per_day.get(day, found.rows.iloc[0:0]), spec) for day in judged}
         for day, day_outcomes in outcomes.items():
@@ -93,6 +108,7 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
             },
         )
         record_files(store, spec, found.entries)
+        alert_rejected_days(alerts, spec, key, outcomes, context)
         yield from check_results(key, outcomes)
 
     return raw_data
@@ -139,10 +155,7 @@ def build_landing_sensor(spec: UseCaseSpec, job_name: str) -> dg.SensorDefinitio
         if updated != cursor:
             context.update_cursor(json.dumps(updated, sort_keys=True))
         if not found.ranges:
-            reasons = "; ".join(f"{key}: {why}" for key, why in list(found.unplaced.items())[:3])
-            yield dg.SkipReason(
-                f"no new files for {spec.name}" + (f" (not ingested: {reasons})" if reasons else "")
-            )
+            yield dg.SkipReason(skip_explanation(spec, found, open_from(cursor)))
 
     return landing_sensor
 
@@ -167,6 +180,12 @@ class SimulateConfig(dg.Config):
     target_scale: float = Field(
         default=1.0, gt=0, description="Factor on the target: a changed relation (concept drift)."
     )
+
+    @field_validator("day")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        """The same strict reading of a day as the CLI's ``--date``."""
+        return None if value is None else require_day(value, "day").isoformat()
 
     def settings(self) -> SimulateSettings:
         """The generation settings."""
@@ -194,6 +213,7 @@ def build_simulation(spec: UseCaseSpec) -> tuple[dg.JobDefinition, dg.ScheduleDe
         name=names.simulate_job(spec.name),
         description=f"{spec.name}: land the next day's generated batch (drift from config).",
         executor_def=dg.in_process_executor,
+        config=QUIET_RUNS,
     )
     def simulate_new_day() -> None:
         land_generated_day()

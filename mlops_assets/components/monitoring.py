@@ -7,6 +7,7 @@ lineage. Each judged day's typed summary goes to storage for the retraining poli
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -17,15 +18,19 @@ from mlops_assets.components.partitions import daily_partitions
 from mlops_assets.components.registry import champion_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
     MlflowTracking,
     ObjectStorage,
     PredictionLogSettings,
     fails_at_once,
 )
+from mlops_assets.monitoring.alerts import threshold_alert
+from mlops_assets.monitoring.chart import chart_markdown, monitoring_chart
 from mlops_assets.monitoring.performance import metadata_by_day, monitor
 from mlops_assets.monitoring.summary import write_summary
 from mlops_assets.registry.ledger import as_of
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.objectstore import ObjectStore
 
 
 def performance_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -36,6 +41,21 @@ def performance_key(spec: UseCaseSpec) -> dg.AssetKey:
 def drift_key(spec: UseCaseSpec) -> dg.AssetKey:
     """Asset key of the daily data drift."""
     return dg.AssetKey(names.asset_path(spec.name, names.DATA_DRIFT))
+
+
+def monitoring_view(store: ObjectStore, spec: UseCaseSpec, day: str) -> dict[str, Any]:
+    """The monitoring chart as metadata of ``model_performance``'s latest day in a run.
+
+    Inline in a markdown value (the UI draws it under Overview -> Metadata), and as a PNG in
+    the lake (``<storage>/<uc>/reports/monitoring.png``) for people outside the UI.
+    """
+    png = monitoring_chart(store, spec, day)
+    key = f"{names.reports_prefix(spec.name)}monitoring.png"
+    store.put_bytes(key, png)
+    return {
+        "monitoring_view": dg.MetadataValue.md(chart_markdown(png, f"{spec.name} monitoring")),
+        "monitoring_view_file": dg.MetadataValue.path(store.describe(key)),
+    }
 
 
 def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
@@ -75,6 +95,7 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
         lake: ObjectStorage,
         mlflow: MlflowTracking,
         prediction_log: PredictionLogSettings,
+        alerts: AlertWebhookResource,
     ) -> Iterator[dg.MaterializeResult]:
         days = sorted(context.partition_keys)
         store = lake.store()
@@ -94,6 +115,14 @@ def build_monitoring(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 context.add_asset_metadata(as_metadata(values), asset_key=key, partition_key=day)
         for summary in found.summaries:
             write_summary(store, spec, summary)
+        breach = threshold_alert(spec, found.summaries, context.run_id)
+        if breach is not None:
+            alerts.send(breach, context.log.warning)
+        context.add_asset_metadata(
+            monitoring_view(store, spec, days[-1]),
+            asset_key=performance_key(spec),
+            partition_key=days[-1],
+        )
         shared = {"monitored_range": f"{days[0]}..{days[-1]}"}
         for segment, (version, judged) in found.judged.items():
             prefix = f"{segment}_" if segment else ""

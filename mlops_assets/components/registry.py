@@ -8,9 +8,11 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets import names
+from mlops_assets.components.checks import as_metadata
 from mlops_assets.components.features import test_key, train_key
 from mlops_assets.components.resources import (
     STORAGE_RETRY_POLICY,
+    AlertWebhookResource,
     MlflowTracking,
     ObjectStorage,
     RetrainLock,
@@ -18,6 +20,7 @@ from mlops_assets.components.resources import (
 )
 from mlops_assets.components.training import slot_key, tuned_key
 from mlops_assets.features.pipeline import model_input
+from mlops_assets.monitoring.alerts import promotion as promotion_alert
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, as_of, read_ledger
 from mlops_assets.registry.promotion import ConcurrentPromotionError, Decision, decide
 from mlops_assets.registry.tracking import Tracking
@@ -217,6 +220,7 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
         mlflow: MlflowTracking,
         lake: ObjectStorage,
         retrain_lock: RetrainLock,
+        alerts: AlertWebhookResource,
     ) -> dg.MaterializeResult:
         retrain_lock.acquire(spec.name)  # held by the run already; re-checked before the gate
         tracking = mlflow.tracking()
@@ -255,34 +259,47 @@ def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             promote(tracking, spec, decision)
         days = training_days(tracking, challenger.run_id)
         append_entry(lake.store(), spec, ledger_entry(spec, decision, context, days))
+        if decision.promote:
+            alert = promotion_alert(
+                spec,
+                decision.challenger_version,
+                decision.incumbent_version,
+                decision.reason,
+                context.run_id,
+            )
+            alerts.send(alert, context.log.warning)
         champion_version = (
             decision.challenger_version if decision.promote else decision.incumbent_version
         )
         champion_scores = challenger_scores if decision.promote else incumbent_scores
         return dg.MaterializeResult(
-            metadata={
-                "model_name": name,
-                names.CHAMPION_VERSION: champion_version or "",
-                names.PROMOTED: decision.promote,
-                "reason": decision.reason,
-                "challenger_version": decision.challenger_version,
-                "incumbent_version": decision.incumbent_version or "",
-                f"challenger_{metric}": decision.challenger_score,
-                f"incumbent_{metric}": decision.incumbent_score
-                if decision.incumbent_score is not None
-                else float("nan"),
-                "baseline": floor.baseline,
-                f"baseline_{metric}": floor.baseline_score,
-                "baseline_improvement": decision.baseline_improvement or 0.0,
-                "baseline_interval": dg.MetadataValue.json(
-                    [round(floor.interval[0], 4), round(floor.interval[1], 4)]
-                ),
-                "margin": decision.margin,
-                "improvement": decision.improvement if decision.improvement is not None else 0.0,
-                "test_rows": len(test_set),
-                **{f"champion_{k}": v for k, v in champion_scores.items()},
-                "challenger_mlflow_run_id": challenger.run_id or "",
-            }
+            metadata=as_metadata(
+                {
+                    "model_name": name,
+                    names.CHAMPION_VERSION: champion_version or "",
+                    names.PROMOTED: decision.promote,
+                    "reason": decision.reason,
+                    "challenger_version": decision.challenger_version,
+                    "incumbent_version": decision.incumbent_version or "",
+                    f"challenger_{metric}": decision.challenger_score,
+                    f"incumbent_{metric}": decision.incumbent_score
+                    if decision.incumbent_score is not None
+                    else float("nan"),
+                    "baseline": floor.baseline,
+                    f"baseline_{metric}": floor.baseline_score,
+                    "baseline_improvement": decision.baseline_improvement or 0.0,
+                    "baseline_interval": dg.MetadataValue.json(
+                        [round(floor.interval[0], 4), round(floor.interval[1], 4)]
+                    ),
+                    "margin": decision.margin,
+                    "improvement": decision.improvement
+                    if decision.improvement is not None
+                    else 0.0,
+                    "test_rows": len(test_set),
+                    **{f"champion_{k}": v for k, v in champion_scores.items()},
+                    "challenger_mlflow_run_id": challenger.run_id or "",
+                }
+            )
         )
 
     return champion_model

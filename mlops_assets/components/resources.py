@@ -23,6 +23,7 @@ from mlops_assets.bentos.build import BentoStore
 from mlops_assets.components.runs import HEARTBEAT_RESOURCE, RunHeartbeat
 from mlops_assets.environment import Environment
 from mlops_assets.ingest.landing import LandingZone as PlainLandingZone
+from mlops_assets.monitoring.alerts import Alert, AlertWebhook
 from mlops_assets.registry.lock import RetrainLockError, RetrainLocks
 from mlops_assets.registry.tracking import Tracking
 from mlops_assets.storage.objectstore import ObjectStore, open_store
@@ -207,6 +208,23 @@ class PredictionLogSettings(dg.ConfigurableResource):
         return self.database or None
 
 
+class AlertWebhookResource(dg.ConfigurableResource):
+    """Where alerts are posted (see :mod:`mlops_assets.monitoring.alerts`); unset: nowhere."""
+
+    url: str | None = Field(
+        default=None,
+        description="Webhook receiving alerts as JSON (from MLOPS_ALERT_WEBHOOK); unset: none.",
+    )
+
+    def webhook(self) -> AlertWebhook:
+        """The plain sender."""
+        return AlertWebhook(self.url)
+
+    def send(self, alert: Alert, log: Any = None) -> bool:
+        """Post ``alert`` if a webhook is set; a failure is logged to ``log``, never raised."""
+        return self.webhook().send(alert, log)
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores every table asset as Parquet, one object per partition, never a pickle."""
 
@@ -318,6 +336,7 @@ def resources_for(env: Environment) -> dict[str, Any]:
         ),
         "bentos": BentoStoreResource(home=str(env.bentoml_home), source=str(env.bento_source)),
         HEARTBEAT_RESOURCE: RunHeartbeat(),
+        "alerts": AlertWebhookResource(url=_setting(env, "alert_webhook", env.alert_webhook)),
     }
 
 
@@ -340,3 +359,13 @@ def executor_for(env: Environment) -> dg.ExecutorDefinition:
             ) from None
         return k8s_job_executor
     return dg.in_process_executor
+
+
+QUIET_RUNS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Default run config of the location's jobs: a run prints warnings and errors to its terminal.
+
+A run the daemon launches prints to the terminal of ``make dev`` (or a container's log); with no
+logger configured, Dagster prints every event of every run at DEBUG there, a flood of
+``STEP_START`` lines. The run's event log in the UI keeps every event and message whatever this
+says; ``loggers: {console: {config: {log_level: INFO}}}`` in a run's config brings them back to
+the terminal (the Launchpad shows this default, to edit)."""

@@ -7,6 +7,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets import names
+from mlops_assets.components.checks import as_metadata
 from mlops_assets.components.features import train_key
 from mlops_assets.components.resources import (
     MlflowTracking,
@@ -137,20 +138,22 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
             f"cv {spec.primary_metric}={result.cv_score:.4f} as {names.CHALLENGER}"
         )
         return dg.MaterializeResult(
-            metadata={
-                "model_name": spec.registered_model_name(),
-                "model_version": version,
-                "mlflow_run_id": run_id,
-                "model_family": result.family,
-                f"cv_{spec.primary_metric}": result.cv_score,
-                "trials_complete": result.trials_complete,
-                "trials_pruned": result.trials_pruned,
-                "trials_failed": result.trials_failed,
-                "optuna_study": study_name,
-                "data_version": version_of_data,
-                "train_rows": len(train_set),
-                "params": dg.MetadataValue.json(result.params),
-            }
+            metadata=as_metadata(
+                {
+                    "model_name": spec.registered_model_name(),
+                    "model_version": version,
+                    "mlflow_run_id": run_id,
+                    "model_family": result.family,
+                    f"cv_{spec.primary_metric}": result.cv_score,
+                    "trials_complete": result.trials_complete,
+                    "trials_pruned": result.trials_pruned,
+                    "trials_failed": result.trials_failed,
+                    "optuna_study": study_name,
+                    "data_version": version_of_data,
+                    "train_rows": len(train_set),
+                    "params": dg.MetadataValue.json(result.params),
+                }
+            )
         )
 
     return tuned_model

@@ -27,6 +27,7 @@ from mlops_assets.components.ingest import build_landing_sensor, build_raw_data,
 from mlops_assets.components.monitoring import build_monitoring
 from mlops_assets.components.partitions import daily_partitions
 from mlops_assets.components.registry import build_champion_model, build_promotion_ledger
+from mlops_assets.components.resources import QUIET_RUNS
 from mlops_assets.components.runs import heartbeat_hook
 from mlops_assets.components.scaffold import UseCaseScaffolder
 from mlops_assets.components.serving import build_champion_bento
@@ -57,12 +58,14 @@ def build_use_case(spec: UseCaseSpec) -> dg.Definitions:
         partitions_def=daily_partitions(spec),
         executor_def=dg.in_process_executor,
         hooks={heartbeat_hook},  # a killed run is noticed (components/runs.py)
+        config=QUIET_RUNS,
         description=f"{spec.name}: ingest, check, clean and monitor landed days.",
     )
     retrain_job = dg.define_asset_job(
         names.retrain_job(spec.name),
         selection=dg.AssetSelection.assets(splits, *tuned, *champions, ledger, bento),
         hooks={heartbeat_hook},
+        config=QUIET_RUNS,
         description=f"{spec.name}: rebuild the splits, tune a challenger and apply the gate.",
     )
     jobs: list[Any] = [ingest_job, retrain_job]

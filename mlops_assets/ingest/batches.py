@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_assets.ingest.days import day_of_rows, known_span, landing_day_of
+from mlops_assets.ingest.days import by_event_date, day_of_rows, known_span, landing_day_of
 from mlops_assets.ingest.inputs import (
     MissingReferenceError,
     References,
@@ -244,6 +244,11 @@ def pending_ranges(
 ) -> Pending:
     """The runs that would ingest every new file version landed from ``since`` (all if None).
 
+    A file whose rows fall after today (a landing day in the future, or future event dates) is
+    reported in ``unplaced`` and left out of ``handled``: it is looked at again on every tick and
+    ingested once its day has a partition. A future landing day does not move the sensor's
+    window of open days either (it would stop listing today's folder).
+
     Args:
         landing: The landing zone.
         store: The asset storage (the ingestion ledger).
@@ -253,6 +258,8 @@ def pending_ranges(
         since: First landing day to list.
     """
     files, newest = new_files(landing, store, spec, known, since)
+    today = partitions[1]
+    newest = min(newest, today) if newest else None
     handled: dict[str, list[str]] = {newest: []} if newest else {}
     spans: list[tuple[str, str, ObjectInfo]] = []
     unplaced: dict[str, str] = {}
@@ -265,14 +272,35 @@ def pending_ranges(
             continue
         except UnreadableFileError:  # raw_data fails on it, naming the file, on its landing day
             span = (landing_day_of(info), landing_day_of(info))
-        handled.setdefault(landing_day_of(info), []).append(file_digest(info))
         clipped = _clip(span, partitions)
         if clipped is None:
-            outside = span or file_span(landing, info, spec, references=references)
-            unplaced[info.key] = _why_unplaced(outside, partitions)
-            continue
-        spans.append((*clipped, info))
+            outside = (
+                file_span(landing, info, spec, references=references) if span is None else span
+            )
+            unplaced[info.key] = why_unplaced(spec, outside, partitions)
+            if outside is not None and outside[0] > today:
+                continue  # not yet: looked at again until its day comes
+        handled.setdefault(min(landing_day_of(info), today), []).append(file_digest(info))
+        if clipped is not None:
+            spans.append((*clipped, info))
     return Pending(_merge(spans), handled, unplaced, newest)
+
+
+def skip_explanation(spec: UseCaseSpec, found: Pending, since: str | None, shown: int = 3) -> str:
+    """Why a landing sensor tick requested nothing: what it listed, and the files left out.
+
+    Every landed file that falls on no partition is named (the first few), so a file landed for
+    a future day, or dated before the first partition, is never silent.
+    """
+    listed = f"landing days from {since}" if since else "every landing day"
+    newest = f", newest {found.newest_day}" if found.newest_day else ", none landed yet"
+    text = f"no new files for {spec.name} ({listed}{newest})"
+    if found.unplaced:
+        items = list(found.unplaced.items())
+        more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+        reasons = "; ".join(f"{key}: {why}" for key, why in items[:shown])
+        text += f"; not ingested: {reasons}{more}"
+    return text
 
 
 def file_span(
@@ -303,12 +331,67 @@ def _clip(span: tuple[str, str] | None, partitions: tuple[str, str]) -> tuple[st
     return (first, last) if first <= last else None
 
 
-def _why_unplaced(span: tuple[str, str] | None, partitions: tuple[str, str]) -> str:
+def why_unplaced(
+    spec: UseCaseSpec, span: tuple[str, str] | None, partitions: tuple[str, str]
+) -> str:
+    """Why a file's rows (dated ``span``) fall on no partition of ``partitions``."""
     if span is None:
         return "no row has a readable date"
-    if span[0] > partitions[1]:
-        return f"its rows are dated {span[0]}..{span[1]}, after today ({partitions[1]})"
-    return f"its rows are dated {span[0]}..{span[1]}, before the first partition {partitions[0]}"
+    first, last = partitions
+    landed = not by_event_date(spec)
+    dated = f"landed for {span[0]}" if landed else f"its rows are dated {span[0]}..{span[1]}"
+    if span[0] > last:
+        return f"{dated}, after today ({last}, UTC): not ingested before {span[0]}"
+    start = f"the first partition {first}"
+    if landed:
+        return f"{dated}, before {start} (partitions.start_date): never ingested"
+    return f"{dated}, before {start}"
+
+
+def landing_problem(
+    spec: UseCaseSpec, day: str, partitions: tuple[str, str], frame: pd.DataFrame | None = None
+) -> tuple[str | None, list[str]]:
+    """Whether a file about to land on ``day`` would be ingested: a refusal, and notes.
+
+    Refused: a landing day after today (no partition exists for it yet); a landing-date use
+    case's day before its first partition (its rows would never be ingested); an event-date
+    file (given as ``frame``) with no row dated inside the partitions. The notes count an
+    event-date file's rows that fall outside and are left out.
+    """
+    first, last = partitions
+    if day > last:
+        return (
+            f"landing day {day} is after today ({last}, UTC): no partition exists for it yet, "
+            "so neither the landing sensor nor `mlops refresh` would ingest it before then"
+        ), []
+    if not by_event_date(spec):
+        if day < first:
+            return (
+                f"landing day {day} is before {spec.name}'s first partition {first} "
+                "(partitions.start_date in its defs.yaml): its rows would never be ingested"
+            ), []
+        return None, []
+    if frame is None:
+        return None, []
+    days = day_of_rows(frame, spec)
+    dated = days.dropna()
+    inside = dated[(dated >= first) & (dated <= last)]
+    if inside.empty:
+        span = (str(dated.min()), str(dated.max())) if len(dated) else None
+        return f"{spec.name}: " + why_unplaced(spec, span, partitions), []
+    notes = []
+    after = dated[dated > last]
+    if len(after):
+        notes.append(
+            f"{len(after)} rows dated after today ({after.min()}..{after.max()}) are not ingested"
+        )
+    before = dated[dated < first]
+    if len(before):
+        notes.append(f"{len(before)} rows dated before the first partition {first} are left out")
+    undated = int(days.isna().sum())
+    if undated:
+        notes.append(f"{undated} rows have no readable {spec.partitions.date_column}")
+    return None, notes
 
 
 def _merge(spans: list[tuple[str, str, ObjectInfo]]) -> list[PendingRange]:

@@ -11,6 +11,7 @@ to its landing day. Everything else (the landing sensor, ``mlops refresh``, ``ra
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pandas as pd
 
@@ -19,6 +20,34 @@ from mlops_assets.storage.objectstore import ObjectInfo
 
 LANDED_DATE = "_landed_date"
 """Ingestion column: the landing day of the file a row came from."""
+DAY_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_day(text: object) -> dt.date | None:
+    """A ``YYYY-MM-DD`` day, or ``None`` for anything else.
+
+    The one reading of a day everywhere (the CLI's ``--date``, a landing folder's name, the
+    simulate job's config): ``20261001`` or ``2026-W40`` are ISO 8601 but not days here, so a
+    folder named so is not a landing day, and ``--date 20261001`` is refused.
+    """
+    if not isinstance(text, str) or not DAY_FORMAT.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def require_day(text: object, what: str = "date") -> dt.date:
+    """:func:`parse_day`, raising for anything that is not a day.
+
+    Raises:
+        ValueError: ``text`` is not a ``YYYY-MM-DD`` day (the message quotes it).
+    """
+    day = parse_day(text)
+    if day is None:
+        raise ValueError(f"not a YYYY-MM-DD {what}: {text!r}")
+    return day
 
 
 def by_event_date(spec: UseCaseSpec) -> bool:

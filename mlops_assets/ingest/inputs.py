@@ -61,6 +61,12 @@ def is_reference(spec: UseCaseSpec, key: str) -> bool:
     return entry is not None and entry.reference is not None
 
 
+def dated_as_landed(spec: UseCaseSpec, key: str) -> bool:
+    """Whether a file's rows carry their event dates as landed (not a reference, not wide)."""
+    entry = input_of(spec, key)
+    return entry is None or (entry.reference is None and entry.wide is None)
+
+
 def describe(spec: UseCaseSpec, key: str) -> str:
     """What a landed file is, for ``mlops land`` and the run logs."""
     entry = input_of(spec, key)

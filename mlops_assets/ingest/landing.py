@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
 
+from mlops_assets.ingest.days import parse_day
 from mlops_assets.ingest.readers import is_readable
 from mlops_assets.storage.objectstore import ObjectInfo, ObjectStore
-
-
-def parse_day(text: str) -> dt.date | None:
-    """A ``YYYY-MM-DD`` folder name as a date, or ``None``."""
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def fingerprint(files: list[ObjectInfo]) -> str:

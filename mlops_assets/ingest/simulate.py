@@ -9,8 +9,8 @@ import io
 from dataclasses import dataclass, field
 
 from mlops_assets.generators import DriftConfig, get_generator
-from mlops_assets.ingest.days import today
-from mlops_assets.ingest.landing import LandingZone, parse_day
+from mlops_assets.ingest.days import parse_day, require_day, today
+from mlops_assets.ingest.landing import LandingZone
 from mlops_assets.specs.model import UseCaseSpec
 
 
@@ -42,7 +42,7 @@ def land_generated(
     drift = DriftConfig(dict(config.shift_features), config.target_scale)
     frame = get_generator(spec.generator or spec.name).generate(
         config.rows,
-        dt.date.fromisoformat(day),
+        require_day(day, "day to simulate"),
         config.seed,
         None if drift.is_identity else drift,
         stream=config.stream,

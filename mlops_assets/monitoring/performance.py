@@ -413,6 +413,7 @@ def judge_slot(
             metric_change=performance.get("metric_change"),
             max_psi=drift.get("max_psi"),
             max_psi_feature=drift.get("max_psi_feature"),
+            metrics={m: performance[m] for m in view.reported_metrics if m in performance},
         )
     return findings
 

@@ -20,6 +20,7 @@ evaluation is pure, so each condition is tested without Dagster.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mlops_assets import names
@@ -106,6 +107,112 @@ def policy_evidence(spec: UseCaseSpec, facts: PolicyFacts) -> list[Evidence]:
             )
         )
     return evidence
+
+
+def cooldown_end(last_day: str | None, cooldown_days: int) -> str | None:
+    """The last day whose drift and degradation the cool-down after a training ignores."""
+    if not last_day:
+        return None
+    return (dt.date.fromisoformat(last_day) + dt.timedelta(days=cooldown_days)).isoformat()
+
+
+def breaches(spec: UseCaseSpec, summary: DaySummary) -> list[tuple[str, str]]:
+    """What on a day is past the policy's thresholds, cool-down aside: ``(kind, words)`` pairs.
+
+    ``kind`` is ``degradation`` (X) or ``drift`` (Y). What monitoring alerts on; the policy
+    fires on the same thresholds unless cooling down.
+    """
+    policy = spec.retraining
+    found = []
+    for s in summary.slots:
+        label = _slot_label(s.segment)
+        change_ok = s.metric_change is None or s.metric_change > policy.min_metric_change
+        if s.degradation is not None and s.degradation > policy.max_metric_degradation:
+            if change_ok:
+                found.append(
+                    (
+                        "degradation",
+                        f"{s.metric}{label} on {summary.day} is {s.degradation:.1%} worse than "
+                        f"the champion's test score (X={policy.max_metric_degradation:.0%})",
+                    )
+                )
+        if s.max_psi is not None and s.max_psi > policy.max_psi:
+            found.append(
+                (
+                    "drift",
+                    f"PSI of {s.max_psi_feature}{label} on {summary.day} is {s.max_psi:.3f} "
+                    f"(Y={policy.max_psi})",
+                )
+            )
+    return found
+
+
+def policy_explanation(
+    spec: UseCaseSpec, facts: PolicyFacts, fired: Collection[str] = ()
+) -> list[str]:
+    """Why no condition fires now, one phrase per condition (a sensor tick's skip reason).
+
+    E.g. ``2 of 7 new days since 2026-11-06``, ``cooldown until 2026-11-09``,
+    ``degradation 3.1% <= 20% (rmse on 2026-11-12)``, ``drift 0.052 <= 0.25 (Item_MRP on
+    2026-11-12)``; evidence that holds but already requested its retrain (a token in
+    ``fired``, the sensor's cursor) says so.
+    """
+    policy = spec.retraining
+    last_day = facts.last_training_day
+    held = {e.kind: e for e in policy_evidence(spec, facts)}
+    said: list[str] = []
+
+    def already(kind: str) -> bool:
+        evidence = held.get(kind)
+        if evidence is not None and evidence.token in fired:
+            said.append(f"{evidence.reason}: already requested a retrain")
+            return True
+        return False
+
+    new_days = [d for d in facts.clean_days if last_day is None or d > last_day]
+    if not already("new_partitions"):
+        since = f"since {last_day}" if last_day else "(no model trained yet)"
+        said.append(f"{len(new_days)} of {policy.new_partitions} new days {since}")
+    summary = facts.latest
+    if summary is None:
+        said.append("no monitored day yet (degradation and drift are judged once a champion is)")
+        return said
+    if cooling_down(summary.day, last_day, policy.cooldown_days):
+        said.append(
+            f"cooldown until {cooldown_end(last_day, policy.cooldown_days)} "
+            f"({policy.cooldown_days} days after the training window ending {last_day}; "
+            f"latest monitored day {summary.day})"
+        )
+        return said
+    scored = [s for s in summary.slots if s.degradation is not None]
+    if not already("degradation"):
+        if not scored:
+            statuses = ", ".join(sorted({s.status for s in summary.slots})) or "nothing judged"
+            said.append(f"degradation not scored on {summary.day} ({statuses})")
+        else:
+            worst = max(scored, key=lambda s: s.degradation or 0.0)
+            degraded = worst.degradation or 0.0
+            where = f"{worst.metric}{_slot_label(worst.segment)} on {summary.day}"
+            if degraded > policy.max_metric_degradation:  # the absolute change is too small
+                said.append(
+                    f"degradation {degraded:.1%} > {policy.max_metric_degradation:.0%} but a "
+                    f"change of {worst.metric_change:.4g} <= {policy.min_metric_change:g} ({where})"
+                )
+            else:
+                said.append(
+                    f"degradation {degraded:.1%} <= {policy.max_metric_degradation:.0%} ({where})"
+                )
+    drifts = [s for s in summary.slots if s.max_psi is not None]
+    if not already("drift"):
+        if not drifts:
+            said.append(f"no drift measured on {summary.day}")
+        else:
+            worst = max(drifts, key=lambda s: s.max_psi or 0.0)
+            said.append(
+                f"drift {worst.max_psi:.3f} <= {policy.max_psi:g} ({worst.max_psi_feature}"
+                f"{_slot_label(worst.segment)} on {summary.day})"
+            )
+    return said
 
 
 def policy_tags(spec: UseCaseSpec, trigger: str, reasons: list[str]) -> dict[str, str]:

@@ -29,6 +29,7 @@ class SlotSummary:
     metric_change: float | None = None  # the same, in the metric's units
     max_psi: float | None = None
     max_psi_feature: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # the reported metrics of the day
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ def read_summary(store: ObjectStore, spec: UseCaseSpec, day: str) -> DaySummary 
     """The summary of a day, if monitored."""
     key = summary_key(spec, day)
     return DaySummary.from_json(store.get_bytes(key)) if store.exists(key) else None
+
+
+def read_summaries(store: ObjectStore, spec: UseCaseSpec) -> list[DaySummary]:
+    """Every monitored day's summary, oldest first."""
+    prefix = names.monitoring_prefix(spec.name)
+    keys = sorted(i.key for i in store.list(prefix) if i.key.endswith(".json"))
+    return [DaySummary.from_json(store.get_bytes(key)) for key in keys]
 
 
 def latest_summary(store: ObjectStore, spec: UseCaseSpec) -> DaySummary | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import logging
-import os
 import shutil
 import time
 import warnings
@@ -22,7 +20,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from mlops_assets import names
+from mlops_assets import environment, names
 from mlops_assets.components.features import clean_key
 from mlops_assets.components.registry import champion_key
 from mlops_assets.environment import Environment
@@ -46,6 +44,11 @@ HISTORY_END = dt.date(2016, 4, 24)
 HEADER = (
     f"{'day':>3} {'date':<10} {'rows':>5} {'RMSE':>8} {'max PSI':>8}  {'retrained':<24} promoted"
 )
+
+
+def say(line: str) -> None:
+    """Print a line at once (the demo's progress reaches a pipe or ``tee`` as it happens)."""
+    print(line, flush=True)
 
 
 def land_generated_days(
@@ -168,7 +171,7 @@ def simulate_days(
     n_trials: int | None = 8,
     seed: int = 7,
     end: dt.date | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = say,
 ) -> Story:
     """Simulate ``days`` days of the platform's life.
 
@@ -253,16 +256,12 @@ def format_row(number: int, row: DayRow, drifted: bool) -> str:
 
 
 def quiet_libraries() -> None:
-    """Keep the demo's table readable: no progress bars or per-version notices from MLflow."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # mlflow sets its level from this variable when imported (over any set before); its
-    # pickle-format warning is about the models we log on purpose (custom transformers).
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Known and harmless here: Dagster marks `backfill_policy` (range runs) as beta; the
-    # earliest time folds of a short forecast history have no 28-day lag yet.
-    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    """Keep the demo's table readable: MLflow quieted as everywhere, and one known notice.
+
+    The earliest time folds of a short forecast history have no 28-day lag yet (scikit-learn
+    says so for each fold).
+    """
+    environment.quiet_libraries()
     warnings.filterwarnings("ignore", message="Skipping features without any observed values")
 
 
@@ -273,7 +272,7 @@ def reset_home(env: Environment) -> None:
 
 
 def brief_use_cases(
-    env: Environment, rows: int, n_trials: int, seed: int, log: Callable[[str], None] = print
+    env: Environment, rows: int, n_trials: int, seed: int, log: Callable[[str], None] = say
 ) -> list[str]:
     """Every other use case with a generator: three landed days, one refresh, small budget.
 
@@ -291,9 +290,10 @@ def brief_use_cases(
         else:
             land_generated_days(env, name, days=3, rows=rows, seed=seed)
             landed = f"3 days x {rows} rows"
+        log(f"{name}: {landed} landed; ingesting and tuning ({n_trials} trials)...")
         outcome = refresh(spec, env, definitions, dagster_instance, n_trials=n_trials, seed=seed)
         state = "ok" if outcome.success else "FAILED"
-        log(f"{name}: {landed}, {n_trials} trials: {state} ({time.monotonic() - started:.0f}s)")
+        log(f"{name}: {state} ({time.monotonic() - started:.0f}s)")
         if not outcome.success:
             runs = [*outcome.ingested, *([outcome.retrain] if outcome.retrain else [])]
             failures += [f"{name} {run.job}: {run.errors}" for run in runs if not run.success]

@@ -217,6 +217,9 @@ def ingest(
     again = rechecks(spec, env, found.ranges)
     for batch in [*found.ranges, *again]:
         trigger = "refresh" if batch.files else "refresh: re-check under the current spec"
+        if log and batch.first != batch.last:  # a range can take minutes: say it started
+            files = f"{len(batch.files)} file{'s' if len(batch.files) > 1 else ''}"
+            log(f"ingest {spec.name} {batch.label} ({files}): running")
         run = execute(
             definitions,
             names.ingest_job(spec.name),

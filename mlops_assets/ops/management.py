@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from mlops_assets import names
 from mlops_assets.bentos.build import BentoStore
+from mlops_assets.monitoring.alerts import AlertWebhook
+from mlops_assets.monitoring.alerts import rollback as rollback_alert
 from mlops_assets.registry.ledger import LedgerEntry, append_entry, previous_champion, read_ledger
 from mlops_assets.registry.status import ModelRef
 from mlops_assets.registry.tracking import Tracking
@@ -26,8 +28,12 @@ def rollback(
     store: ObjectStore,
     to_version: str | None = None,
     dagster_run_id: str | None = None,
+    alerts: AlertWebhook | None = None,
 ) -> LedgerEntry:
-    """Move ``champion`` back to ``to_version`` (default: the champion the current one replaced)."""
+    """Move ``champion`` back to ``to_version`` (default: the champion the current one replaced).
+
+    With ``alerts``, the rollback is posted to the webhook (a failure to deliver is logged).
+    """
     name = spec.registered_model_name()
     current = tracking.alias_version(name, names.CHAMPION)
     if current is None:
@@ -56,6 +62,8 @@ def rollback(
         dagster_run_id=dagster_run_id,
     )
     append_entry(store, spec, entry)
+    if alerts is not None:
+        alerts.send(rollback_alert(spec, target, current_version, dagster_run_id))
     return entry
 
 

@@ -17,6 +17,10 @@ from mlops_assets.bentos.build import BentoStore
 from mlops_assets.environment import Environment
 from mlops_assets.specs.model import UseCaseSpec
 
+DEFAULT_PORT = 3001
+"""``mlops serve``'s port: not 3000, where ``make dev`` (``dg dev``) serves the Dagster UI, so the
+two run side by side on their defaults."""
+
 
 def bentoml_executable() -> str:
     """``bentoml`` of the running environment, else the one on ``PATH``."""
@@ -34,7 +38,7 @@ def serve_environment(env: Environment, base: dict[str, str] | None = None) -> d
     return {**(os.environ if base is None else base), **env.serve_variables()}
 
 
-def serve_command(bento_tag: str, port: int = 3000, host: str = "127.0.0.1") -> list[str]:
+def serve_command(bento_tag: str, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> list[str]:
     """The ``bentoml serve`` command line of a bento."""
     return [bentoml_executable(), "serve", bento_tag, "--port", str(port), "--host", host]
 

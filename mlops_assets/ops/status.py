@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from mlops_assets import names
 from mlops_assets.environment import Environment
 from mlops_assets.features.quality import rejected_days
+from mlops_assets.metrics import shown
 from mlops_assets.monitoring.pauses import paused_segments
 from mlops_assets.ops.serve import bento_store
 from mlops_assets.ops.toggles import retraining_state
@@ -113,9 +114,9 @@ def use_case_table(env: Environment) -> list[str]:
                 )
                 continue
             score = champion["metrics"].get(spec.primary_metric)
-            shown = f"{score:.4g}" if score is not None else "-"
             version = "v" + champion["version"]
             lines.append(
-                f"{label:<26} {rows:>7} {version:>9} {rejected:>9}  {spec.primary_metric}={shown}"
+                f"{label:<26} {rows:>7} {version:>9} {rejected:>9}  "
+                f"{spec.primary_metric}={shown(score)}"
             )
     return lines

@@ -39,7 +39,7 @@ import pandas as pd
 from mlops_assets import names
 from mlops_assets.features.forecast import date_column, time_folds
 from mlops_assets.features.pipeline import model_input
-from mlops_assets.metrics import direction
+from mlops_assets.metrics import direction, shown
 from mlops_assets.registry.heartbeat import ProcessIdentity
 from mlops_assets.specs.model import ModelFamilySpec, ParamSpec, UseCaseSpec
 from mlops_assets.training.evaluation import score_predictions
@@ -512,10 +512,10 @@ def run_study(
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         try:
-            best = f"{study.best_value:.4f}"
+            best = shown(study.best_value)
         except ValueError:
             best = "n/a"
-        value = "pruned" if trial.state.name == "PRUNED" else trial.value
+        value = "pruned" if trial.state.name == "PRUNED" else shown(trial.value)
         log(
             f"trial {trial.number + 1}/{budget.n_trials + done_before}: "
             f"{trial.params.get('family')} {spec.primary_metric}={value} best so far={best} "

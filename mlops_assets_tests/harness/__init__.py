@@ -20,6 +20,8 @@ checks it). Fixtures stay in the conftests, which build them from these pieces.
   of ``bentoml serve`` (or ``mlops serve``), for the tests and the serving benchmark.
 * :mod:`~mlops_assets_tests.harness.homes`: ``point_at_home``, every location the code reads
   (``MLOPS_HOME``, ``DAGSTER_HOME``, MLflow, BentoML, ...) pointed under one folder.
+* :mod:`~mlops_assets_tests.harness.webhook`: ``Receiver``, an alert webhook on a local port
+  recording the JSON bodies posted to it (``kinds()``), answering a status of the test's choice.
 * :mod:`~mlops_assets_tests.harness.records`: test data: BigMart serving ``record`` and
   ``landed_records``, ``records`` of a frame, the landing ``CSV`` and a landing sensor ``tick``.
 

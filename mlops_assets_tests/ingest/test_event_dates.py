@@ -159,3 +159,29 @@ def test_range_keeps_to_the_partitions(mlops_home: Path) -> None:
         "m5_sales/2011-02-03/old.csv": "its rows are dated 2010-12-30..2010-12-30, before the "
         "first partition 2011-01-29"
     }
+
+
+def test_a_range_says_it_started_and_what_it_read(mlops_home: Path) -> None:
+    """A history file is one run that can take minutes: refresh says it started, and the run's
+    log says what raw_data read (clean_data logs ``cleaned n/N days`` every 10 s)."""
+    from mlops_assets.generators import get_generator
+    from mlops_assets.ops.launch import load_definitions, refresh
+
+    spec = use_case_specs()["m5_sales"]
+    generator = get_generator("m5_sales")
+    days = pd.concat([generator.generate(0, FIRST + dt.timedelta(days=n), seed=1) for n in (0, 1)])
+    land("2025-01-03", days)
+    instance = dg.DagsterInstance.ephemeral()
+    lines: list[str] = []
+    env = Environment.from_env()
+    outcome = refresh(spec, env, load_definitions(), instance, train=False, log=lines.append)
+    assert outcome.success
+    label = f"{FIRST}..{FIRST + dt.timedelta(days=1)}"
+    assert lines[0] == f"ingest m5_sales {label} (1 file): running"
+    assert lines[1].startswith(f"ingest m5_sales {label}: ok (run ")
+    messages = [e.user_message for e in instance.all_logs(outcome.ingested[0].run_id)]
+    assert any(
+        m.startswith("read 1 file (0 skipped by the index): ")
+        and m.endswith("rows on 2 of the run's 2 days")
+        for m in messages
+    )

@@ -6,6 +6,7 @@ late files, the digests of the files requested; the ingestion ledger in the lake
 ingested.
 """
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -219,3 +220,54 @@ def test_a_cursor_of_the_earlier_format_leaves_it_to_the_ledger(
     for day in days[:2]:
         record_ingested(landing, lake, spec, day)
     assert days_of(tick(json.dumps(old)).run_requests) == ["2025-02-03"]
+
+
+def test_a_file_landed_for_a_future_day_is_never_silent(
+    spec, landing: LandingZone, lake: ObjectStorage, tick
+) -> None:
+    """A future landing day is reported on every tick, does not close today's folder, and is
+    requested once its day has a partition (here: a later ``today`` in the partition bounds)."""
+    now = today()
+    tomorrow = (now + dt.timedelta(days=1)).isoformat()
+    land(landing, spec, tomorrow, "early.csv")
+    first = tick(None)
+    assert first.run_requests == []
+    [skip] = [first.skip_message]
+    assert f"{spec.name}/{tomorrow}/early.csv: landed for {tomorrow}, after today" in skip
+    assert tomorrow not in json.loads(first.cursor or "{}")  # the window stays at today
+
+    land(landing, spec, now.isoformat(), "batch.csv")
+    second = tick(first.cursor)
+    assert days_of(second.run_requests) == [now.isoformat()]
+    third = tick(second.cursor)
+    assert third.run_requests == [] and "early.csv" in third.skip_message  # still said
+
+    found = pending_ranges(
+        landing.zone(),
+        lake.store(),
+        spec,
+        (partition_bounds(spec)[0], tomorrow),
+        known=parse_cursor(third.cursor),
+    )
+    assert [batch.label for batch in found.ranges] == [tomorrow]  # its day came
+
+
+def test_a_day_before_the_first_partition_is_named(spec, landing: LandingZone, tick) -> None:
+    land(landing, spec, "2023-06-01", "old.csv")
+    result = tick(None)
+    assert result.run_requests == []
+    assert "landed for 2023-06-01, before the first partition 2024-01-01" in result.skip_message
+    assert "no new files for bigmart_sales (every landing day" in result.skip_message
+
+
+def test_a_folder_that_is_not_a_yyyy_mm_dd_day_is_not_a_landing_day(
+    spec, landing: LandingZone, lake: ObjectStorage
+) -> None:
+    """``20250201`` is ISO 8601, but not a landing day: one strict reading of a day."""
+    from mlops_assets.ingest.days import parse_day
+
+    landing.zone().store().put_bytes(f"{spec.name}/20250201/a.csv", CSV)
+    assert landing.zone().files_by_day(spec.name) == {}
+    assert refresh_days(landing, lake, spec) == []
+    assert parse_day("20250201") is None and parse_day("2025-02-30") is None
+    assert parse_day("2025-02-01") == dt.date(2025, 2, 1)

@@ -25,7 +25,12 @@ from mlops_assets.components.features import clean_key, train_key
 from mlops_assets.components.resources import resources_for
 from mlops_assets.environment import Environment
 from mlops_assets.monitoring.pauses import set_paused
-from mlops_assets.monitoring.policy import PolicyFacts, policy_evidence
+from mlops_assets.monitoring.policy import (
+    PolicyFacts,
+    breaches,
+    policy_evidence,
+    policy_explanation,
+)
 from mlops_assets.monitoring.summary import DaySummary, SlotSummary, write_summary
 from mlops_assets.specs import use_case_specs
 from mlops_assets.storage.tables import table_key, write_table
@@ -68,6 +73,40 @@ def test_nothing_fires_on_a_quiet_day(spec) -> None:
     quiet = slot(metric="rmse", degradation=0.02, max_psi=0.05, max_psi_feature="Item_MRP")
     clean = ["2025-01-09", "2025-01-10", "2025-01-11"]
     assert kinds(spec, facts("2025-01-10", clean, "2025-01-15", quiet)) == []
+
+
+def test_a_quiet_day_says_why_nothing_fired(spec) -> None:
+    """One phrase per condition: the count against K, degradation against X, drift against Y."""
+    quiet = slot(metric="rmse", degradation=0.031, max_psi=0.052, max_psi_feature="Item_MRP")
+    clean = ["2025-01-11", "2025-01-12"]
+    said = policy_explanation(spec, facts("2025-01-10", clean, "2025-01-15", quiet))
+    assert said == [
+        "2 of 7 new days since 2025-01-10",
+        "degradation 3.1% <= 20% (rmse on 2025-01-15)",
+        "drift 0.052 <= 0.2 (Item_MRP on 2025-01-15)",
+    ]
+    assert breaches(spec, DaySummary("2025-01-15", [quiet])) == []
+
+
+def test_the_explanation_names_the_cooldown_and_what_already_fired(spec) -> None:
+    drifted = slot(metric="rmse", degradation=0.5, max_psi=0.9, max_psi_feature="Item_MRP")
+    cooling = facts("2025-01-10", [], "2025-01-12", drifted)
+    assert policy_explanation(spec, cooling)[1] == (
+        "cooldown until 2025-01-13 (3 days after the training window ending 2025-01-10; "
+        "latest monitored day 2025-01-12)"
+    )
+    assert policy_explanation(spec, facts(None, ["2025-01-01"])) == [
+        "1 of 7 new days (no model trained yet)",
+        "no monitored day yet (degradation and drift are judged once a champion is)",
+    ]
+    later = facts("2025-01-10", [], "2025-01-20", drifted)
+    tokens = [e.token for e in policy_evidence(spec, later)]
+    said = policy_explanation(spec, later, fired=tokens)
+    assert said[1].endswith(
+        "worse than the champion's test score (X=20%): already requested a retrain"
+    )
+    assert said[2] == "PSI of Item_MRP on 2025-01-20 is 0.900 (Y=0.2): already requested a retrain"
+    assert len(breaches(spec, later.latest)) == 2
 
 
 def test_k_new_partitions(spec) -> None:
@@ -175,7 +214,12 @@ def test_sensor_tags_the_run_and_never_fires_twice_for_the_same_evidence(spec, m
         "0.2",
     )
     assert json.loads(first.cursor)
-    assert tick(spec, instance, first.cursor).run_requests == []
+    again = tick(spec, instance, first.cursor)
+    assert again.run_requests == []
+    assert again.skip_message == (
+        "0 of 7 new days since 2025-01-10; degradation not scored on 2025-01-20 (scored out of "
+        "sample); PSI of Item_MRP on 2025-01-20 is 0.500 (Y=0.2): already requested a retrain"
+    )
     # New evidence (a later day) fires again.
     monitored(spec, "2025-01-21", slot(max_psi=0.6, max_psi_feature="Item_MRP"))
     assert len(tick(spec, instance, first.cursor).run_requests) == 1

@@ -120,8 +120,13 @@ def test_rollback_and_delete(mlops_home, spec, capsys) -> None:
     assert "is the champion" in capsys.readouterr().err
 
 
-def test_segment_rollback_moves_only_its_segment(mlops_home, capsys) -> None:
-    """A segmented use case: one ledger, read and rolled back per segment's model."""
+def test_segment_rollback_moves_only_its_segment(mlops_home, capsys, monkeypatch) -> None:
+    """A segmented use case: one ledger, read and rolled back per segment's model; the rollback
+    is posted to the alert webhook."""
+    from mlops_assets_tests.harness.webhook import Receiver
+
+    webhook = Receiver()
+    monkeypatch.setenv("MLOPS_ALERT_WEBHOOK", webhook.url)
     mushroom = use_case_specs()["mushroom"]
     mlflow = Environment.from_env().tracking()
     store = LocalObjectStore(mlops_home / "storage")
@@ -151,6 +156,14 @@ def test_segment_rollback_moves_only_its_segment(mlops_home, capsys) -> None:
     assert str(mlflow.alias_version("mushroom__stem_season", CHAMPION).version) == "1"
     assert main(["rollback", "mushroom", "--segment", "stem_season"]) == 2
     assert "replaced no earlier champion" in capsys.readouterr().err
+    webhook.close()
+    [alert] = webhook.received  # the refused rollback is not alerted
+    assert (alert["kind"], alert["use_case"], alert["segment"]) == (
+        "rollback",
+        "mushroom",
+        "cap_gill",
+    )
+    assert alert["text"] == "[mlops] mushroom__cap_gill: rolled back from v2 to v1"
 
     ledger = read_ledger(store, mushroom)
     assert list(ledger["segment"]) == ["cap_gill", "stem_season", "cap_gill", "cap_gill"]  # by time

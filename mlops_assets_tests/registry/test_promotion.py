@@ -333,7 +333,8 @@ def test_gate_against_the_registry(mlops_home, spec) -> None:
     assert str(mlflow.alias_version(spec.name, CHAMPION).version) == "3"
     assert str(mlflow.alias_version(spec.name, CHALLENGER).version) == "4"
     tags = mlflow.client().get_model_version(spec.name, "3").tags
-    assert float(tags["test_rmse"]) == pytest.approx(worse["incumbent_rmse"].value, rel=1e-5)
+    # The tag keeps 6 significant digits, the metadata people read 4.
+    assert float(tags["test_rmse"]) == pytest.approx(worse["incumbent_rmse"].value, rel=5e-4)
     assert tags["previous_champion"] == "2"
 
 
