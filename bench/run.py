@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ("serving", "daily_cost", "event_dates")
+BENCHMARKS = ("serving", "daily_cost", "event_dates", "quality")
 
 
 def main(argv: list[str]) -> int:

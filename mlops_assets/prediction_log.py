@@ -77,7 +77,7 @@ class ScoredBatch:
             "model_name": self.model_name,
             "model_version": self.model_version,
             "scored_at": self.scored_at.isoformat(),
-            "columns": {name: cleaned[name].tolist() for name in columns if name in cleaned},
+            "columns": {name: _values(cleaned[name]) for name in columns if name in cleaned},
             "predictions": np.asarray(self.predictions).tolist(),
             "probabilities": None
             if self.probabilities is None

@@ -212,6 +212,25 @@ def test_spooled_rows_match_the_logged_rows(tmp_path: Path) -> None:
     assert back.key() == original.key()
 
 
+def test_a_compiled_batch_s_columns_spool_as_a_frame_s_do(spec: UseCaseSpec) -> None:
+    """The compiled executor hands the log one list per column, not a frame: the spool line and
+    the logged rows are the same either way (a list has no ``tolist``: every answer was a 500)."""
+    framed = scored_batch(spec, ["a", "b"], [2, 1])
+    listed = ScoredBatch(
+        framed.request_ids,
+        framed.row_counts,
+        {name: framed.cleaned[name].tolist() for name in framed.cleaned.columns},
+        framed.predictions,
+        framed.model_name,
+        framed.model_version,
+        scored_at=framed.scored_at,
+    )
+    columns = [c.name for c in spec.input_columns]
+    assert listed.to_json(columns) == framed.to_json(columns)
+    back = ScoredBatch.from_json(listed.to_json(columns))
+    pd.testing.assert_frame_equal(log_frame([back], spec), log_frame([framed], spec))
+
+
 def test_spool_files_go_once_written_and_do_not_pile_up_while_failing(
     spec: UseCaseSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
