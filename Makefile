@@ -15,7 +15,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 DEV_PORT ?= 3000
 DEV_LOG_LEVEL ?= warning
 
-.PHONY: install demo dev dagster-home test test-unit bench lint clean
+.PHONY: install demo dev dagster-home test test-unit bench lint screenshots clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: install  ## Benchmarks; results in bench/results/
 lint: install  ## ruff, and the layers' import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+# On demand, not part of `make test`: needs Debian's chromium (`apt-get install -y chromium`).
+# SCREENSHOTS_ARGS: `--home DIR` photographs an existing home instead of a fresh short demo;
+# page names (lineage monitoring plots automation runs) take only those.
+screenshots: install  ## Screenshots of the main UI pages into docs/screenshots/, for the README
+	$(BIN)/python docs/screenshots.py $(SCREENSHOTS_ARGS)
 
 clean:
 	rm -rf "$(MLOPS_HOME)"

@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
         print("no chromium here: `apt-get install -y chromium`, then `make screenshots`")
         return 1
     scratch = Path(tempfile.mkdtemp(prefix="mlops-screenshots-"))
-    home = args.home or scratch / "mlops"
+    home = (args.home or scratch / "mlops").resolve()  # DAGSTER_HOME must be absolute
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
     env.update(
         MLOPS_HOME=str(home),

@@ -204,3 +204,18 @@ def build_weekly_schedule(spec: UseCaseSpec, job_name: str) -> dg.ScheduleDefini
         return retrain_request(spec, lake, tags, run_key=None)
 
     return weekly_retrain
+
+
+def retraining_defaults(spec: UseCaseSpec) -> dict[str, bool]:
+    """Whether each retraining instigator runs by default (its ``default_status`` in code).
+
+    Read from the definitions themselves, so ``mlops status`` reports a switch nobody has
+    touched as the UI does.
+    """
+    job_name = names.retrain_job(spec.name)
+    sensor = build_retrain_sensor(spec, job_name)
+    schedule = build_weekly_schedule(spec, job_name)
+    return {
+        sensor.name: sensor.default_status == dg.DefaultSensorStatus.RUNNING,
+        schedule.name: schedule.default_status == dg.DefaultScheduleStatus.RUNNING,
+    }

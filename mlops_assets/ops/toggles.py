@@ -21,10 +21,9 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets import names
+from mlops_assets.components.automation import retraining_defaults
 from mlops_assets.environment import Environment
 from mlops_assets.specs.model import UseCaseSpec
-
-STATE_NAMES = {"running": "running", "stopped": "stopped", "declared_in_code": "running (default)"}
 
 
 class ToggleError(RuntimeError):
@@ -84,12 +83,25 @@ def set_retraining(spec: UseCaseSpec, env: Environment, running: bool) -> list[s
     return changed
 
 
+def shown_state(stored: str | None, default_running: bool) -> str:
+    """An instigator's state as the UI shows it: ``running`` or ``stopped``.
+
+    ``stored`` is the status the instance records (``RUNNING``, ``STOPPED``,
+    ``DECLARED_IN_CODE``) or ``None`` when it records nothing. A switch nobody has toggled
+    (nothing stored, or ``DECLARED_IN_CODE``, which the daemon stores as it ticks) follows
+    its ``default_status`` in code, as Dagster itself reads it.
+    """
+    value = (stored or "").upper()
+    if value in {"RUNNING", "STOPPED"}:
+        return value.lower()
+    return "running" if default_running else "stopped"
+
+
 def retraining_state(spec: UseCaseSpec, instance: dg.DagsterInstance) -> dict[str, str]:
-    """Each retraining instigator's state as the instance records it (default: running)."""
-    wanted = {name for _, name in names.retraining_instigators(spec.name)}
-    states = dict.fromkeys(sorted(wanted), STATE_NAMES["declared_in_code"])
+    """Each retraining instigator's state (``running`` / ``stopped``), as the UI shows it."""
+    defaults = retraining_defaults(spec)
+    stored: dict[str, str] = {}
     for state in instance.all_instigator_state():
-        if state.name in wanted:
-            value = state.status.value.lower()
-            states[state.name] = STATE_NAMES.get(value, value)
-    return states
+        if state.name in defaults:
+            stored[state.name] = state.status.value
+    return {name: shown_state(stored.get(name), defaults[name]) for name in sorted(defaults)}

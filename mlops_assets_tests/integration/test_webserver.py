@@ -179,8 +179,8 @@ def test_a_toggle_in_the_ui_is_what_mlops_status_reports(served: Served) -> None
     weekly = f"{UC}__weekly_retrain"
     with dg.DagsterInstance.get() as instance:
         assert retraining_state(spec, instance) == {
-            name: "running (default)",
-            weekly: "running (default)",
+            name: "running",
+            weekly: "running",
         }
         sensors, _ = automation(served.ui)
         stopped = served.ui.graphql(
