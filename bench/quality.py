@@ -138,13 +138,21 @@ def land_real(dataset: Dataset, folder: Path, env: dict[str, str]) -> int:
 # ---------------------------------------------------------------- the default models
 
 
-def _feature_frame(rows: Any, view: Any, drop: set[str]) -> Any:
-    """Model input without ids (and without ``drop``), categories as text for CatBoost."""
-    from mlops_assets.features.pipeline import model_input
+def _feature_frames(train: Any, test: Any, view: Any, drop: set[str]) -> tuple[Any, Any]:
+    """Model input without ids (and without ``drop``) for the training and the test rows.
 
-    frame = model_input(rows, view)
+    The spec's group statistics are learnt on the training rows, as the platform's pipeline
+    does (its own ``GroupStat``), so a default model sees every declared feature.
+    """
+    from mlops_assets.features.pipeline import group_stat_rules, model_input, transformer_classes
+
+    X, T = model_input(train, view), model_input(test, view)  # noqa: N806
+    rules = group_stat_rules(view)
+    if rules:
+        stats = transformer_classes()["GroupStat"](rules).fit(X)
+        X, T = stats.transform(X), stats.transform(T)  # noqa: N806
     features = [c for c in view.feature_names if c not in drop]
-    return frame[features]
+    return X[features], T[features]
 
 
 def _categorical(view: Any, columns: list[str]) -> list[str]:
@@ -175,7 +183,7 @@ def default_catboost(view: Any, train: Any, test: Any, drop: set[str]) -> tuple[
     """CatBoost with its library defaults on the same rows (categoricals as text)."""
     from catboost import CatBoostClassifier, CatBoostRegressor
 
-    X, T = _feature_frame(train, view, drop), _feature_frame(test, view, drop)  # noqa: N806
+    X, T = _feature_frames(train, test, view, drop)  # noqa: N806
     categorical = _categorical(view, list(X.columns))
     for frame in (X, T):
         for column in categorical:
@@ -196,7 +204,7 @@ def default_hgb(view: Any, train: Any, test: Any) -> tuple[Any, float]:
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    X, T = _feature_frame(train, view, set()), _feature_frame(test, view, set())  # noqa: N806
+    X, T = _feature_frames(train, test, view, set())  # noqa: N806
     for column in _categorical(view, list(X.columns)):
         known = pd.Index(X[column].dropna().astype(str).unique())
         for frame in (X, T):
@@ -384,6 +392,23 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def kept_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's results, after the earlier run's of datasets not run again (in table order).
+
+    So one dataset can be run again on its own (``--datasets``) without losing the others.
+    """
+    path = RESULTS / "quality.json"
+    earlier = json.loads(path.read_text())["results"] if path.is_file() else []
+    fresh = {r["dataset"] for r in results}
+    merged = {r["dataset"]: r for r in earlier if r["dataset"] not in fresh}
+    merged.update({r["dataset"]: r for r in results})
+    order = [d.name for d in DATASETS]
+    return sorted(
+        merged.values(),
+        key=lambda r: order.index(r["dataset"]) if r["dataset"] in order else len(order),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", help="comma-separated use case names (default: all)")
@@ -416,9 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             print(done.stderr[-3000:], file=sys.stderr)
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["command"] = " ".join(["bench/quality.py", *(argv or sys.argv[1:])])
         results.append(result)
         print(json.dumps(result["slots"]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results = kept_results(results)
     payload = {
         "benchmark": "champion vs default CatBoost / HGB / baseline on the platform's own split",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
