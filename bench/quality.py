@@ -233,7 +233,9 @@ def champion_of(tracking: Any, view: Any) -> tuple[Any, str, str] | None:
 
     try:
         version = tracking.alias_version(view.registered_model_name(), CHAMPION)
-    except Exception:  # no champion: the gate kept every challenger out
+    except Exception:  # no registered model at all
+        return None
+    if version is None:  # no champion: the gate kept every challenger out
         return None
     pipeline = tracking.load_pipeline(view.registered_model_name(), str(version.version))
     family = type(pipeline.named_steps["model"]).__name__
@@ -371,7 +373,8 @@ def table(results: list[dict[str, Any]]) -> str:
     ]
     for result in results:
         if "error" in result:
-            lines.append(f"| {result['dataset']} | failed: {result['error'][:120]} |")
+            last = result["error"].strip().splitlines()[-1] if result["error"].strip() else ""
+            lines.append(f"| {result['dataset']} | failed: {last[:160].replace('|', '/')} |")
             continue
         for slot in result["slots"]:
             champion = "none" if slot["champion"] is None else slot["champion"]
@@ -390,6 +393,15 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"| {slot['catboost_fit_s']} | {slot['hgb_fit_s']} |"
             )
     return "\n".join(lines)
+
+
+def write_markdown(payload: dict[str, Any]) -> None:
+    """``quality.md``: the table, and the command of each dataset's row."""
+    commands = sorted({r.get("command", payload["command"]) for r in payload["results"]})
+    ran = "; ".join(f"`{c}`" for c in commands)
+    (RESULTS / "quality.md").write_text(
+        f"# Model quality ({ran}; last run {payload['at']})\n\n{table(payload['results'])}\n"
+    )
 
 
 def kept_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -414,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", help="comma-separated use case names (default: all)")
     parser.add_argument("--trials", type=int, help="trial budget instead of the spec's")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a dataset, in a child process
+    parser.add_argument("--render", action="store_true", help="rewrite quality.md from .json")
     args = parser.parse_args(argv)
+    if args.render:
+        payload = json.loads((RESULTS / "quality.json").read_text())
+        write_markdown(payload)
+        return 0
     if args.one is not None:
         dataset = next(d for d in DATASETS if slug(d) == args.one)
         print(json.dumps(run_one(dataset, args.trials)))
@@ -454,9 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     (RESULTS / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(
-        f"# Model quality (`{payload['command']}`, {payload['at']})\n\n{table(results)}\n"
-    )
+    write_markdown(payload)
     print(table(results))
     return 1 if any("error" in r for r in results) else 0
 
