@@ -45,10 +45,10 @@ dev: install dagster-home  ## The Dagster UI (http://127.0.0.1:3000) on the same
 	$(BIN)/dg dev -h 127.0.0.1 -p $(DEV_PORT) --log-level $(DEV_LOG_LEVEL)
 
 test: install  ## The whole suite, integration tests (real servers) included
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test-unit: install
-	$(BIN)/pytest -n 2 --dist loadfile -m "not integration"
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not integration"
 
 bench: install  ## Benchmarks; results in bench/results/
 	$(BIN)/python bench/run.py
