@@ -12,9 +12,10 @@ Datasets:
 
 - generated, non-iid: every bundled use case, its daily batches each drawn from a few groups and
   ordered by group (``layout="grouped"``), the way real extracts come;
-- real, when ``../shared/data`` is there: the M5 CA_1 subset (long, sold days only) with the
-  Kaggle calendar through ``m5_sales``; the classic UCI mushroom file and the ML-deploy loan file
-  (labels are noise: no champion expected) through use cases of their own in
+- real, when ``--data DIR`` names a folder holding the public files: the M5 CA_1 subset (long,
+  sold days only) with the Kaggle calendar through ``m5_sales``; the classic UCI mushroom file
+  and the ML-deploy loan file (labels are noise: no champion expected) through use cases of
+  their own in
   ``bench/use_cases/``, the way a user would define them. Real files are cut into daily batches
   in file order.
 
@@ -39,7 +40,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-SHARED = ROOT.parent / "shared" / "data"
+DATA_VARIABLE = "MLOPS_BENCH_DATA"
+"""Folder of the real public files (``--data``); unset, only the generated datasets run."""
+
+
+def data_dir() -> Path | None:
+    """Where the real files are, if the user said (``--data`` or ``MLOPS_BENCH_DATA``)."""
+    folder = os.environ.get(DATA_VARIABLE)
+    return Path(folder).resolve() if folder else None
+
+
 BENCH_SPECS = ROOT / "bench" / "use_cases"
 MLOPS = [sys.executable, "-m", "mlops_assets.cli"]
 
@@ -117,10 +127,12 @@ def land_generated(dataset: Dataset, folder: Path, env: dict[str, str]) -> int:
 def land_real(dataset: Dataset, folder: Path, env: dict[str, str]) -> int:
     """A real file: an event-date history lands whole (with the calendar); others in file order
     as daily batches of a few hundred rows."""
-    source = SHARED / dataset.source
+    folder = data_dir()
+    assert folder is not None, "real datasets run only with --data"
+    source = folder / dataset.source
     today = dt.date.today()
     if dataset.use_case == "m5_sales":
-        land(dataset.use_case, SHARED / "m5_calendar.csv", today.isoformat(), env)
+        land(dataset.use_case, folder / "m5_calendar.csv", today.isoformat(), env)
         land(dataset.use_case, source, today.isoformat(), env)
         return sum(1 for _ in source.open()) - 1
     text = source.read_text()
@@ -427,7 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, help="trial budget instead of the spec's")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a dataset, in a child process
     parser.add_argument("--render", action="store_true", help="rewrite quality.md from .json")
+    parser.add_argument(
+        "--data", help=f"folder of the real files (default ${DATA_VARIABLE}; none: generated only)"
+    )
     args = parser.parse_args(argv)
+    if args.data:
+        os.environ[DATA_VARIABLE] = str(Path(args.data).resolve())  # the children read it too
     if args.render:
         payload = json.loads((RESULTS / "quality.json").read_text())
         write_markdown(payload)
@@ -438,11 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     wanted = set(args.datasets.split(",")) if args.datasets else None
+    folder = data_dir()
     chosen = [
         d
         for d in DATASETS
         if (wanted is None or d.use_case in wanted)
-        and (d.source == "generated" or (SHARED / d.source).is_file())
+        and (d.source == "generated" or (folder is not None and (folder / d.source).is_file()))
     ]
     workdir = Path(tempfile.mkdtemp(prefix="mlops-bench-quality-"))
     results = []
