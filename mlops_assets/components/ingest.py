@@ -57,16 +57,26 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
     """The ``raw_data`` asset of one use case, with its blocking schema and row-count checks."""
     key = raw_key(spec)
 
-    @dg.asset(
-        key=key,
-        group_name=spec.name,
+    # A multi-asset only so that its output (and its checks) may be absent: a run over days
+    # where nothing landed (the UI's "Materialize all -> Missing" on a fresh instance) succeeds,
+    # materializes nothing and leaves those days missing, instead of failing once per range.
+    @dg.multi_asset(
+        outs={
+            names.RAW_DATA: dg.AssetOut(
+                key=key,
+                group_name=spec.name,
+                kinds={"pandas", "parquet"},
+                is_required=False,
+                description=f"{spec.name}: rows of every landed file whose partition is the "
+                "day, as they arrived (all values as text).",
+            )
+        },
+        name=f"{spec.name}__{names.RAW_DATA}",
         partitions_def=daily_partitions(spec),
-        kinds={"pandas", "parquet"},
         check_specs=check_specs(key, RAW_CHECKS),
+        can_subset=True,
         retry_policy=STORAGE_RETRY_POLICY,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description=f"{spec.name}: rows of every landed file whose partition is the day, as "
-        "they arrived (all values as text).",
     )
     def raw_data(
         context: dg.AssetExecutionContext,
@@ -75,10 +85,18 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         days = list(context.partition_keys)
+        if key not in context.selected_asset_keys:  # its checks alone: they judge what it reads
+            raise dg.Failure(
+                description=f"{key.to_user_string()}'s checks run with it: materialize it",
+                allow_retries=False,
+            )
         store = lake.store()
         try:
             found = read_days(landing.zone(), store, spec, days, context.run_id)
-        except (NothingLandedError, UnreadableFileError) as error:  # a retry cannot help
+        except NothingLandedError as error:
+            context.log.info(f"{error}: nothing to ingest; {_days_stay_missing(days)}")
+            return
+        except UnreadableFileError as error:  # a retry cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
         per_day = split_by_day(found.rows, spec)
         context.log.info(
@@ -86,14 +104,21 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
             f"({found.skipped} skipped by the index): "
             f"{len(found.rows)} rows on {len(per_day)} of the run's {len(days)} days"
         )
+        if not per_day and not found.claimed and not found.undated:
+            context.log.info(
+                f"no landed row falls on {days[0]}..{days[-1]}: nothing to ingest; "
+                f"{_days_stay_missing(days)}"
+            )
+            return
         judged = sorted(set(per_day) | set(found.claimed))
         outcomes = {day: raw_checks(per_day.get(day, found.rows.iloc[0:0]), spec) for day in judged}
         for day, day_outcomes in outcomes.items():
             write_verdict(store, spec, day, "raw", day_outcomes, context.run_id)
-        if not outcomes:  # no row of the run's days: the run fails its checks, visibly
+        if not outcomes:  # rows without a day, none on the run's days: it fails its checks
             outcomes = {f"{days[0]}..{days[-1]}": raw_checks(found.rows, spec)}
         yield dg.Output(
             per_day,
+            output_name=names.RAW_DATA,
             metadata={
                 "files": dg.MetadataValue.json([f.key for f in found.files]),
                 names.SOURCE_FINGERPRINT: fingerprint(found.files),
@@ -112,6 +137,12 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         yield from check_results(key, outcomes)
 
     return raw_data
+
+
+def _days_stay_missing(days: list[str]) -> str:
+    """The log's word on days a run found nothing for."""
+    span = days[0] if len(days) == 1 else f"these {len(days)} days"
+    return f"{span} stay missing until a file lands for them (the landing sensor runs it)"
 
 
 def pending(spec: UseCaseSpec, landing: LandingZone, lake: ObjectStorage, cursor: dict) -> Pending:

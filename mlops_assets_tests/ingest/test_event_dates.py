@@ -185,3 +185,65 @@ def test_a_range_says_it_started_and_what_it_read(mlops_home: Path) -> None:
         and m.endswith("rows on 2 of the run's 2 days")
         for m in messages
     )
+
+
+def test_a_run_over_days_where_nothing_landed_succeeds_and_leaves_them_missing(
+    mlops_home: Path,
+) -> None:
+    """The UI's *Materialize all -> Missing* on a fresh instance: one run over the empty days
+    before the first landed one. It succeeds, stores and materializes nothing (the days stay
+    missing, so a file landed for them later is still ingested), and its log says why."""
+    from mlops_assets.generators import get_generator
+    from mlops_assets.ops.launch import execute, load_definitions
+
+    spec = use_case_specs()["m5_sales"]
+    land("2025-01-02", get_generator("m5_sales").generate(0, FIRST, seed=1))
+    definitions, instance = load_definitions(), dg.DagsterInstance.ephemeral()
+    job = names.ingest_job(spec.name)
+    raw = dg.AssetKey(["m5_sales", "raw_data"])
+
+    # Nothing anywhere holds rows of these days (the landed file's rows are on FIRST).
+    empty = {names.RANGE_START_TAG: "2024-03-01", names.RANGE_END_TAG: "2024-03-31"}
+    run = execute(definitions, job, instance, tags=empty)
+    assert run.success, run.errors
+    assert instance.get_materialized_partitions(raw) == set()
+    assert not (mlops_home / "storage" / "m5_sales" / "raw_data").exists()
+    records = instance.all_logs(run.run_id)
+    assert not [r for r in records if r.dagster_event and r.dagster_event.is_step_failure]
+    messages = [r.user_message for r in records]
+    assert any(
+        m.startswith("no landed row falls on 2024-03-01..2024-03-31: nothing to ingest; these 31 ")
+        for m in messages
+    ), messages
+
+    # The landed day is then ingested as usual: the empty run took nothing from it.
+    day = {names.RANGE_START_TAG: FIRST.isoformat(), names.RANGE_END_TAG: FIRST.isoformat()}
+    assert execute(definitions, job, instance, tags=day).success
+    assert instance.get_materialized_partitions(raw) == {FIRST.isoformat()}
+
+    # A file whose rows carry no readable date is not "nothing": its run fails its checks.
+    land("2025-03-02", rows_dated(["not a date", "2025-13-45"]), "undated.csv")
+    later = {names.RANGE_START_TAG: "2025-03-01", names.RANGE_END_TAG: "2025-03-02"}
+    failed = execute(definitions, job, instance, tags=later)
+    assert not failed.success
+    assert "row_count" in " ".join(failed.errors), failed.errors
+
+
+def test_a_run_with_no_file_landed_at_all_succeeds(mlops_home: Path) -> None:
+    from mlops_assets.ops.launch import execute, load_definitions
+
+    definitions, instance = load_definitions(), dg.DagsterInstance.ephemeral()
+    run = execute(
+        definitions,
+        names.ingest_job("bigmart_sales"),
+        instance,
+        tags={names.RANGE_START_TAG: "2024-01-01", names.RANGE_END_TAG: "2024-01-07"},
+    )
+    assert run.success, run.errors
+    messages = [r.user_message for r in instance.all_logs(run.run_id)]
+    assert any(
+        "no files landed for 2024-01-01..2024-01-07" in m and "nothing to ingest" in m
+        for m in messages
+    ), messages
+    clean = dg.AssetKey(["bigmart_sales", "clean_data"])
+    assert instance.get_materialized_partitions(clean) == set()

@@ -11,6 +11,7 @@ runs once per session, the first time a test asks for the stack.
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class ProductionStack:
     flow: Any = None  # the RefreshOutcome of the shared flow
     flow_seconds: float = 0.0
     champion_after_flow: str | None = None  # the version the alias pointed at right after it
+    # When it ended (local time, as Optuna stamps trials): later tests on the same data resume
+    # the same study (a retrain with the tracking server down adds failed trials).
+    flow_ended_at: Any = None
 
     def apply(self, patch: pytest.MonkeyPatch) -> None:
         """Point this process at the stack (and nothing else), for one test."""
@@ -173,6 +177,7 @@ def _run_flow(stack: ProductionStack) -> None:
         stack.spec(), env, stack.definitions(), stack.instance, n_trials=TRIALS, seed=SEED
     )
     stack.flow_seconds = time.monotonic() - started
+    stack.flow_ended_at = dt.datetime.now()
     stack.champion_after_flow = champion_version(stack)
 
 

@@ -123,8 +123,9 @@ def test_optuna_trials_are_in_postgres_from_two_overlapping_workers(
         "SELECT t.number, t.state, t.datetime_start, t.datetime_complete, a.value_json "
         "FROM trials t JOIN studies s ON s.study_id = t.study_id "
         "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'pid' "
-        "WHERE s.study_name = %(name)s ORDER BY t.number",
+        "WHERE s.study_name = %(name)s AND t.datetime_start <= %(ended)s ORDER BY t.number",
         name=tuned["optuna_study"],
+        ended=stack.flow_ended_at,
     )
     assert len(rows) == TRIALS
     assert {state for _, state, *_ in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
@@ -140,8 +141,9 @@ def test_optuna_trials_are_in_postgres_from_two_overlapping_workers(
         OPTUNA_DATABASE,
         "SELECT DISTINCT a.value_json FROM trial_user_attributes a "
         "JOIN trials t ON t.trial_id = a.trial_id JOIN studies s ON s.study_id = t.study_id "
-        "WHERE a.key = 'threads' AND s.study_name = %(name)s",
+        "WHERE a.key = 'threads' AND s.study_name = %(name)s AND t.datetime_start <= %(ended)s",
         name=tuned["optuna_study"],
+        ended=stack.flow_ended_at,
     )
     # ...each fitting on its share of the cores, not all of them.
     assert [int(value) for (value,) in threads] == [max(1, (os.cpu_count() or 1) // 2)]
