@@ -140,6 +140,7 @@ def champion_bento(use_case: str) -> dict[str, Any]:
     champion = build.models[None]
     pipeline = store.api().sklearn.load_model(build.model_tag)
     return {
+        "use_case": use_case,
         "bento_tag": build.bento_tag,
         "model_tag": build.model_tag,
         "model_name": champion.model_name,
@@ -240,6 +241,7 @@ def start_fastapi(model: dict[str, Any]) -> ServedProcess:
         **base_env(),
         "MLFLOW_TRACKING_URI": environment().tracking_uri,
         "BENCH_MODEL_URI": f"models:/{model['model_name']}@champion",
+        "BENCH_USE_CASE": model["use_case"],
     }
     command = [
         sys.executable, "-m", "uvicorn", "bench.fastapi_pyfunc:app",
@@ -524,24 +526,26 @@ def load_table(load: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    machine = report["machine"]
     lines = [
         "# Serving benchmark",
         "",
-        f"`{report['command']}`, {report['started_at']} on {machine['cpus']} CPUs (load average "
-        f"{machine['load_average']} at start). Every figure is the median of "
-        f"{report['rounds']} runs of `wrk` (1 thread, {report['duration_s']} s, single-record "
-        "JSON body, `bench/post.lua`), the rounds interleaved across servers; one worker per "
-        "server, one server under load at a time.",
+        "Every figure is the median of several runs of `wrk` (1 thread, single-record JSON "
+        "body, `bench/post.lua`), the rounds interleaved across servers; one worker per server, "
+        "one server under load at a time. Each use case says the run it comes from.",
     ]
-    for use_case, result in report["use_cases"].items():
-        model = result["model"]
+    for use_case, result in sorted(
+        report["use_cases"].items(), key=lambda item: item[0] != TARGETED
+    ):
+        model, run = result["model"], result.get("run", report)
+        machine = run["machine"]
         lines += [
             "",
             f"## {use_case}{' (targets)' if use_case == TARGETED else ' (reported)'}",
             "",
-            f"Model {model['model_name']} v{model['model_version']} ({model['family']}), bento "
-            f"`{model['bento_tag']}`.",
+            f"`{run['command']}`, {run['started_at']} on {machine['cpus']} CPUs (load average "
+            f"{machine['load_average']} at start), {run['rounds']} rounds of "
+            f"{run['duration_s']} s. Model {model['model_name']} v{model['model_version']} "
+            f"({model['family']}), bento `{model['bento_tag']}`.",
             "",
             *load_table(result["load"]),
         ]
@@ -583,6 +587,23 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+RUN_KEYS = ("command", "started_at", "machine", "duration_s", "rounds")
+
+
+def kept_use_cases(measured: list[str]) -> dict[str, Any]:
+    """The use cases of the last results not measured now (each keeps the run it came from)."""
+    path = RESULTS / "serving.json"
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    kept = {}
+    for use_case, result in earlier.get("use_cases", {}).items():
+        if use_case not in measured:
+            result.setdefault("run", {k: earlier.get(k) for k in RUN_KEYS})
+            kept[use_case] = result
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -605,11 +626,13 @@ def main(argv: list[str] | None = None) -> int:
         "load_generator": "wrk 1 thread, bench/post.lua",
         "use_cases": {},
     }
+    report["use_cases"] = kept_use_cases(args.use_cases)
     for use_case in args.use_cases:
         print(f"== {use_case}", flush=True)
         result = bench_use_case(use_case, models[use_case], args)
         if use_case == TARGETED:
             result["targets"] = targets(result)
+        result["run"] = {k: report[k] for k in RUN_KEYS}
         report["use_cases"][use_case] = result
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(report, indent=2) + "\n")
