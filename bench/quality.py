@@ -203,7 +203,13 @@ def default_catboost(view: Any, train: Any, test: Any, drop: set[str]) -> tuple[
     y = train[view.target.name]
     y = y.astype(str) if view.is_classification else y.astype(float)
     cls = CatBoostClassifier if view.is_classification else CatBoostRegressor
-    model = cls(verbose=0, random_seed=0, thread_count=os.cpu_count(), cat_features=categorical)
+    model = cls(
+        verbose=0,
+        random_seed=0,
+        thread_count=os.cpu_count(),
+        cat_features=categorical,
+        allow_writing_files=False,  # no catboost_info/ in the working folder; no effect on the fit
+    )
     started = time.perf_counter()
     model.fit(X, y)
     seconds = time.perf_counter() - started

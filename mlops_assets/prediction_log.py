@@ -83,7 +83,7 @@ class ScoredBatch:
             if self.probabilities is None
             else np.asarray(self.probabilities).tolist(),
         }
-        return json.dumps(document, default=_plain, separators=(",", ":")).encode() + b"\n"
+        return _spool_json(document) + b"\n"
 
     @classmethod
     def from_json(cls, line: bytes) -> ScoredBatch:
@@ -104,6 +104,19 @@ class ScoredBatch:
     def key(self) -> tuple[str, str, int]:
         """What identifies the batch in the log: first request id, model, time (microseconds)."""
         return (self.request_ids[0], self.model_name, _microseconds(self.scored_at))
+
+
+def _spool_json(document: dict[str, Any]) -> bytes:
+    """A spool line's JSON: orjson (it is on the answer's path: a 10,000-row batch took the
+    standard library a tenth of the request), else ``json`` for what orjson refuses (text
+    that is not valid UTF-8, integers beyond 64 bits). orjson writes a NaN as ``null``, which
+    the log reads back as missing, as it does NaN."""
+    import orjson
+
+    try:
+        return orjson.dumps(document, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return json.dumps(document, default=_plain, separators=(",", ":")).encode()
 
 
 def _plain(value: Any) -> Any:

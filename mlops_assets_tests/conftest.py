@@ -13,17 +13,18 @@ import pytest
 from mlops_assets_tests.harness.homes import point_at_home
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Tests run on xdist workers by file, and the session's trained home is trained once.
 
     ``make test`` runs ``pytest -n 2 --dist loadgroup`` (one worker per core). Each file is one
     group (its module fixtures are built once, as with ``--dist loadfile``), but every test needing
-    ``trained_home`` (directly or through a fixture) joins one group, on one worker.
+    ``trained_home`` (directly or through a fixture) joins one group, on one worker. Marked as
+    each item is collected: xdist reads the groups in its ``pytest_collection_modifyitems``,
+    which may run before a conftest's.
     """
-    for item in items:
-        shared = "trained_home" in getattr(item, "fixturenames", ())
-        group = "trained_home" if shared else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    shared = "trained_home" in getattr(item, "fixturenames", ())
+    group = "trained_home" if shared else item.nodeid.split("::")[0]
+    item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture

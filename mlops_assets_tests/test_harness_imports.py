@@ -114,3 +114,12 @@ def test_no_module_imports_a_test_module_or_a_conftest() -> None:
         if (found := forbidden_imports(path.read_text(), path))
     }
     assert offenders == {}, "move what these import to mlops_assets_tests/harness/"
+
+
+def test_each_file_is_one_xdist_group(request) -> None:
+    """``make test`` relies on xdist groups (a file's module fixtures built once, the trained home
+    trained once); pytest 9.2 with xdist 3.8 dropped them without a word (see pyproject)."""
+    groups = [m.args[0] for m in request.node.iter_markers("xdist_group")]
+    assert groups == [request.node.nodeid.split("::")[0].split("@")[0]]
+    if getattr(request.config.option, "loadgroup", False):  # a worker of `-n N --dist loadgroup`
+        assert request.node.nodeid.endswith(f"@{groups[0]}"), request.node.nodeid

@@ -252,3 +252,29 @@ def test_spool_files_go_once_written_and_do_not_pile_up_while_failing(
     log.close()
     assert len(read_prediction_log(store, spec.name)) == 8
     assert not list(spool.rglob("*.spool"))
+
+
+def test_values_orjson_refuses_or_changes_survive_the_spool_line(spec: UseCaseSpec) -> None:
+    """The spool line is orjson's, with the standard library for what orjson refuses: a lone
+    surrogate a client sent escaped, an integer beyond 64 bits. NaN, NA and NaT come back
+    missing, as the log writes them."""
+    framed = scored_batch(spec, ["a"], [3])
+    text = [c.name for c in spec.input_columns if c.type == "categorical"][0]
+    number = [c.name for c in spec.input_columns if c.type == "numeric"][0]
+    cleaned = framed.cleaned.copy()
+    cleaned[text] = pd.Series(["ok", "\ud800 lone", pd.NA], dtype=object)
+    cleaned[number] = pd.Series([np.nan, 2.5, 2**70], dtype=object)
+    odd = ScoredBatch(["a"], [3], cleaned, framed.predictions, "m", "1", scored_at=framed.scored_at)
+    columns = [c.name for c in spec.input_columns]
+    back = ScoredBatch.from_json(odd.to_json(columns))
+    assert back.cleaned[text].tolist()[:2] == ["ok", "\ud800 lone"]
+    assert pd.isna(back.cleaned[text].tolist()[2])
+    values = back.cleaned[number].tolist()
+    assert pd.isna(values[0]) and values[1:] == [2.5, 2**70]
+
+    plain = ScoredBatch(
+        ["b"], [3], framed.cleaned, framed.predictions, "m", "1", scored_at=framed.scored_at
+    )
+    plain.cleaned.loc[0, number] = np.nan
+    back = ScoredBatch.from_json(plain.to_json(columns))
+    pd.testing.assert_frame_equal(log_frame([back], spec), log_frame([plain], spec))
