@@ -453,10 +453,6 @@ def monitor(
         for day, summary in found.summaries.items():
             summaries.setdefault(day, []).append(summary)
         judged[view.segment] = (found.version, len(found.judged))
-    if spec.segments:  # one status for the day when no segment has a champion to judge
-        for values in metadata.values():
-            if all(values.get(f"{s}_status") == NO_CHAMPION for s in spec.segment_names):
-                values["status"] = NO_CHAMPION
     return Monitoring(
         metadata=metadata,
         summaries=[DaySummary(day, slots, run_id) for day, slots in sorted(summaries.items())],

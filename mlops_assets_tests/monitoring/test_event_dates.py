@@ -1,8 +1,9 @@
-"""Monitoring of an event-date range: which days are judged, and one status per day otherwise.
+"""Monitoring of an event-date range: which days are judged, and one status per day otherwise
+(before any champion: nothing at all).
 
 Scoring itself is checked end to end against offline scores in
 ``use_cases/test_forecast_end_to_end.py``; here the range run over days no champion can be
-judged on, which must cost no model and still leave every day its own status.
+judged on, which must cost no model and still leave every day of a champion's window its status.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def test_only_days_after_the_champions_training_days_are_judged(tmp_path, spec) 
     assert judged_days(None, "1", DAYS) == DAYS  # no recorded window: every day is judged
 
 
-def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+def run_monitoring(
+    spec, mlops_home, tags: dict[str, str], instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     from mlops_assets.components.resources import resources_for
     from mlops_assets.components.use_case import build_use_case
 
@@ -71,7 +74,7 @@ def run_monitoring(spec, mlops_home, tags: dict[str, str]) -> dg.ExecuteInProces
             names.RANGE_END_TAG: DAYS[-1],
             **tags,
         },
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
 
 
@@ -83,26 +86,31 @@ def day_metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[st
     }
 
 
-@pytest.mark.parametrize(
-    ("ledger", "expected"),
-    [
-        (False, "no champion yet"),
-        (True, "in the champion's training window"),
-    ],
-)
-def test_a_range_without_judged_days_gets_a_status_per_day(
-    spec, mlops_home, ledger: bool, expected: str
-) -> None:
-    """No model is loaded (none is registered here): every day just says why it is not scored."""
-    if ledger:
-        store = Environment.from_env().lake()
-        append_entry(store, spec, promoted("1", DAYS[-1], "2025-03-10T00:00:00+00:00"))
+def test_a_range_before_any_champion_records_nothing(spec, mlops_home) -> None:
+    """A history landed before any model: no model is loaded, no day is judged, and no event
+    is recorded per day (the run succeeds; its log says why)."""
+    instance = dg.DagsterInstance.ephemeral()
+    as_of = {"mlops/as_of": "2025-03-11T00:00:00+00:00"}
+    result = run_monitoring(spec, mlops_home, as_of, instance)
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    messages = [r.user_message for r in instance.all_logs(result.run_id)]
+    assert any(
+        f"no champion yet: {len(DAYS)} days ({DAYS[0]}..{DAYS[-1]}) not judged" in m
+        for m in messages
+    ), messages
+
+
+def test_a_range_in_the_champion_s_window_gets_a_status_per_day(spec, mlops_home) -> None:
+    """Days the champion trained on are not scored (not out of sample), and each says so."""
+    store = Environment.from_env().lake()
+    append_entry(store, spec, promoted("1", DAYS[-1], "2025-03-10T00:00:00+00:00"))
     result = run_monitoring(spec, mlops_home, {"mlops/as_of": "2025-03-11T00:00:00+00:00"})
     assert result.success
     for key in (performance_key(spec), drift_key(spec)):
         found = day_metadata(result, key)
         assert sorted(found) == DAYS  # one materialization per day of the range, in one run
         for metadata in found.values():
-            assert metadata["status"] == expected
+            assert metadata["status"] == "in the champion's training window"
             assert metadata["monitored_range"] == f"{DAYS[0]}..{DAYS[-1]}"
             assert metadata["judged_days"] == 0

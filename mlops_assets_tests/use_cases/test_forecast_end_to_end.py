@@ -112,10 +112,8 @@ def test_m5_sales_materializes_end_to_end(forecast_home: ForecastHome) -> None:
     assert scores["rmsse"] == pytest.approx(champion["metrics"]["rmsse"], rel=1e-4)
     instance = forecast_home.instance
     assert instance.get_latest_materialization_event(dg.AssetKey(["m5_sales", "champion_bento"]))
-    # The history was monitored in the same run, before any model existed.
-    event = instance.get_latest_materialization_event(performance_key(spec))
-    assert event is not None and event.asset_materialization is not None
-    assert event.asset_materialization.metadata["status"].value == "no champion yet"
+    # The history was ingested before any model existed: its monitoring recorded nothing.
+    assert instance.get_latest_materialization_event(performance_key(spec)) is None
 
     # `mlops predict` on next week's rows: series, date and known covariates, no sales, no lags.
     from mlops_assets.ops.predict import predict_file
@@ -239,5 +237,8 @@ def test_served_forecasts_are_monitored_when_the_actuals_land(
         drift = metadata(drift_key(spec), day)
         assert drift["rows"] == (rows["date"] == pd.Timestamp(day)).sum()
         assert {"max_psi", "psi_lag_7", "psi_sell_price", "prediction_psi"} <= set(drift)
-    # The last day of the history was monitored (in the first run) before any model existed.
-    assert metadata(performance_key(spec), END)["status"] == "no champion yet"
+    # The history's days, ingested before any model existed, have no monitoring record.
+    history_day = dg.AssetRecordsFilter(
+        asset_key=performance_key(spec), asset_partitions=[END.isoformat()]
+    )
+    assert not instance.fetch_materializations(history_day, limit=1).records
