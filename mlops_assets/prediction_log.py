@@ -107,10 +107,12 @@ class ScoredBatch:
 
 
 def _spool_json(document: dict[str, Any]) -> bytes:
-    """A spool line's JSON: orjson (it is on the answer's path: a 10,000-row batch took the
-    standard library a tenth of the request), else ``json`` for what orjson refuses (text
-    that is not valid UTF-8, integers beyond 64 bits). orjson writes a NaN as ``null``, which
-    the log reads back as missing, as it does NaN."""
+    """A spool line's JSON: orjson, else ``json`` for what orjson refuses.
+
+    The line is written on the answer's path (a 10,000-row batch took the standard library a
+    tenth of the request). orjson refuses text that is not valid UTF-8 and integers beyond 64
+    bits; it writes a NaN as ``null``, which the log reads back as missing, as it does NaN.
+    """
     import orjson
 
     try:
