@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from mlops_assets import names
@@ -113,8 +114,6 @@ def _spool_json(document: dict[str, Any]) -> bytes:
     tenth of the request). orjson refuses text that is not valid UTF-8 and integers beyond 64
     bits; it writes a NaN as ``null``, which the log reads back as missing, as it does NaN.
     """
-    import orjson
-
     try:
         return orjson.dumps(document, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:
