@@ -62,7 +62,9 @@ def test_a_week_of_batches_with_drift(short_spec, mlops_home, monkeypatch) -> No
     dagster_instance = instance(env)
     spec = use_case_specs(env.specs_dirs)[UC]
     partitions = dagster_instance.get_materialized_partitions(performance_key(spec))
-    assert partitions == {row.day for row in story.rows}
+    # Days 1-3 were monitored before the first champion (day 3's retrain promoted it after
+    # that day's monitoring): nothing is recorded for them.
+    assert partitions == {row.day for row in story.rows[3:]}
     assert dagster_instance.get_materialized_partitions(drift_key(spec)) == partitions
     runs = dagster_instance.get_runs(dg.RunsFilter(job_name=f"{UC}__retrain"))
     triggers = {r.tags["mlops/trigger"] for r in runs}
