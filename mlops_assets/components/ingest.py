@@ -141,8 +141,8 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
 
 def _days_stay_missing(days: list[str]) -> str:
     """The log's word on days a run found nothing for."""
-    span = days[0] if len(days) == 1 else f"these {len(days)} days"
-    return f"{span} stay missing until a file lands for them (the landing sensor runs it)"
+    span = f"{days[0]} stays" if len(days) == 1 else f"these {len(days)} days stay"
+    return f"{span} missing until a file lands for them (the landing sensor runs it)"
 
 
 def pending(spec: UseCaseSpec, landing: LandingZone, lake: ObjectStorage, cursor: dict) -> Pending:
