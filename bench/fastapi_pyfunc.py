@@ -19,13 +19,14 @@ import pandas as pd
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from mlops_assets.features.derived import with_derived
+from mlops_assets.specs import use_case_specs
+
 MODEL: dict[str, Any] = {}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    from mlops_assets.specs import use_case_specs
-
     MODEL["model"] = mlflow.pyfunc.load_model(
         os.environ.get("BENCH_MODEL_URI", "models:/bigmart_sales@champion")
     )
@@ -47,8 +48,6 @@ def healthz() -> dict[str, str]:
 
 @app.post("/predict")
 def predict(body: Body) -> dict[str, Any]:
-    from mlops_assets.features.derived import with_derived
-
     frame = with_derived(pd.DataFrame(body.records), MODEL["spec"])
     predictions = MODEL["model"].predict(frame)  # numbers, or a classifier's labels
     return {"predictions": [v.item() if hasattr(v, "item") else v for v in predictions]}

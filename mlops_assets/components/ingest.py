@@ -85,11 +85,6 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
         days = list(context.partition_keys)
-        if key not in context.selected_asset_keys:  # its checks alone: they judge what it reads
-            raise dg.Failure(
-                description=f"{key.to_user_string()}'s checks run with it: materialize it",
-                allow_retries=False,
-            )
         store = lake.store()
         try:
             found = read_days(landing.zone(), store, spec, days, context.run_id)

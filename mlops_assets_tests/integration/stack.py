@@ -50,7 +50,7 @@ class ProductionStack:
     champion_after_flow: str | None = None  # the version the alias pointed at right after it
     # When it ended (local time, as Optuna stamps trials): later tests on the same data resume
     # the same study (a retrain with the tracking server down adds failed trials).
-    flow_ended_at: Any = None
+    flow_ended_at: dt.datetime | None = None
 
     def apply(self, patch: pytest.MonkeyPatch) -> None:
         """Point this process at the stack (and nothing else), for one test."""

@@ -96,55 +96,32 @@ class TrainedUseCase:
     repeated: int
 
 
-_trained: dict[str, TrainedUseCase] = {}
-"""Each use case refreshed once per session, whatever order its tests run in (a parametrized
-module fixture re-trains when tests of another parameter run between them)."""
-
-
-def train(uc: str, tmp_path_factory: pytest.TempPathFactory) -> TrainedUseCase:
-    """Land three generated days and the real-dialect file of ``uc``, then refresh once."""
+@pytest.fixture(scope="module", params=sorted(FILES))
+def trained(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TrainedUseCase]:
     import mlflow
 
     from mlops_assets.environment import Environment
     from mlops_assets.ops.demo import land_generated_days
     from mlops_assets.ops.launch import load_definitions, refresh
 
+    uc = request.param
     home = tmp_path_factory.mktemp(uc) / "mlops"
     saved = dict(os.environ)
     saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            point_at_home(patch, home)
-            spec = use_case_specs()[uc]
-            env = Environment.from_env()
-            days = land_generated_days(env, uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
-            land_bytes(uc, days[0], FILES[uc], (FIXTURES / FILES[uc]).read_bytes())
-            repeated = land_repeated_specimens(days) if uc == "mushroom" else 0
-            instance = dg.DagsterInstance.ephemeral()
-            outcome = refresh(spec, env, load_definitions(), instance, n_trials=3, seed=SEED)
-            return TrainedUseCase(spec, home, days, instance, outcome, repeated)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        mlflow.set_tracking_uri(saved_uris[0])
-        mlflow.set_registry_uri(saved_uris[1])
-
-
-@pytest.fixture(params=sorted(FILES))
-def trained(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[TrainedUseCase]:
-    """The use case's refreshed home (trained on first use), pointed at for this test."""
-    import mlflow
-
-    uc = request.param
-    if uc not in _trained:
-        _trained[uc] = train(uc, tmp_path_factory)
-    saved_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    point_at_home(monkeypatch, _trained[uc].home)
-    yield _trained[uc]
+    with pytest.MonkeyPatch.context() as patch:
+        point_at_home(patch, home)
+        spec = use_case_specs()[uc]
+        env = Environment.from_env()
+        days = land_generated_days(env, uc, days=DAYS, rows=ROWS, seed=SEED, end=END)
+        land_bytes(uc, days[0], FILES[uc], (FIXTURES / FILES[uc]).read_bytes())
+        repeated = land_repeated_specimens(days) if uc == "mushroom" else 0
+        instance = dg.DagsterInstance.ephemeral()
+        outcome = refresh(spec, env, load_definitions(), instance, n_trials=3, seed=SEED)
+        yield TrainedUseCase(spec, home, days, instance, outcome, repeated)
+    os.environ.clear()
+    os.environ.update(saved)
     mlflow.set_tracking_uri(saved_uris[0])
     mlflow.set_registry_uri(saved_uris[1])
 
