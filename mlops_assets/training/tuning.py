@@ -118,6 +118,8 @@ TRIAL_HEARTBEAT_S = 60
 """Optuna's heartbeat of a running trial in database storage; a trial silent for
 ``TRIAL_GRACE_S`` (its process died, on whatever host) is failed by the next ``optimize``."""
 TRIAL_GRACE_S = 180
+STORAGE_ATTEMPTS = 3
+"""Opening a study database that another process is creating at the same moment is retried."""
 
 
 def study_storage(url: str | None) -> Any:
@@ -125,12 +127,22 @@ def study_storage(url: str | None) -> Any:
     if not url:
         return None
     import optuna
+    from sqlalchemy.exc import IntegrityError
 
-    with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S
-        )
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=TRIAL_HEARTBEAT_S, grace_period=TRIAL_GRACE_S
+                )
+        except IntegrityError:
+            # Two processes creating a fresh database at once both stamp its schema version;
+            # the loser's insert fails, and the schema the winner made is there to open.
+            if attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def fail_trials_of_dead_processes(url: str | None) -> list[str]:

@@ -314,3 +314,36 @@ def test_estimator_params_drop_the_automatic_flag() -> None:
         model, {"family": "catboost", "catboost.auto_learning_rate": True, "catboost.depth": 5}
     )
     assert params == {"iterations": 60, "depth": 5}
+
+
+def test_a_study_database_created_by_another_process_at_once_is_opened(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening a fresh SQLite study database at once both stamp its schema; the
+    loser's IntegrityError (seen in CI: a refresh died of it) is retried, and opens it."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError
+
+    from mlops_assets.training import tuning
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    real = optuna.storages.RDBStorage
+    calls: list[str] = []
+
+    def loses_the_race_once(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            real(*args, **kwargs)  # the other process creates the schema...
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "STORAGE_ATTEMPTS", 2)
+    monkeypatch.setattr(optuna.storages, "RDBStorage", loses_the_race_once)
+    monkeypatch.setattr(tuning.time, "sleep", lambda s: None)
+    storage = tuning.study_storage(url)
+    assert calls == [url, url] and storage.get_all_studies() == []
+
+    calls.clear()
+    monkeypatch.setattr(tuning, "STORAGE_ATTEMPTS", 1)
+    with pytest.raises(IntegrityError):  # retries are bounded
+        tuning.study_storage(url)
