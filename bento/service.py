@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response
 
 from mlops_assets.environment import Environment
+from mlops_assets.serving.bodies import json_body
 from mlops_assets.serving.follow import follow_champions
 from mlops_assets.serving.http import GuardSettings, RequestGuard
 from mlops_assets.serving.metrics import (
@@ -54,6 +55,8 @@ MODEL_TAGS = slot_model_tags(FULL_SPEC, SPEC, ARGS.model_tags, OPTIONS.model_tag
 
 Records = Annotated[list[Any], WithJsonSchema(records_schema(SPEC, OPTIONS.max_records))]
 Columns = Annotated[dict[str, Any], WithJsonSchema(columns_schema(SPEC, OPTIONS.max_records))]
+RecordsBody = json_body("RecordsBody", "records", Records, list)  # orjson, BentoML's as fallback
+ColumnsBody = json_body("ColumnsBody", "columns", Columns, dict)
 
 batch_metrics()  # registered at import, as BentoML expects of service metrics
 route_labelled_traffic_metrics()  # before BentoML builds the app: labels by route, not path
@@ -104,7 +107,7 @@ class ChampionService:
         if OPTIONS.follow_champion:
             self.follower = follow_champions(self.runtime, OPTIONS.champion_poll_s, ENV.tracking())
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route="/predict", input_spec=RecordsBody)
     async def predict(self, records: Records, ctx: bentoml.Context) -> PredictResponse:
         """Score raw records: 200 with predictions, or 422 naming every bad field."""
         answer = await self.runtime.answer(records, ctx.request.headers.get(REQUEST_ID_HEADER))
@@ -112,7 +115,7 @@ class ChampionService:
         ctx.response.metadata[REQUEST_ID_HEADER] = answer.request_id
         return Response(answer.body, status_code=answer.status, media_type="application/json")
 
-    @bentoml.api(route="/predict_columns")
+    @bentoml.api(route="/predict_columns", input_spec=ColumnsBody)
     async def predict_columns(
         self, columns: Columns, ctx: bentoml.Context
     ) -> PredictColumnsResponse:

@@ -16,6 +16,7 @@ in the OpenAPI page; it is not used to parse requests.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -457,8 +458,16 @@ def _json_type(value: Any) -> str:
 
 
 def columns_of(records: Sequence[Mapping[str, Any]], spec: UseCaseSpec) -> dict[str, list[Any]]:
-    """The records as one list per spec column (records already passed ``structure_problems``)."""
-    return {c.name: [record[c.name] for record in records] for c in spec.input_columns}
+    """The records as one list per spec column (records already passed ``structure_problems``).
+
+    One ``itemgetter`` pass over the records and a transpose, both in C: a Python loop per
+    column and record cost 14 ms of a 10,000-record request.
+    """
+    names = [c.name for c in spec.input_columns]
+    if len(names) == 1 or not records:
+        return {name: [record[name] for record in records] for name in names}
+    rows = map(operator.itemgetter(*names), records)
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def type_problems(columns: Mapping[str, list[Any]], spec: UseCaseSpec) -> list[RequestProblem]:

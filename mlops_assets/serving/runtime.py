@@ -295,21 +295,14 @@ class ServingRuntime:
         accepted: Mapping[str | None, Accepted],
         as_columns: bool = False,
     ) -> Answer:
-        predictions: list[Any] = [None] * size
-        ids: list[dict[str, Any]] = [{} for _ in range(size)]
-        segments: list[str] = [""] * size
-        probabilities: list[Any] | None = None
-        for name, rows in groups.items():
-            outcome = accepted[name]
-            records_ids = id_records(outcome)
-            for position, row in enumerate(rows):
-                predictions[row] = outcome.predictions[position]
-                ids[row] = records_ids[position]
-                segments[row] = name or ""
-            if outcome.probabilities is not None:
-                probabilities = probabilities or [None] * size
-                for position, row in enumerate(rows):
-                    probabilities[row] = outcome.probabilities[position]
+        if len(groups) == 1:  # one slot answered every record, in order: its lists as they are
+            ((name, outcome),) = accepted.items()
+            predictions = outcome.predictions
+            ids = [] if as_columns else id_records(outcome)
+            segments = [name or ""] * size
+            probabilities = outcome.probabilities
+        else:
+            predictions, ids, segments, probabilities = self._interleaved(size, groups, accepted)
         used = [name for name in self.slots if name in groups]
         models = {  # the version that scored (a follower may swap models between batches)
             name: {
@@ -331,6 +324,28 @@ class ServingRuntime:
         if probabilities is not None:
             body["probabilities"] = probabilities
         return Answer(200, encode_json(body), request_id)
+
+    @staticmethod
+    def _interleaved(
+        size: int, groups: Mapping[str | None, list[int]], accepted: Mapping[str | None, Accepted]
+    ) -> tuple[list[Any], list[dict[str, Any]], list[str], list[Any] | None]:
+        """Several slots' answers put back in the request's record order."""
+        predictions: list[Any] = [None] * size
+        ids: list[dict[str, Any]] = [{} for _ in range(size)]
+        segments: list[str] = [""] * size
+        probabilities: list[Any] | None = None
+        for name, rows in groups.items():
+            outcome = accepted[name]
+            records_ids = id_records(outcome)
+            for position, row in enumerate(rows):
+                predictions[row] = outcome.predictions[position]
+                ids[row] = records_ids[position]
+                segments[row] = name or ""
+            if outcome.probabilities is not None:
+                probabilities = probabilities or [None] * size
+                for position, row in enumerate(rows):
+                    probabilities[row] = outcome.probabilities[position]
+        return predictions, ids, segments, probabilities
 
     def _rejected(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -31,6 +32,17 @@ def write_table(store: ObjectStore, key: str, frame: pd.DataFrame) -> int:
     """Write a frame as one Parquet object; returns its size in bytes."""
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
+    data = buffer.getvalue()
+    store.put_bytes(key, data)
+    return len(data)
+
+
+def write_arrow(store: ObjectStore, key: str, table: Any) -> int:
+    """Write an Arrow table as one Parquet object (no pandas on the way); returns its size."""
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
     data = buffer.getvalue()
     store.put_bytes(key, data)
     return len(data)

@@ -13,6 +13,7 @@ from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.prediction_log import (
     PredictionLog,
     ScoredBatch,
+    empty_log_frame,
     log_frame,
     read_prediction_log,
 )
@@ -64,6 +65,31 @@ def test_column_types_do_not_depend_on_the_values(spec: UseCaseSpec) -> None:
     assert full.dtypes.to_dict() == empty_values.dtypes.to_dict()
     assert str(full["Outlet_Size"].dtype) == "string"
     assert str(full["Outlet_Establishment_Year"].dtype) == "Int64"
+
+
+def test_a_written_file_reads_back_with_the_log_s_types_whatever_its_batches(
+    spec: UseCaseSpec, tmp_path: Path
+) -> None:
+    """Frame batches, list batches (the compiled path's) and odd values: one schema."""
+    framed = batch(spec, ["f"], [2])
+    listed = batch(spec, ["l"], [2])
+    columns = {name: framed.cleaned[name].tolist() for name in framed.cleaned.columns}
+    columns["Outlet_Size"] = [7, None]  # not text: logged as its text, a gap stays missing
+    columns["Item_Weight"] = ["not a number", 3.5]
+    listed.cleaned = columns
+    store = LocalObjectStore(tmp_path)
+    log = PredictionLog(store, spec, flush_interval_s=3600)
+    for scored in (framed, listed, framed):
+        log.append(scored)
+    log.close()
+    logged = read_prediction_log(store, spec.name)
+    expected = empty_log_frame(spec).dtypes.to_dict()
+    assert {name: logged[name].dtype for name in expected} == expected
+    assert log_frame([framed, listed], spec).dtypes.to_dict() == expected
+    rows = logged[logged["request_id"] == "l"]
+    assert rows["Outlet_Size"].tolist() == ["7", pd.NA]
+    assert rows["Item_Weight"].isna().tolist() == [True, False]
+    assert logged["record"].tolist() == [0, 1, 0, 1, 0, 1]
 
 
 def test_a_failed_write_is_retried(spec: UseCaseSpec, tmp_path: Path) -> None:
@@ -243,7 +269,7 @@ def test_spool_files_go_once_written_and_do_not_pile_up_while_failing(
         log.append(batch(spec, [f"w{index}"], [1]))
         time.sleep(0.2)
     assert len(list(spool.rglob("*.spool"))) <= 1  # the current segment only
-    monkeypatch.setattr(log, "_write_frame", lambda frame, first: 1 / 0)  # the store is down
+    monkeypatch.setattr(log, "_write_rows", lambda table, first: 1 / 0)  # the store is down
     for index in range(5):
         log.append(batch(spec, [f"f{index}"], [1]))
         time.sleep(0.15)
