@@ -245,12 +245,12 @@ def default_hgb(view: Any, train: Any, test: Any) -> tuple[Any, float]:
 # ---------------------------------------------------------------- one dataset
 
 
-def champion_of(tracking: Any, view: Any) -> tuple[Any, str, str] | None:
-    """The slot's champion pipeline, version and family, or ``None``."""
+def champion_of(tracking: Any, view: Any, alias: str | None = None) -> tuple[Any, str, str] | None:
+    """The slot's champion (or ``alias``) pipeline, version and family, or ``None``."""
     from mlops_assets.names import CHAMPION
 
     try:
-        version = tracking.alias_version(view.registered_model_name(), CHAMPION)
+        version = tracking.alias_version(view.registered_model_name(), alias or CHAMPION)
     except Exception:  # no registered model at all
         return None
     if version is None:  # no champion: the gate kept every challenger out
@@ -258,6 +258,58 @@ def champion_of(tracking: Any, view: Any) -> tuple[Any, str, str] | None:
     pipeline = tracking.load_pipeline(view.registered_model_name(), str(version.version))
     family = type(pipeline.named_steps["model"]).__name__
     return pipeline, str(version.version), family
+
+
+def gate_of_challenger(view: Any, test: Any, baseline: Any, tracking: Any) -> dict[str, Any]:
+    """Why no champion: the challenger's score and the gate's interval against the baseline."""
+    from mlops_assets.features.pipeline import model_input
+    from mlops_assets.names import CHALLENGER
+    from mlops_assets.training.evaluation import bootstrap_improvement
+    from mlops_assets.training.families import predict_frame
+
+    found = champion_of(tracking, view, CHALLENGER)
+    if found is None:
+        return {}
+    pipeline, version, family = found
+    y = test[view.target.name]
+    predicted = predict_frame(pipeline, model_input(test, view), view)
+    level = view.promotion.baseline_confidence
+    gate = bootstrap_improvement(
+        view, y, predicted, baseline, rows=test, level=level, seed=view.tuning.seed
+    )
+    found_worse = worse_series(view, y, predicted, test) if view.task == "forecast" else {}
+    return {
+        **found_worse,
+        "challenger": round(gate.score_a, 4),
+        "challenger_version": version,
+        "challenger_family": family,
+        "challenger_vs_baseline": round(gate.improvement, 4),
+        "challenger_vs_baseline_low": round(gate.low, 4),
+        "challenger_vs_baseline_high": round(gate.high, 4),
+        "gate_level": level,
+        "gate_resampled": gate.resampled,
+    }
+
+
+def worse_series(view: Any, y: Any, predicted: Any, test: Any) -> dict[str, Any]:
+    """A forecast's series on which the challenger is worse than the seasonal-naive forecast."""
+    import numpy as np
+
+    from mlops_assets.features.forecast import rmsse_inputs
+    from mlops_assets.metrics import rmsse
+
+    inputs = rmsse_inputs(test, view)
+    groups = inputs["groups"] if inputs["groups"] is not None else np.zeros(len(test))
+    truth, values = y.to_numpy(float), np.asarray(predicted[0], float)
+    ratios = {}
+    for key in np.unique(groups):
+        rows = groups == key
+        try:
+            ratios[str(key)] = rmsse(truth[rows], values[rows], inputs["y_naive"][rows])
+        except ValueError:  # a perfect naive forecast: no ratio
+            continue
+    worse = {key: round(value, 3) for key, value in ratios.items() if value > 1}
+    return {"series": len(ratios), "series_worse_than_baseline": worse}
 
 
 def evaluate_slot(view: Any, train: Any, test: Any, tracking: Any) -> dict[str, Any]:
@@ -296,6 +348,7 @@ def evaluate_slot(view: Any, train: Any, test: Any, tracking: Any) -> dict[str, 
     found = champion_of(tracking, view)
     if found is None:
         row.update(champion=None, champion_version=None, verdict="no champion (gate)")
+        row.update(gate_of_challenger(view, test, baseline, tracking))
         return row
     pipeline, version, family = found
     champion = predict_frame(pipeline, model_input(test, view), view)
@@ -402,11 +455,25 @@ def table(results: list[dict[str, Any]]) -> str:
                 if slot.get("vs_catboost") is not None
                 else ""
             )
+            verdict = slot["verdict"]
+            if slot.get("challenger") is not None:  # why the gate said no
+                verdict += (
+                    f": challenger v{slot['challenger_version']} {slot['challenger']}, "
+                    f"{slot['challenger_vs_baseline']:+.2%} on the baseline, "
+                    f"{slot['gate_level']:.0%} interval "
+                    f"[{slot['challenger_vs_baseline_low']:+.2%}, "
+                    f"{slot['challenger_vs_baseline_high']:+.2%}] over {slot['gate_resampled']}"
+                )
+                worse = slot.get("series_worse_than_baseline")
+                if worse is not None:
+                    named = ", ".join(f"{key} {value}" for key, value in worse.items())
+                    verdict += f"; worse than the baseline on {len(worse)} of {slot['series']}"
+                    verdict += f" series ({named})" if worse else " series"
             lines.append(
                 f"| {result['dataset']} | {slot['slot']} | {slot['metric']} | {champion} "
                 f"| {slot['default_catboost']} "
                 f"| {slot.get('default_catboost_without_derived', '')} "
-                f"| {slot['default_hgb']} | {slot['baseline']} | {interval} | {slot['verdict']} "
+                f"| {slot['default_hgb']} | {slot['baseline']} | {interval} | {verdict} "
                 f"| {result['ingest_s']} | {result['tune_and_gate_s']} "
                 f"| {slot['catboost_fit_s']} | {slot['hgb_fit_s']} |"
             )
