@@ -201,6 +201,20 @@ def _strip(rule: StripRule, column: ColumnSpec) -> ValueFunction:
     return strip
 
 
+def _strip_column(rule: StripRule, column: ColumnSpec) -> Callable[[pd.Series], pd.Series]:
+    return stripped
+
+
+def stripped(values: pd.Series) -> pd.Series:
+    """:func:`_strip`'s value form over a column, in one comprehension (no call per value).
+
+    A missing value is not text, so it is kept as it is, as :func:`map_objects` keeps it.
+    """
+    objects = values.to_numpy(dtype=object).tolist()
+    kept = [(v.strip() or None) if isinstance(v, str) else v for v in objects]
+    return pd.Series(kept, index=values.index, dtype=object)
+
+
 def _map_values(rule: MapValuesRule, column: ColumnSpec) -> ValueFunction:
     lookup = {key.strip().casefold(): target for key, target in rule.mapping.items()}
 
@@ -274,7 +288,7 @@ def _clip_column(rule: ClipRule, column: ColumnSpec) -> Callable[[pd.Series], pd
 
 
 RULES: dict[type, RuleForms] = {
-    StripRule: RuleForms("text", _strip, rewrites_numbers=False),
+    StripRule: RuleForms("text", _strip, _strip_column, rewrites_numbers=False),
     MapValuesRule: RuleForms("text", _map_values),
     NullIfRule: RuleForms("value", _null_if, _null_if_column),
     ClipRule: RuleForms("value", _clip, _clip_column),
@@ -413,7 +427,7 @@ def _integer_column(values: pd.Series) -> pd.Series:
 
 
 def _categorical_column(values: pd.Series) -> pd.Series:
-    typed = map_objects(values, read_categorical)
+    typed = stripped(values)  # read_categorical is strip's value form
     return typed.where(typed.notna(), np.nan)
 
 
@@ -440,11 +454,21 @@ TYPES: dict[str, TypeForms] = {
 """Every column type of the spec (``ColumnType``), in both forms."""
 
 
+PLAIN_TEXT_KINDS = frozenset({str, type(None)})
+PLAIN_NUMBER_KINDS = frozenset({int, float})  # exactly: a bool is not a number here
+
+
 def _as_text(series: pd.Series, keep_numbers: bool = False) -> pd.Series:
     """Values as Python strings, missing kept as NaN (a number in a CSV arrives as text).
 
-    With ``keep_numbers`` numbers stay numbers (:func:`keeps_numbers`).
+    With ``keep_numbers`` numbers stay numbers (:func:`keeps_numbers`). A column that holds
+    only text and missing values (and numbers, where they are kept), as a JSON body's or a
+    CSV's does, is returned as it is, with no call per value.
     """
+    objects = series.to_numpy(dtype=object)
+    kinds = set(map(type, objects.tolist()))
+    if kinds <= (PLAIN_TEXT_KINDS | PLAIN_NUMBER_KINDS if keep_numbers else PLAIN_TEXT_KINDS):
+        return pd.Series(objects, index=series.index, dtype=object)
 
     def as_text(value: Any) -> Any:
         if isinstance(value, str) or (keep_numbers and is_plain_number(value)):

@@ -12,11 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.features.cleaning import (
+    _as_text,
     _fmt,
     clean_frame,
+    is_plain_number,
+    map_objects,
     number_from_text,
+    read_categorical,
     read_integer,
     read_numeric,
+    stripped,
 )
 from mlops_assets.features.validation import validate_frame
 from mlops_assets.specs import use_case_specs
@@ -342,3 +347,36 @@ def test_numbers_are_read_as_their_text_reads() -> None:
     assert read_numeric(10**400) is None and read_numeric(math.inf) is None
     assert read_integer(2**63 - 1) == 2**63 - 1 and read_integer(2**63) is None
     assert read_integer(9.223372036854776e18) is None and read_integer("9223372036854775807")
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.just(math.nan),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=" \tabLF0.5-é", max_size=6),
+    st.sampled_from([np.str_(" x "), np.float64(2.5), np.int64(3), pd.NA]),
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(VALUES, max_size=12), st.booleans())
+def test_column_fast_paths_equal_the_value_forms_mapped(values: list, keep_numbers: bool) -> None:
+    """Text as it is, strip and categorical reading over a column: the value forms, mapped."""
+    series = pd.Series(values, dtype=object)
+
+    def as_text(value: Any) -> Any:
+        if isinstance(value, str) or (keep_numbers and is_plain_number(value)):
+            return value
+        return _fmt(value)
+
+    def same(left: pd.Series, right: pd.Series) -> None:
+        assert [repr(v) for v in left.tolist()] == [repr(v) for v in right.tolist()]
+
+    same(_as_text(series, keep_numbers), map_objects(series, as_text))
+    text = map_objects(series, as_text)
+    same(
+        stripped(text), map_objects(text, lambda v: v.strip() or None if isinstance(v, str) else v)
+    )
+    same(stripped(text), map_objects(text, read_categorical))
