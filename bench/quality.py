@@ -260,34 +260,36 @@ def champion_of(tracking: Any, view: Any, alias: str | None = None) -> tuple[Any
     return pipeline, str(version.version), family
 
 
-def gate_of_challenger(view: Any, test: Any, baseline: Any, tracking: Any) -> dict[str, Any]:
-    """Why no champion: the challenger's score and the gate's interval against the baseline."""
+def gate_of_challenger(view: Any, train: Any, test: Any, tracking: Any) -> dict[str, Any]:
+    """Why no champion: the gate's own floor (:func:`baseline_floor`) for the challenger."""
+    from mlops_assets.components.registry import baseline_floor
     from mlops_assets.features.pipeline import model_input
+    from mlops_assets.metrics import improvement
     from mlops_assets.names import CHALLENGER
-    from mlops_assets.training.evaluation import bootstrap_improvement
     from mlops_assets.training.families import predict_frame
 
     found = champion_of(tracking, view, CHALLENGER)
     if found is None:
         return {}
     pipeline, version, family = found
-    y = test[view.target.name]
-    predicted = predict_frame(pipeline, model_input(test, view), view)
-    level = view.promotion.baseline_confidence
-    gate = bootstrap_improvement(
-        view, y, predicted, baseline, rows=test, level=level, seed=view.tuning.seed
-    )
-    found_worse = worse_series(view, y, predicted, test) if view.task == "forecast" else {}
+    floor = baseline_floor(view, pipeline, train, test)
+    score = floor.scores[view.primary_metric]
+    worse = {}
+    if view.task == "forecast":
+        predicted = predict_frame(pipeline, model_input(test, view), view)
+        worse = worse_series(view, test[view.target.name], predicted, test)
     return {
-        **found_worse,
-        "challenger": round(gate.score_a, 4),
+        **worse,
+        "challenger": round(score, 4),
         "challenger_version": version,
         "challenger_family": family,
-        "challenger_vs_baseline": round(gate.improvement, 4),
-        "challenger_vs_baseline_low": round(gate.low, 4),
-        "challenger_vs_baseline_high": round(gate.high, 4),
-        "gate_level": level,
-        "gate_resampled": gate.resampled,
+        "challenger_vs_baseline": round(
+            improvement(view.primary_metric, score, floor.baseline_score), 4
+        ),
+        "challenger_vs_baseline_low": round(floor.interval[0], 4),
+        "challenger_vs_baseline_high": round(floor.interval[1], 4),
+        "gate_level": floor.level,
+        "gate_resampled": floor.resampled,
     }
 
 
@@ -348,7 +350,7 @@ def evaluate_slot(view: Any, train: Any, test: Any, tracking: Any) -> dict[str, 
     found = champion_of(tracking, view)
     if found is None:
         row.update(champion=None, champion_version=None, verdict="no champion (gate)")
-        row.update(gate_of_challenger(view, test, baseline, tracking))
+        row.update(gate_of_challenger(view, train, test, tracking))
         return row
     pipeline, version, family = found
     champion = predict_frame(pipeline, model_input(test, view), view)

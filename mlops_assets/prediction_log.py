@@ -406,10 +406,6 @@ def _arrow_typed(values: pd.Series, kind: str) -> Any:
 
     if kind in {"numeric", "integer", "date"}:
         return pa.array(_typed(values, kind), from_pandas=True)
-    if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(
-        values.dtype
-    ):
-        values = values.astype(object)
     objects = values.to_numpy(dtype=object)
     try:
         return pa.array(objects, type=pa.string(), from_pandas=True)

@@ -171,6 +171,7 @@ class Floor:
     baseline_score: float
     interval: tuple[float, float]
     level: float
+    resampled: str = "rows"  # what the bootstrap drew: rows, or a forecast's series
 
 
 def baseline_floor(
@@ -194,7 +195,7 @@ def baseline_floor(
         seed=spec.tuning.seed,
         level=level,
     )
-    return Floor(scores, baseline_name(spec), floor, (boot.low, boot.high), level)
+    return Floor(scores, baseline_name(spec), floor, (boot.low, boot.high), level, boot.resampled)
 
 
 def build_champion_model(spec: UseCaseSpec) -> dg.AssetsDefinition:

@@ -298,7 +298,7 @@ class ServingRuntime:
         if len(groups) == 1:  # one slot answered every record, in order: its lists as they are
             ((name, outcome),) = accepted.items()
             predictions = outcome.predictions
-            ids = [] if as_columns else id_records(outcome)
+            ids = outcome.ids if as_columns else id_records(outcome)
             segments = [name or ""] * size
             probabilities = outcome.probabilities
         else:
@@ -316,7 +316,7 @@ class ServingRuntime:
             "model_name": ",".join(m["model_name"] for m in models.values()),
             "model_version": ",".join(m["model_version"] for m in models.values()),
             "predictions": predictions,
-            "ids": accepted[used[0]].ids if as_columns else ids,
+            "ids": ids,
         }
         if self.routed and not as_columns:  # a columnar body has one slot: named by model_name
             body["segments"] = segments

@@ -30,11 +30,9 @@ def table_key(asset_path: Sequence[str], partition: str | None = None) -> str:
 
 def write_table(store: ObjectStore, key: str, frame: pd.DataFrame) -> int:
     """Write a frame as one Parquet object; returns its size in bytes."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    data = buffer.getvalue()
-    store.put_bytes(key, data)
-    return len(data)
+    import pyarrow as pa
+
+    return write_arrow(store, key, pa.Table.from_pandas(frame, preserve_index=False))
 
 
 def write_arrow(store: ObjectStore, key: str, table: Any) -> int:
