@@ -24,7 +24,17 @@ from mlops_assets.ingest.readers import UnreadableFileError, local_file_bytes, r
 from mlops_assets.metrics import shown
 from mlops_assets.monitoring.alerts import AlertWebhook
 from mlops_assets.monitoring.pauses import set_paused
-from mlops_assets.ops import demo, launch, management, migrate, predict, serve, status, toggles
+from mlops_assets.ops import (
+    demo,
+    launch,
+    management,
+    migrate,
+    predict,
+    retention,
+    serve,
+    status,
+    toggles,
+)
 from mlops_assets.registry.ledger import read_ledger
 from mlops_assets.specs.catalog import use_case_specs
 from mlops_assets.specs.model import UseCaseSpec
@@ -326,6 +336,22 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Apply the retention of each use case's spec (or of one): see ``ops/retention.py``."""
+    env = _env()
+    specs = (
+        [_spec(env, args.use_case)]
+        if args.use_case
+        else list(use_case_specs(env.specs_dirs).values())
+    )
+    bentos = serve.bento_store(env)
+    for spec in specs:
+        collection = retention.collect(spec, env, bentos, dry_run=args.dry_run)
+        for line in collection.lines():
+            print(line)
+    return 0
+
+
 def cmd_toggle(args: argparse.Namespace) -> int:
     """Pause or resume automatic retraining (the retrain sensor and weekly schedule).
 
@@ -472,6 +498,15 @@ def build_parser() -> argparse.ArgumentParser:
     delete_parser.add_argument("--version", required=True)
     delete_parser.add_argument("--segment", help="the segment whose version is deleted")
     delete_parser.set_defaults(func=cmd_delete)
+
+    gc_parser = sub.add_parser(
+        "gc", help="remove what the specs' retention no longer keeps (log days, bentos, studies)"
+    )
+    gc_parser.add_argument("use_case", nargs="?", help="one use case (default: every one)")
+    gc_parser.add_argument(
+        "--dry-run", action="store_true", help="say what would go, remove nothing"
+    )
+    gc_parser.set_defaults(func=cmd_gc)
 
     for name, text in (("pause", "pause automatic retraining"), ("resume", "resume it")):
         toggle_parser = sub.add_parser(name, help=text)

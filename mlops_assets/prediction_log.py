@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -684,9 +685,152 @@ def read_prediction_log(
     if database_url:
         return _read_log_table(use_case, day, database_url, columns)
     prefix = log_prefix(use_case) + (f"{day}/" if day else "")
-    keys = [info.key for info in store.list(prefix) if info.key.endswith(".parquet")]
+    keys = readable_log_keys(store, prefix)
     frames = [read_table(store, key, columns=columns) for key in keys]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---------------------------------------------------------------- compaction and retention
+
+COMPACTION_MANIFEST = "compaction-"
+COMPACTED = "-compacted-"
+
+
+def readable_log_keys(store: ObjectStore, prefix: str) -> list[str]:
+    """The log objects under ``prefix`` a reader reads, each row once, in key (time) order.
+
+    A compaction (:func:`compact_log_day`) writes a manifest naming its tables and the objects
+    they replace, then the tables, then deletes the replaced objects. Once a manifest's tables
+    are all there, the objects it replaced are skipped (some may not be deleted yet); until
+    then, its tables are skipped and the old objects read. No reader sees a row twice.
+    """
+    return _log_objects(store, prefix)[0]
+
+
+def _log_objects(store: ObjectStore, prefix: str) -> tuple[list[str], list[str], list[list[str]]]:
+    """The readable tables, the manifests, and the table lists of complete manifests."""
+    listed = [info.key for info in store.list(prefix)]
+    tables = {key for key in listed if key.endswith(".parquet")}
+    manifests = [key for key in listed if _is_manifest(key)]
+    hidden: set[str] = set()
+    complete: list[list[str]] = []
+    for key in manifests:
+        manifest = orjson.loads(store.get_bytes(key))
+        if set(manifest["tables"]) <= tables:
+            hidden.update(manifest["sources"])
+            complete.append(manifest["tables"])
+        else:
+            hidden.update(manifest["tables"])  # a compaction still writing, or one that died
+    return sorted(tables - hidden), manifests, complete
+
+
+def _compaction_token(key: str) -> str | None:
+    """The compaction that wrote a table, or ``None`` for a table a serving worker wrote."""
+    name = key.rsplit("/", 1)[-1]
+    return name.split(COMPACTED, 1)[1].split("-", 1)[0] if COMPACTED in name else None
+
+
+def _is_manifest(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(COMPACTION_MANIFEST) and key.endswith(".json")
+
+
+def log_days(store: ObjectStore, use_case: str) -> list[str]:
+    """The days (UTC, ``YYYY-MM-DD``) the stored log has objects on, oldest first."""
+    prefix = log_prefix(use_case)
+    days = {info.key[len(prefix) :].split("/", 1)[0] for info in store.list(prefix)}
+    return sorted(day for day in days if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day))
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What compacting one day of the log did."""
+
+    day: str
+    merged: int  # objects replaced
+    written: int  # tables written (one per set of columns: a segment's have their own)
+    rows: int
+
+
+def compact_log_day(store: ObjectStore, use_case: str, day: str) -> Compaction | None:
+    """Merge a day's log objects into one table per set of columns; ``None`` if already one.
+
+    A serving worker writes an object every few seconds, so a busy day holds thousands; the
+    readers (monitoring, recovery) list and open each. Rows keep their values and types and
+    are put in logged order. Safe against readers at any moment (:func:`readable_log_keys`)
+    and against a crash at any step (the next compaction finishes the job). Run on closed days
+    only: a worker may still be writing to today's.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = f"{log_prefix(use_case)}{day}/"
+    visible, manifests, complete = _log_objects(store, folder)
+    listed = {info.key for info in store.list(folder) if info.key.endswith(".parquet")}
+    leftovers = sorted(listed - set(visible))
+    tokens = {_compaction_token(key) for key in visible}
+    if (
+        not leftovers
+        and not manifests
+        and (len(visible) <= 1 or (len(tokens) == 1 and None not in tokens))
+    ):
+        return None  # one object, or the tables of one finished compaction
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for key in visible:
+        table = pq.read_table(io.BytesIO(store.get_bytes(key)))
+        groups.setdefault(tuple(table.schema.names), []).append(table)
+    token = uuid.uuid4().hex[:8]
+    written: list[tuple[str, Any]] = []
+    for number, tables in enumerate(groups.values()):
+        merged = pa.concat_tables(tables).sort_by(
+            [("logged_at", "ascending"), ("request_id", "ascending"), ("record", "ascending")]
+        )
+        first = merged["logged_at"][0].as_py() if merged.num_rows else None
+        stamp = first.strftime("%Y%m%dT%H%M%S%fZ") if first is not None else day
+        written.append((f"{folder}{stamp}{COMPACTED}{token}-{number}.parquet", merged))
+    manifest = {"tables": [key for key, _ in written], "sources": visible}
+    own = f"{folder}{COMPACTION_MANIFEST}{token}.json"
+    store.put_bytes(own, orjson.dumps(manifest))
+    for key, table in written:
+        write_arrow(store, key, table)
+    for key in [*visible, *leftovers, *manifests, own]:  # the manifest last: then no longer needed
+        store.delete(key)
+    rows = sum(table.num_rows for _, table in written)
+    return Compaction(day, len(visible), len(written), rows)
+
+
+def drop_log_days_before(
+    store: ObjectStore, spec: UseCaseSpec, cutoff: str, database_url: str | None = None
+) -> int:
+    """Delete the log of every day before ``cutoff`` (``YYYY-MM-DD``); returns days or rows.
+
+    In storage: whole day folders (the count of days dropped); in a database: the rows of the
+    slots' tables logged before the cutoff (the count of rows).
+    """
+    if database_url:
+        return sum(
+            _delete_log_rows(view.registered_model_name(), cutoff, database_url)
+            for view in spec.segment_specs()
+        )
+    dropped = [day for day in log_days(store, spec.name) if day < cutoff]
+    for day in dropped:
+        for info in store.list(f"{log_prefix(spec.name)}{day}/"):
+            store.delete(info.key)
+    return len(dropped)
+
+
+def _delete_log_rows(model: str, cutoff: str, database_url: str) -> int:
+    import sqlalchemy  # heavy: only for a database log
+
+    engine = _engine(database_url)
+    table = log_table(model)
+    if not sqlalchemy.inspect(engine).has_table(table):
+        return 0
+    start = dt.datetime.fromisoformat(cutoff).replace(tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        result = connection.execute(
+            sqlalchemy.text(f'DELETE FROM "{table}" WHERE logged_at < :start'), {"start": start}
+        )
+    return int(result.rowcount or 0)
 
 
 def _read_log_table(

@@ -302,6 +302,51 @@ class BentoStore:
             pass
         return removed
 
+    def unkept(
+        self, spec: UseCaseSpec, kept: dict[str | None, set[str]]
+    ) -> dict[str | None, tuple[list[str], list[str]]]:
+        """Per slot, tags of the bentos and imported models carrying a version not in ``kept``.
+
+        ``kept``: each slot's MLflow versions to keep, by segment. A bento goes when any of
+        its slots' versions goes (it could not be served without that model), so it may be
+        listed under several slots; a bento without the labels to tell is kept.
+        """
+        bentoml = self.api()
+        from bentoml.exceptions import NotFound
+
+        try:
+            bentos = bentoml.bentos.list(names.bento_name(spec.name))
+        except NotFound:
+            bentos = []
+        found: dict[str | None, tuple[list[str], list[str]]] = {}
+        for view in spec.segment_specs():
+            label = f"{label_prefix(view.segment)}mlflow_model_version"
+            doomed_bentos = [
+                str(bento.tag)
+                for bento in bentos
+                if dict(bento.info.labels).get(label) not in {None, *kept[view.segment]}
+            ]
+            try:
+                models = bentoml.models.list(view.registered_model_name())
+            except NotFound:
+                models = []
+            doomed_models = [
+                str(model.tag)
+                for model in models
+                if dict(model.info.labels).get("mlflow_model_version")
+                not in {None, *kept[view.segment]}
+            ]
+            found[view.segment] = (sorted(doomed_bentos), sorted(doomed_models))
+        return found
+
+    def remove(self, bento_tags: list[str], model_tags: list[str]) -> None:
+        """Delete bentos, then the models they carried (a model in a bento cannot go first)."""
+        bentoml = self.api()
+        for tag in dict.fromkeys(bento_tags):
+            bentoml.bentos.delete(tag)
+        for tag in dict.fromkeys(model_tags):
+            bentoml.models.delete(tag)
+
 
 def folder_size(path: Path) -> int:
     """Bytes of every file below a folder."""

@@ -10,6 +10,8 @@ so a daily monitoring run does not import MLflow to load the champion.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,8 @@ from mlops_assets import names
 from mlops_assets.registry import model_cache
 
 PARAM_CHUNK = 100
+GC_CHUNK = 500  # run ids per `mlflow gc` call
+MLFLOW_COMMAND = (sys.executable, "-m", "mlflow")
 
 
 class Tracking:
@@ -183,6 +187,63 @@ class Tracking:
                     client.set_terminated(run.info.run_id, status="FAILED")
                     ended.append(run.info.run_id)
         return ended
+
+    def trial_runs_of(self, experiment: str, studies: set[str]) -> list[str]:
+        """Ids of the trial runs (nested runs) under the tuning runs of Optuna ``studies``.
+
+        A tuning run (``tuned_model``'s, or a ``tune-worker``'s) carries its study's name as a
+        tag and one nested run per trial. Only the trial runs are listed: the tuning run holds
+        the registered model's artifacts and the tuning summary.
+        """
+        client = self.client()
+        found = client.get_experiment_by_name(experiment)
+        if found is None or not studies:
+            return []
+        trials: list[str] = []
+        for parent in self._runs(found.experiment_id, f"tags.`{names.STUDY_TAG}` != ''"):
+            if parent.data.tags.get(names.STUDY_TAG) in studies:
+                nested = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+                trials += [run.info.run_id for run in self._runs(found.experiment_id, nested)]
+        return trials
+
+    def _runs(self, experiment_id: str, filter_string: str) -> Iterator[Any]:
+        """Every run of an experiment matching a filter, page by page."""
+        token = None
+        while True:
+            page = self.client().search_runs(
+                [experiment_id], filter_string=filter_string, max_results=1000, page_token=token
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def delete_runs(self, run_ids: list[str]) -> int:
+        """Delete runs; where tracking is a database (not a server), for good.
+
+        The API's delete marks a run ``deleted`` (hidden, still stored). With the database at
+        hand, ``mlflow gc`` then removes them and their artifacts; a tracking server's operator
+        runs ``mlflow gc`` against its backend store instead.
+        """
+        client = self.client()
+        for run_id in run_ids:
+            client.delete_run(run_id)
+        if run_ids and not self.uri().startswith(("http://", "https://", "databricks")):
+            for start in range(0, len(run_ids), GC_CHUNK):
+                chunk = run_ids[start : start + GC_CHUNK]
+                subprocess.run(
+                    [
+                        *MLFLOW_COMMAND,
+                        "gc",
+                        "--backend-store-uri",
+                        self.uri(),
+                        "--run-ids",
+                        ",".join(chunk),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+        return len(run_ids)
 
     def load_pipeline(self, model_name: str, version: str) -> Any:
         """The registered scikit-learn pipeline of one version (through the local cache)."""

@@ -484,6 +484,29 @@ class RetrainingSpec(_Strict):
     )
 
 
+class RetentionSpec(_Strict):
+    """How long state is kept: what ``mlops gc`` removes (the ledger keeps the record of it)."""
+
+    prediction_log_days: int = Field(
+        default=90,
+        gt=0,
+        description="UTC days of the prediction log kept, today included; older days are "
+        "deleted, and each closed day's objects compacted into one table.",
+    )
+    recent_versions: int = Field(
+        default=3,
+        ge=0,
+        description="Newest registered versions per model slot whose imported BentoML models "
+        "and bentos are kept besides the champion's and the challenger's.",
+    )
+    recent_studies: int = Field(
+        default=2,
+        ge=0,
+        description="Newest Optuna studies (one per training data version) kept per model slot, "
+        "with their MLflow trial runs, besides those of kept versions.",
+    )
+
+
 class SegmentSpec(_Strict):
     """A sub-model trained on a subset of the features and routed to by the fields a request has.
 
@@ -531,6 +554,7 @@ class UseCaseSpec(_Strict):
     tuning: TuningSpec = Field(default_factory=TuningSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
     segments: list[SegmentSpec] = Field(default_factory=list)
     inputs: InputsSpec | None = Field(
         default=None,

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,35 @@ def study_storage(url: str | None) -> Any:
                 raise
             time.sleep(0.5)
     raise AssertionError("unreachable")
+
+
+def studies_of(url: str, model_name: str) -> list[tuple[str, Any]]:
+    """The Optuna studies of a registered model (one per data version), oldest first.
+
+    Pairs of name and start time (``None`` for a study without trials). A study is named
+    ``<model>-<data version>`` (:func:`~mlops_assets.training.worker.study_name_for`).
+    """
+    import optuna
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []  # nothing was ever tuned here: do not create the database to say so
+    summaries = optuna.get_all_study_summaries(study_storage(url), include_best_trial=False)
+    found = [
+        (s.study_name, s.datetime_start)
+        for s in summaries
+        if s.study_name.startswith(f"{model_name}-")
+        and "-" not in s.study_name[len(model_name) + 1 :]
+    ]
+    return sorted(found, key=lambda pair: (pair[1] is not None, pair[1] or 0, pair[0]))
+
+
+def delete_studies(url: str, study_names: list[str]) -> None:
+    """Delete Optuna studies with their trials."""
+    import optuna
+
+    storage = study_storage(url)
+    for name in study_names:
+        optuna.delete_study(study_name=name, storage=storage)
 
 
 def fail_trials_of_dead_processes(url: str | None) -> list[str]:

@@ -20,6 +20,7 @@ from mlops_assets.generators import get_generator
 from mlops_assets.prediction_log import (
     PredictionLog,
     ScoredBatch,
+    drop_log_days_before,
     log_table,
     read_prediction_log,
     served_predictions,
@@ -90,5 +91,11 @@ def test_log_rows_land_in_a_postgres_table(
     day_two = served_predictions(store, spec, ["2026-03-02"], database)
     assert day_two["request_id"].tolist() == ["c"] * 4
     assert served_predictions(store, spec, ["2026-03-03"], database).empty
+    if not spec.segments:  # retention (`mlops gc`) deletes the rows of days before its cutoff
+        assert drop_log_days_before(store, spec, "2026-03-02", url) == 5
+        assert (
+            read_prediction_log(store, spec.name, database_url=url)["request_id"].tolist()
+            == ["c"] * 4
+        )
     with postgres_server.connect("prediction_log") as connection, connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE "{log_table(spec.name)}"')

@@ -7,18 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from mlops_assets.features.cleaning import clean_frame
 from mlops_assets.prediction_log import (
     PredictionLog,
     ScoredBatch,
+    compact_log_day,
+    drop_log_days_before,
     empty_log_frame,
+    log_arrow,
+    log_days,
     log_frame,
+    log_prefix,
     read_prediction_log,
 )
 from mlops_assets.specs import UseCaseSpec
 from mlops_assets.storage.objectstore import LocalObjectStore
+from mlops_assets.storage.tables import write_arrow
 from mlops_assets_tests.harness.records import scored_batch
 
 batch = scored_batch
@@ -304,3 +311,104 @@ def test_values_orjson_refuses_or_changes_survive_the_spool_line(spec: UseCaseSp
     plain.cleaned.loc[0, number] = np.nan
     back = ScoredBatch.from_json(plain.to_json(columns))
     pd.testing.assert_frame_equal(log_frame([back], spec), log_frame([plain], spec))
+
+
+# ---------------------------------------------------------------- compaction and retention
+
+
+def _write_part(store, spec: UseCaseSpec, day: str, minute: int, ids: list[str]) -> str:
+    """One log object as a serving worker writes it: a few seconds of answered batches."""
+    scored = batch(spec, ids, [1 + i % 3 for i in range(len(ids))])
+    scored.scored_at = dt.datetime.fromisoformat(f"{day}T10:{minute:02d}:00+00:00")
+    key = f"{log_prefix(spec.name)}{day}/{scored.scored_at:%Y%m%dT%H%M%S%fZ}-7-{minute:06d}.parquet"
+    write_arrow(store, key, log_arrow([scored], spec))
+    return key
+
+
+def _rows(store, spec: UseCaseSpec, day: str | None = None) -> pd.DataFrame:
+    logged = read_prediction_log(store, spec.name, day)
+    return logged.sort_values(["logged_at", "request_id", "record"]).reset_index(drop=True)
+
+
+class FailingStore(LocalObjectStore):
+    """A folder store whose writes and deletes fail from the ``fail_at``-th on (a crash)."""
+
+    def __init__(self, root: Path, fail_at: int) -> None:
+        super().__init__(root)
+        self.fail_at, self.changes = fail_at, 0
+
+    def _change(self) -> None:
+        self.changes += 1
+        if self.changes >= self.fail_at:
+            raise OSError("crashed")
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._change()
+        super().put_bytes(key, data)
+
+    def delete(self, key: str) -> None:
+        self._change()
+        super().delete(key)
+
+
+def test_a_compacted_day_reads_the_same_rows_from_one_object(
+    spec: UseCaseSpec, tmp_path: Path
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    for minute in (30, 5, 17, 42):  # written out of order by two workers
+        _write_part(store, spec, "2026-03-01", minute, [f"m{minute}a", f"m{minute}b"])
+    _write_part(store, spec, "2026-03-02", 1, ["next"])
+    before = _rows(store, spec)
+
+    done = compact_log_day(store, spec.name, "2026-03-01")
+    assert done is not None and (done.merged, done.written, done.rows) == (4, 1, len(before) - 1)
+    day = [i.key for i in store.list(f"{log_prefix(spec.name)}2026-03-01/")]
+    assert len(day) == 1 and day[0].endswith(".parquet")
+    pd.testing.assert_frame_equal(_rows(store, spec), before)
+    compacted = read_prediction_log(store, spec.name, "2026-03-01")
+    assert compacted["logged_at"].is_monotonic_increasing, "rows in logged order"
+    assert compact_log_day(store, spec.name, "2026-03-01") is None, "nothing left to do"
+
+    _write_part(store, spec, "2026-03-01", 50, ["late"])  # a dead worker's spool, recovered
+    assert compact_log_day(store, spec.name, "2026-03-01").merged == 2
+    assert len(list(store.list(f"{log_prefix(spec.name)}2026-03-01/"))) == 1
+    assert _rows(store, spec, "2026-03-01")["request_id"].iloc[-1] == "late"
+
+
+def test_a_compaction_stopped_at_any_step_loses_and_doubles_no_row(
+    spec: UseCaseSpec, tmp_path: Path
+) -> None:
+    """A crash before each write or delete: readers see the rows once, the next run finishes."""
+    steps = 1 + 2 + 3 + 1  # manifest, two tables, three parts, the older manifest
+    for fail_at in range(1, steps + 1):
+        root = tmp_path / f"crash-{fail_at}"
+        store = LocalObjectStore(root)
+        _write_part(store, spec, "2026-03-01", 1, ["a", "b"])
+        _write_part(store, spec, "2026-03-01", 2, ["c"])
+        compact_log_day(store, spec.name, "2026-03-01")  # an earlier compaction, then:
+        _write_part(store, spec, "2026-03-01", 3, ["d"])
+        other = _write_part(store, spec, "2026-03-01", 4, ["e"])  # another slot's columns
+        table = pq.read_table(root / other)
+        write_arrow(store, other, table.drop_columns(["Item_MRP"]))
+        before = _rows(store, spec)
+        with pytest.raises(OSError, match="crashed"):
+            compact_log_day(FailingStore(root, fail_at), spec.name, "2026-03-01")
+        pd.testing.assert_frame_equal(_rows(store, spec), before, obj=f"crash at step {fail_at}")
+        compact_log_day(store, spec.name, "2026-03-01")
+        pd.testing.assert_frame_equal(_rows(store, spec), before)
+        left = [i.key for i in store.list(f"{log_prefix(spec.name)}2026-03-01/")]
+        assert sum(key.endswith(".parquet") for key in left) == 2, left  # one per column set
+    done = compact_log_day(FailingStore(tmp_path / "crash-1", steps + 1), spec.name, "2026-03-01")
+    assert done is None
+
+
+def test_days_before_the_cutoff_are_dropped_whole(spec: UseCaseSpec, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path)
+    for day in ("2026-01-30", "2026-01-31", "2026-02-01"):
+        _write_part(store, spec, day, 1, ["a"])
+        _write_part(store, spec, day, 2, ["b"])
+    assert log_days(store, spec.name) == ["2026-01-30", "2026-01-31", "2026-02-01"]
+    assert drop_log_days_before(store, spec, "2026-01-31") == 1
+    assert log_days(store, spec.name) == ["2026-01-31", "2026-02-01"]
+    assert read_prediction_log(store, spec.name, "2026-01-30").empty
+    assert len(read_prediction_log(store, spec.name)) == 4 * 1
