@@ -206,13 +206,44 @@ def _strip_column(rule: StripRule, column: ColumnSpec) -> Callable[[pd.Series], 
 
 
 def stripped(values: pd.Series) -> pd.Series:
-    """:func:`_strip`'s value form over a column, in one comprehension (no call per value).
+    """:func:`_strip`'s value form over a column: once per distinct text, or per value.
 
     A missing value is not text, so it is kept as it is, as :func:`map_objects` keeps it.
     """
     objects = values.to_numpy(dtype=object).tolist()
-    kept = [(v.strip() or None) if isinstance(v, str) else v for v in objects]
+    kept = per_distinct_text(objects, _strip_text)
+    if kept is None:
+        kept = [(v.strip() or None) if isinstance(v, str) else v for v in objects]
     return pd.Series(kept, index=values.index, dtype=object)
+
+
+def _strip_text(text: str) -> str | None:
+    return text.strip() or None
+
+
+TEXT_COLUMN_KINDS = frozenset({str, type(None), float})
+
+
+def per_distinct_text(objects: list[Any], function: ValueFunction) -> list[Any] | None:
+    """``function`` of each distinct text once, missing values kept; ``None`` if not text.
+
+    A column of 10,000 values holds a few hundred distinct texts (a category, an id): one
+    call per distinct text and a lookup per value, both loops in C, instead of a call per
+    value. Only for a column of text and missing values (``None``, NaN): equal values of
+    different types (``1``, ``1.0``, ``True``; ``0.0`` and ``-0.0``) would share one result,
+    so any other value leaves the column to the per-value form (``None`` returned).
+    """
+    if not set(map(type, objects)) <= TEXT_COLUMN_KINDS:
+        return None
+    table: dict[Any, Any] = {}
+    for value in dict.fromkeys(objects):
+        if type(value) is str:
+            table[value] = function(value)
+        elif value is None or value != value:  # None or a NaN: missing, kept as it is
+            table[value] = value
+        else:
+            return None  # a number among the text
+    return list(map(table.__getitem__, objects))
 
 
 def _map_values(rule: MapValuesRule, column: ColumnSpec) -> ValueFunction:
@@ -422,7 +453,13 @@ def _integer_column(values: pd.Series) -> pd.Series:
     typed = pd.array([None] * len(objects), dtype="Int64")
     chosen = objects[present]
     if len(chosen):
-        typed[present] = pd.array([read_integer(v) for v in chosen], dtype="Int64")
+        whole = chosen.tolist()
+        plain = (
+            set(map(type, whole)) == {int} and INT64_MIN <= min(whole) and max(whole) <= INT64_MAX
+        )
+        # Python ints within int64 read as themselves: one conversion in C, no call per value.
+        read = whole if plain else [read_integer(v) for v in whole]
+        typed[present] = pd.array(read, dtype="Int64")
     return pd.Series(typed, index=values.index)
 
 
@@ -485,8 +522,10 @@ def map_objects(values: pd.Series, function: ValueFunction) -> pd.Series:
     float64 (rounding whole numbers past 2**53) and fail on an int beyond float range.
     """
     objects = values.to_numpy(dtype=object)
-    missing = pd.isna(objects).tolist()
-    mapped = [v if m else function(v) for v, m in zip(objects.tolist(), missing, strict=True)]
+    mapped = per_distinct_text(objects.tolist(), function)
+    if mapped is None:
+        missing = pd.isna(objects).tolist()
+        mapped = [v if m else function(v) for v, m in zip(objects.tolist(), missing, strict=True)]
     return pd.Series(mapped, index=values.index, dtype=object)
 
 

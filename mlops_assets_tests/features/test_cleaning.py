@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mlops_assets.features.cleaning import (
     _as_text,
     _fmt,
+    _integer_column,
     clean_frame,
     is_plain_number,
     map_objects,
@@ -374,9 +375,36 @@ def test_column_fast_paths_equal_the_value_forms_mapped(values: list, keep_numbe
     def same(left: pd.Series, right: pd.Series) -> None:
         assert [repr(v) for v in left.tolist()] == [repr(v) for v in right.tolist()]
 
-    same(_as_text(series, keep_numbers), map_objects(series, as_text))
-    text = map_objects(series, as_text)
+    def mapped(column: pd.Series, function: Any) -> pd.Series:
+        """The value form applied one value at a time (no fast path), missing values kept."""
+        return pd.Series([v if pd.isna(v) else function(v) for v in column.tolist()], dtype=object)
+
+    def strip(value: Any) -> Any:
+        return value.strip() or None if isinstance(value, str) else value
+
+    same(_as_text(series, keep_numbers), mapped(series, as_text))
+    text = mapped(series, as_text)
+    same(map_objects(text, strip), mapped(text, strip))  # once per distinct text, or per value
+    same(stripped(text), mapped(text, strip))
+    same(stripped(text), mapped(text, read_categorical))
+    repeated = pd.Series(text.tolist() * 3, dtype=object)  # equal texts: one call, one result
+    same(stripped(repeated), mapped(repeated, strip))
     same(
-        stripped(text), map_objects(text, lambda v: v.strip() or None if isinstance(v, str) else v)
+        _integer_column(series).astype(object),
+        pd.Series(
+            [pd.NA if pd.isna(v) or read_integer(v) is None else read_integer(v) for v in values],
+            dtype=object,
+        ),
     )
-    same(stripped(text), map_objects(text, read_categorical))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[3, 1990, None, 7], [INT64_MAX, INT64_MIN, 0], [INT64_MAX + 1, 5], [True, 2], [2.0, 3]],
+)
+def test_an_integer_column_reads_as_its_values_do(values: list) -> None:
+    """Plain int64 ints are taken at once; anything else is read value by value, the same."""
+    read = _integer_column(pd.Series(values, dtype=object)).astype(object).tolist()
+    assert read == [
+        pd.NA if v is None or read_integer(v) is None else read_integer(v) for v in values
+    ]
