@@ -2,8 +2,10 @@
 
 Each benchmark is a script with its own arguments and its own ``results/<name>.json`` and ``.md``:
 ``serving.py`` (the bento against FastAPI + pyfunc and bare endpoints), ``daily_cost.py`` (a
-day's work as data grows) and ``event_dates.py`` (a daily extract's read of an event-date use case
-as the landed history grows). Extra arguments select benchmarks by name: ``run.py serving``.
+day's work as data grows), ``event_dates.py`` (a daily extract's read of an event-date use case
+as the landed history grows), ``quality.py`` (champions against a notebook's default model) and
+``m5_scale.py`` (Kaggle-layout M5 at 1,000 to 30,490 series; hours at the full size). Extra
+arguments select benchmarks by name: ``run.py serving``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ("serving", "daily_cost", "event_dates", "quality")
+BENCHMARKS = ("serving", "daily_cost", "event_dates", "quality", "m5_scale")
 
 
 def main(argv: list[str]) -> int:

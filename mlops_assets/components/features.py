@@ -20,7 +20,7 @@ from mlops_assets.components.resources import (
     fails_at_once,
 )
 from mlops_assets.features.cleaning import clean_frame, null_counts
-from mlops_assets.features.forecast import prepare_history
+from mlops_assets.features.forecast import in_series_sample, prepare_history
 from mlops_assets.features.quality import (
     CLEAN_CHECKS,
     CLEAN_WARNINGS,
@@ -169,9 +169,11 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
     ):
         retrain_lock.acquire(spec.name)  # first retrain step: the run holds it until it ends
         window = config.window_days or spec.training_window_days
+        sample = spec.forecast.series_sample if spec.forecast is not None else None
+        rows = (lambda day: in_series_sample(day, spec)) if sample else None
         try:
             with fails_at_once(f"{spec.name} training window"):
-                frame, days, excluded = load_window(lake.store(), spec, window)
+                frame, days, excluded = load_window(lake.store(), spec, window, rows)
         except NoTrainingDataError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         if spec.forecast is not None:  # daily series, zero-filled, with lags from past days
@@ -182,6 +184,10 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 description=f"{spec.name}: no labelled rows in days {days[0]}..{days[-1]}",
                 allow_retries=False,
             )
+        sampled = {}
+        if sample and spec.forecast is not None:  # the share of series trained and tested on
+            series = frame[spec.forecast.series].drop_duplicates()
+            sampled = {"series_sample": sample, "series_sampled": len(series)}
         test_mask = is_test_row(frame, spec)
         train, test = (
             frame[~test_mask].reset_index(drop=True),
@@ -197,6 +203,7 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
             "first_day": days[0],
             names.LAST_DAY: days[-1],
             "window_days": window or 0,
+            **sampled,
             "excluded_days": dg.MetadataValue.json(excluded),
         }
         yield dg.Output(

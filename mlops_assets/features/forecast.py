@@ -236,6 +236,23 @@ def request_features(
     return merged.drop(columns=[REQUEST_ROW])
 
 
+def in_series_sample(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.Series:
+    """Which rows belong to the series the spec's ``series_sample`` trains on (all if unset).
+
+    A series is in when a stable hash of its id falls in the first ``series_sample`` of the hash
+    range: decided row by row, so each day's table is filtered as it is read (the whole history
+    never sits in memory), and the same series are picked on every retrain and every machine.
+    """
+    forecast = forecast_of(spec)
+    share = forecast.series_sample
+    if share is None or share >= 1:
+        return pd.Series(True, index=frame.index)
+    keys = frame[forecast.series].astype(str)
+    joined = keys.iloc[:, 0] if len(forecast.series) == 1 else keys.agg("\x1f".join, axis=1)
+    hashed = pd.util.hash_pandas_object(joined, index=False).to_numpy()
+    return pd.Series(hashed < np.uint64(int(share * (2**64 - 1))), index=frame.index)
+
+
 def history_needed(spec: UseCaseSpec) -> int:
     """Days of history before a date that its features read (the longest lag or window)."""
     forecast = forecast_of(spec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -63,12 +64,16 @@ class NoTrainingDataError(RuntimeError):
 
 
 def load_window(
-    store: ObjectStore, spec: UseCaseSpec, window_days: int | None
+    store: ObjectStore,
+    spec: UseCaseSpec,
+    window_days: int | None,
+    rows: Callable[[pd.DataFrame], pd.Series] | None = None,
 ) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
     """Clean days inside the window that are stored and passed their checks.
 
     Days never landed are skipped, not an error; days whose checks failed are returned with the
-    reason, for the metadata.
+    reason, for the metadata. ``rows``: a row mask applied to each day as it is read (a forecast's
+    sample of series).
 
     Raises:
         NoTrainingDataError: No stored day passed its checks.
@@ -83,4 +88,6 @@ def load_window(
             f"in {store.uri}; excluded: {excluded or 'none'}"
         )
     frames = [read_table(store, table_key(clean, day)) for day in chosen]
+    if rows is not None:
+        frames = [frame[rows(frame)] for frame in frames]
     return pd.concat(frames, ignore_index=True), chosen, excluded

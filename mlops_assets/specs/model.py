@@ -248,6 +248,14 @@ class ForecastSpec(_Strict):
     seasonal_period: int = Field(
         default=7, gt=0, description="Lag of the seasonal-naive forecast RMSSE is scaled by."
     )
+    series_sample: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of the series a retrain trains and tests on, every day of each (lags "
+        "need contiguous days); a stable hash of the series id picks the same ones every time. "
+        "None: every series. Serving and monitoring cover every series.",
+    )
 
     @field_validator("lags", "rolling_windows")
     @classmethod

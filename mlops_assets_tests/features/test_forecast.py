@@ -18,6 +18,7 @@ from mlops_assets.features.forecast import (
     FILLED,
     derived_features,
     fill_missing_days,
+    in_series_sample,
     prepare_history,
     time_folds,
 )
@@ -145,3 +146,21 @@ def test_time_folds_validate_on_later_days_only() -> None:
     for train, valid in folds:
         assert dates.iloc[train].max() < dates.iloc[valid].min()
     assert len(folds[-1][0]) > len(folds[0][0])  # an expanding window
+
+
+def test_a_series_sample_takes_whole_series_the_same_way_every_day(spec, history) -> None:
+    """Lags need contiguous days: a sampled series keeps every day, and a day alone decides."""
+    assert in_series_sample(history, spec).all(), "no sample in the spec: every series"
+    half = spec.model_copy(
+        update={"forecast": spec.forecast.model_copy(update={"series_sample": 0.5})}
+    )
+    mask = in_series_sample(history, half)
+    per_series = mask.groupby(history["id"]).agg(["all", "any"])
+    assert (per_series["all"] == per_series["any"]).all(), "a series is in or out, whole"
+    chosen = per_series.index[per_series["all"]]
+    assert 0 < len(chosen) < history["id"].nunique()
+    by_day = pd.concat(in_series_sample(day, half) for _, day in history.groupby("date"))
+    assert by_day.sort_index().equals(mask), "each day's table filtered alone, the same rows"
+    assert in_series_sample(history.iloc[::-1], half).sort_index().equals(mask)
+    with pytest.raises(ValueError, match="series_sample"):
+        spec.forecast.model_validate({**spec.forecast.model_dump(), "series_sample": 0})

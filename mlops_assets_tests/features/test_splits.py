@@ -87,3 +87,32 @@ def test_data_version_follows_content(spec) -> None:
     changed = data.copy()
     changed.loc[0, "Item_MRP"] = changed.loc[0, "Item_MRP"] + 1
     assert data_version(changed) != data_version(data)
+
+
+def test_a_forecast_window_is_read_as_its_sample_of_series(tmp_path) -> None:
+    """``load_window`` filters each stored day as it reads it: only the sampled series stay."""
+    from mlops_assets import names
+    from mlops_assets.features.forecast import in_series_sample
+    from mlops_assets.features.quality import CheckOutcome, write_verdict
+    from mlops_assets.features.splits import load_window
+    from mlops_assets.storage.objectstore import LocalObjectStore
+    from mlops_assets.storage.tables import table_key, write_table
+
+    spec = use_case_specs()["m5_sales"]
+    half = spec.model_copy(
+        update={"forecast": spec.forecast.model_copy(update={"series_sample": 0.5})}
+    )
+    store = LocalObjectStore(tmp_path)
+    history = get_generator("m5_sales").history(dt.date(2025, 1, 1), dt.date(2025, 1, 5), seed=4)
+    clean, _ = clean_frame(history, spec)
+    days = sorted(clean["date"].dt.strftime("%Y-%m-%d").unique())
+    for day in days:
+        rows = clean[clean["date"].dt.strftime("%Y-%m-%d") == day]
+        write_table(store, table_key(names.asset_path(spec.name, names.CLEAN_DATA), day), rows)
+        for stage in ("raw", "clean"):
+            write_verdict(store, spec, day, stage, [CheckOutcome("ok", True, "ok", {})], "run")
+    frame, chosen, _ = load_window(store, half, None, lambda day: in_series_sample(day, half))
+    assert chosen == days
+    expected = clean[in_series_sample(clean, half)]
+    assert sorted(frame["id"].unique()) == sorted(expected["id"].unique())
+    assert len(frame) == len(expected) < len(clean)
