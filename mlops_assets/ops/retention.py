@@ -130,7 +130,7 @@ def collect_log(
     unit = "rows" if database_url else "days"
     if dry_run:
         dropped = 0 if database_url else sum(d < cutoff for d in log_days(store, spec.name))
-        return Collection(spec.name, True, cutoff, dropped, "days" if not database_url else unit)
+        return Collection(spec.name, True, cutoff, dropped, unit)
     collection = Collection(
         spec.name, False, cutoff, drop_log_days_before(store, spec, cutoff, database_url), unit
     )
