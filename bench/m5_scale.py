@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mlops_assets_tests.harness.processes import free_port, start_server
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -261,30 +262,23 @@ def mlops(home: Path, *arguments: str, log: Path) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve_stage(home: Path, files: Path, log: Path) -> dict[str, Any]:
-    """``mlops serve``, then forecasts of every series in requests of 1,000, timed."""
+    """``mlops serve`` (the test harness's launcher), then forecasts of every series, timed."""
     port = free_port()
     started = time.perf_counter()
-    with log.open("a") as out:
-        out.write(f"\n$ mlops serve {USE_CASE} --port {port}\n")
-        out.flush()
-        process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "mlops"), "serve", USE_CASE, "--port", str(port)],
-            env=home_env(home),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    memory = TreeMemory(process.pid)
+    server = start_server(
+        "mlops serve",
+        [str(ROOT / ".venv" / "bin" / "mlops"), "serve", USE_CASE, "--port", str(port)],
+        port=port,
+        ready_path="/readyz",
+        log_path=log.with_name("serve.log"),
+        env=home_env(home),
+        cwd=ROOT,
+        timeout=600,
+    )
+    ready = time.perf_counter()
+    memory = TreeMemory(server.process.pid)
     try:
-        ready = wait_ready(port, process, timeout_s=600)
         records = json.loads((files / "requests.json").read_text())
         latencies = []
         for start in range(0, len(records), REQUEST_SERIES):
@@ -294,8 +288,7 @@ def serve_stage(home: Path, files: Path, log: Path) -> dict[str, Any]:
         again = [post(port, json.dumps({"records": records[:REQUEST_SERIES]}).encode())]
         again += [post(port, json.dumps({"records": records[:REQUEST_SERIES]}).encode())]
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=120)
+        server.stop(grace=120)
     return {
         "start_s": round(ready - started, 1),
         "requests": len(latencies),
@@ -304,21 +297,6 @@ def serve_stage(home: Path, files: Path, log: Path) -> dict[str, Any]:
         "peak_gib": round(memory.stop() / 2**30, 2),
         "exit_code": 0,
     }
-
-
-def wait_ready(port: int, process: subprocess.Popen, timeout_s: float) -> float:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlops serve exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-                if answer.status == 200:
-                    return time.perf_counter()
-        except OSError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("mlops serve did not become ready")
 
 
 def post(port: int, body: bytes) -> float:

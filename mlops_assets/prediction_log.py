@@ -707,21 +707,19 @@ def readable_log_keys(store: ObjectStore, prefix: str) -> list[str]:
     return _log_objects(store, prefix)[0]
 
 
-def _log_objects(store: ObjectStore, prefix: str) -> tuple[list[str], list[str], list[list[str]]]:
-    """The readable tables, the manifests, and the table lists of complete manifests."""
+def _log_objects(store: ObjectStore, prefix: str) -> tuple[list[str], list[str], list[str]]:
+    """The readable tables, the tables a reader skips (leftovers), and the manifests."""
     listed = [info.key for info in store.list(prefix)]
     tables = {key for key in listed if key.endswith(".parquet")}
     manifests = [key for key in listed if _is_manifest(key)]
     hidden: set[str] = set()
-    complete: list[list[str]] = []
     for key in manifests:
         manifest = orjson.loads(store.get_bytes(key))
         if set(manifest["tables"]) <= tables:
             hidden.update(manifest["sources"])
-            complete.append(manifest["tables"])
         else:
             hidden.update(manifest["tables"])  # a compaction still writing, or one that died
-    return sorted(tables - hidden), manifests, complete
+    return sorted(tables - hidden), sorted(tables & hidden), manifests
 
 
 def _compaction_token(key: str) -> str | None:
@@ -764,9 +762,7 @@ def compact_log_day(store: ObjectStore, use_case: str, day: str) -> Compaction |
     import pyarrow.parquet as pq
 
     folder = f"{log_prefix(use_case)}{day}/"
-    visible, manifests, complete = _log_objects(store, folder)
-    listed = {info.key for info in store.list(folder) if info.key.endswith(".parquet")}
-    leftovers = sorted(listed - set(visible))
+    visible, leftovers, manifests = _log_objects(store, folder)
     tokens = {_compaction_token(key) for key in visible}
     if (
         not leftovers

@@ -185,7 +185,7 @@ def build_splits(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 allow_retries=False,
             )
         sampled = {}
-        if sample and spec.forecast is not None:  # the share of series trained and tested on
+        if sample:  # the share of series trained and tested on (a forecast's)
             series = frame[spec.forecast.series].drop_duplicates()
             sampled = {"series_sample": sample, "series_sampled": len(series)}
         test_mask = is_test_row(frame, spec)

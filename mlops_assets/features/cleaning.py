@@ -206,19 +206,11 @@ def _strip_column(rule: StripRule, column: ColumnSpec) -> Callable[[pd.Series], 
 
 
 def stripped(values: pd.Series) -> pd.Series:
-    """:func:`_strip`'s value form over a column: once per distinct text, or per value.
+    """:func:`_strip`'s value form over a column (:func:`read_categorical` is the same form).
 
     A missing value is not text, so it is kept as it is, as :func:`map_objects` keeps it.
     """
-    objects = values.to_numpy(dtype=object).tolist()
-    kept = per_distinct_text(objects, _strip_text)
-    if kept is None:
-        kept = [(v.strip() or None) if isinstance(v, str) else v for v in objects]
-    return pd.Series(kept, index=values.index, dtype=object)
-
-
-def _strip_text(text: str) -> str | None:
-    return text.strip() or None
+    return map_objects(values, read_categorical)
 
 
 TEXT_COLUMN_KINDS = frozenset({str, type(None), float})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlops_assets import names
 from mlops_assets.bentos.build import BentoStore
@@ -91,28 +92,39 @@ class Collection:
         return lines
 
 
-def kept_versions(view: UseCaseSpec, tracking: Tracking, recent: int) -> set[str]:
-    """A slot's versions to keep: champion, challenger and the ``recent`` newest."""
-    name = view.registered_model_name()
-    versions = sorted(tracking.versions(name), key=int)
-    kept = set(versions[-recent:]) if recent else set()
-    for alias in (names.CHAMPION, names.CHALLENGER):
-        version = tracking.alias_version(name, alias)
-        if version is not None:
-            kept.add(str(version.version))
-    return kept
+@dataclass(frozen=True)
+class SlotVersions:
+    """A slot's registered versions (by number) and what its aliases point at, read once."""
+
+    model_name: str
+    versions: dict[str, Any]
+    champion: str | None
+    challenger: str | None
+
+    @classmethod
+    def read(cls, view: UseCaseSpec, tracking: Tracking) -> SlotVersions:
+        """One listing of the slot's versions and one lookup per alias."""
+        name = view.registered_model_name()
+        aliased = [tracking.alias_version(name, a) for a in (names.CHAMPION, names.CHALLENGER)]
+        champion, challenger = (str(v.version) if v is not None else None for v in aliased)
+        return cls(name, tracking.versions(name), champion, challenger)
+
+    def kept(self, recent: int) -> set[str]:
+        """The versions to keep: champion, challenger and the ``recent`` newest."""
+        newest = sorted(self.versions, key=int)
+        kept = set(newest[-recent:]) if recent else set()
+        return kept | {v for v in (self.champion, self.challenger) if v is not None}
 
 
 def unkept_studies(
-    view: UseCaseSpec, tracking: Tracking, optuna_url: str, kept: set[str], recent: int
+    slot: SlotVersions, tracking: Tracking, optuna_url: str, kept: set[str], recent: int
 ) -> list[str]:
     """A slot's Optuna studies to remove: not a kept version's, not among the newest."""
-    studies = [name for name, _ in studies_of(optuna_url, view.registered_model_name())]
-    versions = tracking.versions(view.registered_model_name())
+    studies = studies_of(optuna_url, slot.model_name)
     of_kept = {
-        tracking.run_tags(getattr(versions[v], "run_id", None)).get(names.STUDY_TAG)
+        tracking.run_tags(getattr(slot.versions[v], "run_id", None)).get(names.STUDY_TAG)
         for v in kept
-        if v in versions
+        if v in slot.versions
     }
     newest = set(studies[-recent:]) if recent else set()
     return [name for name in studies if name not in of_kept | newest]
@@ -160,9 +172,9 @@ def collect(
     store, tracking = env.lake(), env.tracking()
     today = today or dt.datetime.now(dt.UTC).date()
     collection = collect_log(store, spec, env.prediction_log_database, today, dry_run)
+    versions = {view.segment: SlotVersions.read(view, tracking) for view in spec.segment_specs()}
     kept = {
-        view.segment: kept_versions(view, tracking, spec.retention.recent_versions)
-        for view in spec.segment_specs()
+        segment: found.kept(spec.retention.recent_versions) for segment, found in versions.items()
     }
     doomed = bentos.unkept(spec, kept)
     if not dry_run:
@@ -174,27 +186,29 @@ def collect(
         slot = SlotCollection(view.registered_model_name(), sorted(kept[view.segment], key=int))
         slot.bentos, slot.models = doomed[view.segment]
         slot.studies = unkept_studies(
-            view, tracking, env.optuna_url, kept[view.segment], spec.retention.recent_studies
+            versions[view.segment],
+            tracking,
+            env.optuna_url,
+            kept[view.segment],
+            spec.retention.recent_studies,
         )
         trials = tracking.trial_runs_of(spec.name, set(slot.studies))
         slot.trial_runs = len(trials)
         if not dry_run:
             tracking.delete_runs(trials)
             delete_studies(env.optuna_url, slot.studies)
-            append_entry(store, view, _entry(view, tracking, slot))
+            append_entry(store, view, _entry(view, versions[view.segment], slot))
         collection.slots.append(slot)
     return collection
 
 
-def _entry(view: UseCaseSpec, tracking: Tracking, slot: SlotCollection) -> LedgerEntry:
-    champion = tracking.alias_version(view.registered_model_name(), names.CHAMPION)
-    challenger = tracking.alias_version(view.registered_model_name(), names.CHALLENGER)
+def _entry(view: UseCaseSpec, versions: SlotVersions, slot: SlotCollection) -> LedgerEntry:
     return LedgerEntry(
         action=RETENTION_ACTION,
         model_name=slot.model_name,
         segment=view.segment,
-        champion_version=str(champion.version) if champion is not None else None,
-        challenger_version=str(challenger.version) if challenger is not None else None,
+        champion_version=versions.champion,
+        challenger_version=versions.challenger,
         reason=slot.summary()
         + (f" ({', '.join(slot.bentos + slot.models)})" if slot.bentos or slot.models else ""),
         trigger="manual",

@@ -45,6 +45,10 @@ class Tracking:
         """The tracking URI."""
         return self.tracking_uri
 
+    def is_server(self) -> bool:
+        """Whether tracking is a server (it stores artifacts and runs where it is configured)."""
+        return self.uri().startswith(("http://", "https://", "databricks"))
+
     def client(self) -> Any:
         """An ``MlflowClient`` for this tracking URI (mlflow imported on first use)."""
         if self._client is None:
@@ -62,7 +66,7 @@ class Tracking:
         client = self.client()
         found = client.get_experiment_by_name(experiment)
         if found is None:
-            local = not self.uri().startswith(("http://", "https://", "databricks"))
+            local = not self.is_server()
             location = f"{self.artifact_uri.rstrip('/')}/{experiment}" if local else None
             experiment_id = client.create_experiment(experiment, artifact_location=location)
         else:
@@ -228,7 +232,7 @@ class Tracking:
         client = self.client()
         for run_id in run_ids:
             client.delete_run(run_id)
-        if run_ids and not self.uri().startswith(("http://", "https://", "databricks")):
+        if run_ids and not self.is_server():
             for start in range(0, len(run_ids), GC_CHUNK):
                 chunk = run_ids[start : start + GC_CHUNK]
                 subprocess.run(

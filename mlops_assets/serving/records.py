@@ -32,6 +32,7 @@ from mlops_assets.features.cleaning import (
     EXACT_FLOAT_LIMIT,
     INT64_MAX,
     INT64_MIN,
+    PLAIN_TEXT_KINDS,
     clean_frame,
     exact_whole_number,
     fits_int64,
@@ -44,7 +45,6 @@ from mlops_assets.specs.model import ClipRule, ColumnSpec, MapValuesRule, NullIf
 ROW_NUMBER = "_row_number"
 DEFAULT_PROBLEM_LIMIT = 20
 MAX_TEXT_CHARS = 1000
-TEXT_OR_NULL = {str, type(None)}
 """Longest text value accepted: a category or id of 10 MB would be scored and logged whole."""
 
 
@@ -598,7 +598,7 @@ def _plainly_valid_numbers(values: list[Any], column: ColumnSpec) -> bool:
 
 def _text_problems(values: list[Any], column: ColumnSpec, order: int) -> list[RequestProblem]:
     found = []
-    if not set(map(type, values)) <= TEXT_OR_NULL:
+    if not set(map(type, values)) <= PLAIN_TEXT_KINDS:
         found = [
             problem(row, column, f"expected a string, got {_json_type(value)}", order)
             for row, value in enumerate(values)

@@ -146,11 +146,11 @@ def study_storage(url: str | None) -> Any:
     raise AssertionError("unreachable")
 
 
-def studies_of(url: str, model_name: str) -> list[tuple[str, Any]]:
+def studies_of(url: str, model_name: str) -> list[str]:
     """The Optuna studies of a registered model (one per data version), oldest first.
 
-    Pairs of name and start time (``None`` for a study without trials). A study is named
-    ``<model>-<data version>`` (:func:`~mlops_assets.training.worker.study_name_for`).
+    By start time (a study without trials first). A study is named ``<model>-<data version>``
+    (:func:`~mlops_assets.training.worker.study_name_for`).
     """
     import optuna
 
@@ -163,7 +163,8 @@ def studies_of(url: str, model_name: str) -> list[tuple[str, Any]]:
         if s.study_name.startswith(f"{model_name}-")
         and "-" not in s.study_name[len(model_name) + 1 :]
     ]
-    return sorted(found, key=lambda pair: (pair[1] is not None, pair[1] or 0, pair[0]))
+    found.sort(key=lambda pair: (pair[1] is not None, pair[1] or 0, pair[0]))
+    return [name for name, _ in found]
 
 
 def delete_studies(url: str, study_names: list[str]) -> None:

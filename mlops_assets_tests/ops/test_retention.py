@@ -125,7 +125,7 @@ def test_gc_keeps_champion_challenger_and_the_newest_and_says_so_in_the_ledger(
     assert [b.info.labels["mlflow_model_version"] for b in bentos.api().bentos.list()] == ["2"]
     assert bentos.current_bento_tag(spec) is not None, "the champion's bento is served as it was"
 
-    remaining = [name for name, _ in studies_of(env.optuna_url, UC)]
+    remaining = studies_of(env.optuna_url, UC)
     assert remaining == [f"{UC}-{2:012d}", f"{UC}-{5:012d}"]
     assert slot.studies == [f"{UC}-{n:012d}" for n in (0, 1, 3, 4)]
     assert slot.trial_runs == 6  # two per removed study that has a tuning run
