@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -331,7 +332,9 @@ def run_stage(stage: str, size: int, home: Path, files: Path, log: Path) -> dict
     if stage == "ingest":
         return mlops(home, "refresh", USE_CASE, "--no-train", log=log)
     if stage == "train":
-        return mlops(home, "refresh", USE_CASE, log=log)
+        offset = log.stat().st_size if log.is_file() else 0
+        found = mlops(home, "refresh", USE_CASE, log=log)
+        return {**found, **train_outcome(home, log, offset)}
     if stage == "serve":
         return serve_stage(home, files, log)
     if stage == "day":
@@ -346,6 +349,39 @@ def run_stage(stage: str, size: int, home: Path, files: Path, log: Path) -> dict
             "exit_code": max(landed["exit_code"], ingested["exit_code"]),
         }
     raise ValueError(stage)
+
+
+TRIAL_LINE = re.compile(r"trial (\d+)/\d+: (\S+) rmsse=(\S+)")
+
+
+def train_outcome(home: Path, log: Path, offset: int) -> dict[str, Any]:
+    """What the retrain did, from its run log and the promotion ledger (``mlops history``)."""
+    with log.open() as text:
+        text.seek(offset)
+        written = text.read()
+    trials = TRIAL_LINE.findall(written)
+    outcome: dict[str, Any] = {
+        "trials": len(trials),
+        "pruned": sum(1 for _, _, value in trials if value == "pruned"),
+        "first_trial": " ".join(trials[0][1:]) if trials else None,  # CatBoost's defaults
+        "search_cut": "search stopped at its deadline" in written,
+        "refit_cut": "refit stopped at the budget's end" in written,
+    }
+    history = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "mlops"), "history", USE_CASE, "--json"],
+        env=home_env(home),
+        capture_output=True,
+        text=True,
+    )
+    gates = [e for e in json.loads(history.stdout or "[]") if e["action"] == "promotion_gate"]
+    if gates:
+        gate = gates[-1]
+        outcome.update(
+            promoted=gate["promoted"],
+            test_rmsse=round(gate["challenger_score"], 4),
+            baseline=f"{gate['baseline_name']} {gate['baseline_score']:.4f}",
+        )
+    return outcome
 
 
 def load_results() -> dict[str, Any]:

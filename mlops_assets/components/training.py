@@ -148,6 +148,8 @@ def build_tuned_model(spec: UseCaseSpec) -> dg.AssetsDefinition:
                     "trials_complete": result.trials_complete,
                     "trials_pruned": result.trials_pruned,
                     "trials_failed": result.trials_failed,
+                    "trials_cut_at_deadline": result.trials_cut,
+                    "refit_cut_at_deadline": result.refit_cut,
                     "optuna_study": study_name,
                     "data_version": version_of_data,
                     "train_rows": len(train_set),

@@ -7,6 +7,7 @@ logged pipeline takes the raw model input a served record also becomes.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -182,21 +183,61 @@ def build_pipeline(spec: UseCaseSpec, family: str, params: dict[str, Any], seed:
     return Pipeline(steps)
 
 
+class StopAtDeadline:
+    """A CatBoost callback that ends the boosting once the wall clock reaches ``deadline``.
+
+    A tuning budget in seconds has to hold while a fit is running: on millions of rows one
+    CatBoost fit alone can outlast it, and Optuna's ``timeout`` only stops it starting trials.
+    The booster keeps the trees built so far (the best of them when it has an evaluation set),
+    so a stopped fit is a smaller model, not a broken one. ``time.time()``, not a monotonic
+    clock: the deadline is shared with Optuna worker processes.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.stopped = False
+
+    def after_iteration(self, info: Any) -> bool:
+        """CatBoost's hook: ``False`` stops the boosting."""
+        if time.time() < self.deadline:
+            return True
+        self.stopped = True
+        return False
+
+
+def is_catboost(pipeline: Any) -> bool:
+    """Whether a pipeline's estimator is CatBoost's (which takes a callback and no encoder)."""
+    return type(pipeline.named_steps["model"]).__name__.startswith("CatBoost")
+
+
+def refit_catboost(
+    pipeline: Any,
+    X: pd.DataFrame,  # noqa: N803
+    y: pd.Series,
+    stop: StopAtDeadline | None = None,
+) -> None:
+    """Fit a CatBoost pipeline on all rows, without an evaluation set, ending at ``stop``."""
+    pipeline.fit(X, y, **({"model__callbacks": [stop]} if stop else {}))
+
+
 def fit_pipeline(
     pipeline: Any,
     X: pd.DataFrame,  # noqa: N803 (sklearn convention)
     y: pd.Series,
     early_stopping_rounds: int,
     seed: int = 42,
+    stop: StopAtDeadline | None = None,
 ) -> int | None:
     """Fit in place; CatBoost stops early on a held-out tenth of ``X``, HGB on its own tenth.
 
     Returns the iteration count early stopping chose (CatBoost's best iteration, the
     iterations HistGradientBoosting ran before it stopped), so that a refit on all rows can use
     it without a validation set; ``None`` for other families or when nothing stopped early.
+    A CatBoost fit also ends at ``stop``'s deadline (:class:`StopAtDeadline`); the other
+    families' libraries offer no hook inside a fit, so their callers check the clock between fits.
     """
     model = pipeline.named_steps["model"]
-    if type(model).__name__.startswith("CatBoost") and len(X) >= 50:
+    if is_catboost(pipeline) and len(X) >= 50:
         rng = np.random.default_rng(seed)
         holdout = rng.random(len(X)) < 0.1
         preprocess = pipeline[:-1]
@@ -208,6 +249,7 @@ def fit_pipeline(
             eval_set=(valid_X, y[holdout]),
             early_stopping_rounds=early_stopping_rounds,
             use_best_model=True,
+            callbacks=[stop] if stop else None,
         )
         return int(model.get_best_iteration() or 0) + 1
     pipeline.fit(X, y)

@@ -45,11 +45,14 @@ from mlops_assets.registry.heartbeat import ProcessIdentity
 from mlops_assets.specs.model import ModelFamilySpec, ParamSpec, UseCaseSpec
 from mlops_assets.training.evaluation import score_predictions
 from mlops_assets.training.families import (
+    StopAtDeadline,
     build_pipeline,
     fit_pipeline,
     fit_threads,
+    is_catboost,
     library_defaults,
     predict_frame,
+    refit_catboost,
     set_thread_budget,
 )
 
@@ -108,8 +111,26 @@ class TuningResult:
     trial_scores: list[float] = field(default_factory=list)
     default_scores: dict[str, float] = field(default_factory=dict)
     """Cross-validated score of each family's library-defaults trial (the ones that completed)."""
+    trials_cut: int = 0
+    """Trials the deadline cut short (a fit stopped, folds not run) that were kept because no
+    trial had completed yet: scored on what they finished."""
+    refit_cut: bool = False
+    """The deadline stopped the refit's boosting (fewer trees than the search chose)."""
 
 
+REFIT_SHARE = 0.2
+"""Of a time budget, the share kept for the refit on all rows after the search.
+
+``timeout_s`` bounds the whole tuning step: the search stops at the rest of it (a running fit
+included, :class:`~mlops_assets.training.families.StopAtDeadline`) and the refit ends at the
+budget's end. The refit fits each chosen iteration once on all rows, where a trial fits it once
+per fold on fewer rows, so a fifth of the budget fits the iterations of a trial that took about
+a fold's share of the search.
+"""
+MIN_REFIT_S = 10.0
+"""The least time a refit gets when the search ran over its share (a trial of few rows)."""
+DEADLINE_FOLDS_ATTR = "folds_before_deadline"
+"""Trial user attribute: the folds a trial finished before the search deadline stopped it."""
 CATCH = (ValueError, ArithmeticError)
 """Trial errors recorded as failed trials; any other error stops the search."""
 WORKER_START_TIMEOUT_S = 300.0
@@ -437,8 +458,15 @@ def make_objective(
     y: pd.Series,
     budget: TuningBudget,
     on_trial: Callable[[Any, str, dict[str, Any], dict[str, float], str], None],
+    deadline: float | None = None,
 ) -> Callable[[Any], float]:
-    """The Optuna objective over all families of the spec."""
+    """The Optuna objective over all families of the spec.
+
+    ``deadline`` (``time.time()``) ends a running trial: a CatBoost fit stops boosting at it
+    and no fold starts after it. A trial stopped so is pruned when another trial has completed
+    (a cut trial is not compared with whole ones); while none has, it completes on the folds it
+    finished, so a budget too small for one whole trial still gives a model.
+    """
     import optuna
 
     families = {m.family: m for m in spec.models}
@@ -455,6 +483,7 @@ def make_objective(
         chosen_rates: list[float] = []
         defaults = bool(trial.user_attrs.get(DEFAULTS_ATTR))
         state = "complete"
+        stop = StopAtDeadline(deadline) if deadline else None
         try:
             for step, (train_idx, valid_idx) in enumerate(splits):
                 pipeline = build_pipeline(spec, family, params, budget.seed)
@@ -464,6 +493,7 @@ def make_objective(
                     y.iloc[train_idx],
                     budget.early_stopping_rounds,
                     budget.seed,
+                    stop,
                 )
                 if best is not None:
                     best_iterations.append(best)
@@ -476,6 +506,12 @@ def make_objective(
                 if not defaults and trial.should_prune():  # defaults run to the end
                     state = "pruned"
                     raise optuna.TrialPruned(f"fold {step}: {np.mean(fold_scores):.4f}")
+                if stop and (stop.stopped or (step + 1 < len(splits) and past(stop.deadline))):
+                    if _count(trial.study, optuna.trial.TrialState.COMPLETE):
+                        state = "pruned"
+                        raise optuna.TrialPruned(f"stopped at the tuning deadline, fold {step}")
+                    trial.set_user_attr(DEADLINE_FOLDS_ATTR, step + 1)
+                    break
         except optuna.TrialPruned:
             raise
         except Exception:
@@ -493,6 +529,32 @@ def make_objective(
         return float(np.mean(fold_scores))
 
     return objective
+
+
+def past(deadline: float | None) -> bool:
+    """Whether the wall clock has reached ``deadline`` (``None``: no deadline)."""
+    return deadline is not None and time.time() >= deadline
+
+
+def may_start_trial(study: Any, deadline: float | None) -> bool:
+    """Before the deadline, or while no trial has completed (a search always gives a model)."""
+    import optuna
+
+    return not past(deadline) or not _count(study, optuna.trial.TrialState.COMPLETE)
+
+
+def stop_at(deadline: float | None) -> Callable[[Any, Any], None]:
+    """An Optuna callback ending the search after a trial once :func:`may_start_trial` is no.
+
+    Used instead of ``optimize(timeout=...)``, which would start no trial at all when the
+    deadline is already near.
+    """
+
+    def stop(study: Any, trial: Any) -> None:
+        if not may_start_trial(study, deadline):
+            study.stop()
+
+    return stop
 
 
 def refit_params(family: str, params: dict[str, Any], user_attrs: dict[str, Any]) -> dict[str, Any]:
@@ -552,6 +614,8 @@ def run_study(
     if remaining:
         enqueue_library_defaults(study, spec, log, limit=remaining)
     started = time.monotonic()
+    end = time.time() + budget.timeout_s if budget.timeout_s else None
+    search_end = end - budget.timeout_s * REFIT_SHARE if end else None
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         try:
@@ -569,15 +633,17 @@ def run_study(
     if remaining and workers > 1:
         log(f"searching with {workers} worker processes sharing study {study_name}")
         job = WorkerJob(spec, X, y, budget, str(storage_url), study_name, on_trial, remaining)
+        job.deadline = search_end
         optimize_in_workers(study, job, workers, progress)
     elif remaining:
         study.optimize(
-            make_objective(spec, X, y, budget, on_trial),
+            make_objective(spec, X, y, budget, on_trial, search_end),
             n_trials=remaining,
-            timeout=budget.timeout_s,
-            callbacks=[progress],
+            callbacks=[progress, stop_at(search_end)],
             catch=CATCH,
         )
+    if past(search_end):
+        log(f"search stopped at its deadline after {time.monotonic() - started:.0f}s")
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise RuntimeError(f"{spec.name}: no Optuna trial completed in study {study_name}")
@@ -586,10 +652,13 @@ def run_study(
     model_spec = next(m for m in spec.models if m.family == family)
     params = refit_params(family, estimator_params(model_spec, best.params), best.user_attrs)
     pipeline = build_pipeline(spec, family, params, budget.seed)
-    if family == "catboost":
-        pipeline.fit(X, y)
+    refit_stop = StopAtDeadline(max(end, time.time() + MIN_REFIT_S)) if end else None
+    if is_catboost(pipeline):
+        refit_catboost(pipeline, X, y, refit_stop)
     else:
         fit_pipeline(pipeline, X, y, budget.early_stopping_rounds, budget.seed)
+    if refit_stop and refit_stop.stopped:
+        log(f"refit stopped at the budget's end: {pipeline.named_steps['model'].tree_count_} trees")
     default_scores = {
         str(t.user_attrs[DEFAULTS_ATTR]): float(t.value)
         for t in completed
@@ -606,11 +675,13 @@ def run_study(
         study_name=study_name,
         trial_scores=[float(t.value) for t in completed],
         default_scores=default_scores,
+        trials_cut=sum(1 for t in completed if DEADLINE_FOLDS_ATTR in t.user_attrs),
+        refit_cut=bool(refit_stop and refit_stop.stopped),
     )
 
 
 def _count(study: Any, state: Any) -> int:
-    return sum(1 for t in study.trials if t.state == state)
+    return len(study.get_trials(deepcopy=False, states=(state,)))
 
 
 def _pruner(budget: TuningBudget) -> Any:
@@ -661,11 +732,8 @@ def optimize_in_workers(
     start = context.Barrier(workers)
     reserved = context.Value("i", 0)
     errors = context.Queue()
-    deadline = time.time() + job.budget.timeout_s if job.budget.timeout_s else None
     threads = max(1, (os.cpu_count() or 1) // workers)
-    shared = dataclasses.replace(
-        job, tracking=active_tracking(), deadline=deadline, threads=threads
-    )
+    shared = dataclasses.replace(job, tracking=active_tracking(), threads=threads)
     processes = [
         context.Process(
             target=_work,
@@ -752,12 +820,12 @@ def _work(job: WorkerJob, start: Any, reserved: Any, errors: Any) -> None:
             sampler=optuna.samplers.TPESampler(seed=job.budget.seed + job.index),
             pruner=_pruner(job.budget),
         )
-        objective = make_objective(job.spec, job.X, job.y, job.budget, job.on_trial)
+        objective = make_objective(job.spec, job.X, job.y, job.budget, job.on_trial, job.deadline)
         try:
             start.wait(timeout=WORKER_START_TIMEOUT_S)
         except threading.BrokenBarrierError:
             pass  # another worker did not start; the parent stops everything if it failed
-        while job.deadline is None or time.time() < job.deadline:
+        while may_start_trial(study, job.deadline):
             with reserved.get_lock():
                 if reserved.value >= job.n_trials:
                     break

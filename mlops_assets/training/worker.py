@@ -12,6 +12,7 @@ the rest of its budget and refits the best trial: workers add search, they never
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,9 @@ def tune_worker(
     log(f"worker {index}: {n_trials} trials into study {name} ({before} trials so far)")
     tags = {"use_case": spec.name, names.STUDY_TAG: name, "optuna.worker_index": str(index)}
     with tracking.start_run(spec.name, f"tune-worker-{index}", tags, None):
+        deadline = time.time() + timeout_s if timeout_s else None  # no refit here: all of it
         study.optimize(
-            make_objective(spec, X, y, budget, log_trial),
+            make_objective(spec, X, y, budget, log_trial, deadline),
             n_trials=n_trials,
             timeout=timeout_s,
             catch=CATCH,

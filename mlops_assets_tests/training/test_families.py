@@ -5,6 +5,8 @@ of it; a target declared ``min: 0`` must never be answered below zero, by traini
 monitoring or serving alike (they all predict through ``predict_frame``).
 """
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,10 +16,12 @@ from mlops_assets.specs.catalog import parse_spec
 from mlops_assets.training.families import (
     CATBOOST_ITERATIONS,
     HGB_MAX_ITER,
+    StopAtDeadline,
     build_pipeline,
     fit_pipeline,
     library_defaults,
     predict_frame,
+    refit_catboost,
 )
 
 
@@ -104,3 +108,22 @@ def test_hist_gradient_boosting_reports_where_it_stopped() -> None:
 )
 def test_library_defaults(family, name, value) -> None:
     assert library_defaults(regression_spec({"name": "y"}), family)[name] == value
+
+
+def test_a_catboost_fit_ends_at_its_deadline_with_the_trees_built_so_far() -> None:
+    """A deadline already past stops the boosting after its first tree; none keeps all 300."""
+    spec = regression_spec({"name": "y"})
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"x": rng.uniform(0, 1, 400)})
+    y = pd.Series(np.sin(6 * X["x"]) + rng.normal(0, 0.1, 400))
+    late = StopAtDeadline(time.time() - 1)
+    pipeline = build_pipeline(spec, "catboost", {"iterations": 300, "learning_rate": 0.01})
+    fit_pipeline(pipeline, X, y, early_stopping_rounds=300, stop=late)
+    assert late.stopped and pipeline.named_steps["model"].tree_count_ == 1
+    refit = build_pipeline(spec, "catboost", {"iterations": 300, "learning_rate": 0.01})
+    refit_catboost(refit, X, y, StopAtDeadline(time.time() - 1))
+    assert refit.named_steps["model"].tree_count_ == 1
+    timely = StopAtDeadline(time.time() + 3600)
+    whole = build_pipeline(spec, "catboost", {"iterations": 300, "learning_rate": 0.01})
+    fit_pipeline(whole, X, y, early_stopping_rounds=300, stop=timely)
+    assert not timely.stopped and whole.named_steps["model"].tree_count_ == 300

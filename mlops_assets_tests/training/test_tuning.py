@@ -7,6 +7,7 @@ passed, is a dimension of its own.
 """
 
 import datetime as dt
+import time
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,35 @@ def test_study_resumes_from_storage(spec, train: pd.DataFrame, tmp_path) -> None
     again = run_study(spec, train, budget, storage, "resume", lambda *a: None, messages.append)
     assert again.trials_complete == first.trials_complete
     assert any("resuming study resume" in m for m in messages)
+
+
+def test_a_budget_too_small_for_one_trial_still_gives_a_model_and_stops(spec, train) -> None:
+    """The deadline stops the running fit; with no trial complete the cut one is kept, and the
+    search starts nothing more (Optuna's own ``timeout`` would have started none at all)."""
+    budget = TuningBudget(5, 1e-3, 3, 1, 10, 20)
+    states: list[str] = []
+    messages: list[str] = []
+    started = time.monotonic()
+    result = run_study(
+        spec, train, budget, None, "late", lambda *a: states.append(a[-1]), messages.append
+    )
+    assert time.monotonic() - started < 60
+    assert states == ["complete"] and result.trials_complete == 1 and result.trials_cut == 1
+    assert any("search stopped at its deadline" in m for m in messages)
+    predictions, _ = predict_frame(result.pipeline, model_input(train.head(5), spec), spec)
+    assert np.isfinite(predictions).all()
+
+
+def test_a_trial_cut_by_the_deadline_after_one_completed_is_pruned(spec, train, tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_study(
+        spec, train, TuningBudget(1, None, 3, 1, 10, 20), storage, "cut", *[lambda *a: None] * 2
+    )
+    states: list[str] = []
+    late = TuningBudget(4, 1e-3, 3, 1, 10, 20)
+    result = run_study(spec, train, late, storage, "cut", lambda *a: states.append(a[-1]), print)
+    assert states == ["pruned"]
+    assert (result.trials_complete, result.trials_pruned, result.trials_cut) == (1, 1, 0)
 
 
 @pytest.mark.parametrize("family", ["catboost", "hist_gradient_boosting", "ridge", "random_forest"])
