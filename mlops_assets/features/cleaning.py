@@ -433,8 +433,10 @@ def _numeric_column(values: pd.Series) -> pd.Series:
         else:
             read[~np.isfinite(read)] = np.nan
             read[read == 0] = 0.0
-    if read is None:
-        read = np.array([np.nan if (v := read_numeric(x)) is None else v for x in chosen])
+    if read is None:  # text, mostly: each distinct text read once (None becomes NaN in C)
+        listed = chosen.tolist()
+        found = per_distinct_text(listed, read_numeric)
+        read = np.array(found if found is not None else list(map(read_numeric, listed)), float)
     numbers[present] = read
     return pd.Series(numbers, index=values.index)
 
@@ -449,8 +451,11 @@ def _integer_column(values: pd.Series) -> pd.Series:
         plain = (
             set(map(type, whole)) == {int} and INT64_MIN <= min(whole) and max(whole) <= INT64_MAX
         )
-        # Python ints within int64 read as themselves: one conversion in C, no call per value.
-        read = whole if plain else [read_integer(v) for v in whole]
+        # Python ints within int64 read as themselves: one conversion in C, no call per value;
+        # text (a CSV's) is read once per distinct text.
+        read = whole if plain else per_distinct_text(whole, read_integer)
+        if read is None:
+            read = [read_integer(v) for v in whole]
         typed[present] = pd.array(read, dtype="Int64")
     return pd.Series(typed, index=values.index)
 

@@ -210,14 +210,58 @@ def is_catboost(pipeline: Any) -> bool:
     return type(pipeline.named_steps["model"]).__name__.startswith("CatBoost")
 
 
-def refit_catboost(
+HGB_REFIT_CHUNK = 25
+"""Iterations HistGradientBoosting adds per call in a refit with a deadline (warm start)."""
+
+
+def refit_pipeline(
     pipeline: Any,
     X: pd.DataFrame,  # noqa: N803
     y: pd.Series,
     stop: StopAtDeadline | None = None,
 ) -> None:
-    """Fit a CatBoost pipeline on all rows, without an evaluation set, ending at ``stop``."""
-    pipeline.fit(X, y, **({"model__callbacks": [stop]} if stop else {}))
+    """Fit on all rows, without an evaluation set, the boosting ending at ``stop``'s deadline.
+
+    The refit of the best trial: CatBoost gets no evaluation set (it runs the iterations the
+    folds chose), HistGradientBoosting stops early itself unless the folds chose a count.
+
+    CatBoost takes the deadline as a callback. HistGradientBoosting has no hook inside a fit,
+    so with a fixed iteration count it grows by warm start, :data:`HGB_REFIT_CHUNK` trees a
+    call, on inputs transformed once, until it has them all or the deadline passed (each call
+    adds trees to the same ensemble, so the result equals one fit of that many iterations).
+    """
+    model = pipeline.named_steps["model"]
+    if stop is None:
+        pipeline.fit(X, y)
+    elif is_catboost(pipeline):
+        pipeline.fit(X, y, model__callbacks=[stop])
+    elif type(model).__name__.startswith("HistGradientBoosting") and not model.early_stopping:
+        _grow_until(pipeline, X, y, stop)
+    else:
+        pipeline.fit(X, y)
+
+
+def fitted_iterations(pipeline: Any) -> int | None:
+    """The trees a fitted boosting pipeline holds (``None`` for other families)."""
+    model = pipeline.named_steps["model"]
+    if is_catboost(pipeline):
+        return int(model.tree_count_)
+    return int(model.n_iter_) if hasattr(model, "n_iter_") else None
+
+
+def _grow_until(pipeline: Any, X: pd.DataFrame, y: pd.Series, stop: StopAtDeadline) -> None:  # noqa: N803
+    model = pipeline.named_steps["model"]
+    target = int(model.max_iter)
+    inputs = pipeline[:-1].fit_transform(X, y)
+    model.set_params(warm_start=True)
+    grown = 0
+    while grown < target:
+        grown = min(target, grown + HGB_REFIT_CHUNK)
+        model.set_params(max_iter=grown)
+        model.fit(inputs, y)
+        if grown < target and not stop.after_iteration(None):
+            break
+    model.set_params(warm_start=False, max_iter=grown)
 
 
 def fit_pipeline(

@@ -49,10 +49,10 @@ from mlops_assets.training.families import (
     build_pipeline,
     fit_pipeline,
     fit_threads,
-    is_catboost,
+    fitted_iterations,
     library_defaults,
     predict_frame,
-    refit_catboost,
+    refit_pipeline,
     set_thread_budget,
 )
 
@@ -653,12 +653,9 @@ def run_study(
     params = refit_params(family, estimator_params(model_spec, best.params), best.user_attrs)
     pipeline = build_pipeline(spec, family, params, budget.seed)
     refit_stop = StopAtDeadline(max(end, time.time() + MIN_REFIT_S)) if end else None
-    if is_catboost(pipeline):
-        refit_catboost(pipeline, X, y, refit_stop)
-    else:
-        fit_pipeline(pipeline, X, y, budget.early_stopping_rounds, budget.seed)
+    refit_pipeline(pipeline, X, y, refit_stop)
     if refit_stop and refit_stop.stopped:
-        log(f"refit stopped at the budget's end: {pipeline.named_steps['model'].tree_count_} trees")
+        log(f"refit stopped at the budget's end: {fitted_iterations(pipeline)} iterations")
     default_scores = {
         str(t.user_attrs[DEFAULTS_ATTR]): float(t.value)
         for t in completed

@@ -16,12 +16,14 @@ from mlops_assets.specs.catalog import parse_spec
 from mlops_assets.training.families import (
     CATBOOST_ITERATIONS,
     HGB_MAX_ITER,
+    HGB_REFIT_CHUNK,
     StopAtDeadline,
     build_pipeline,
     fit_pipeline,
+    fitted_iterations,
     library_defaults,
     predict_frame,
-    refit_catboost,
+    refit_pipeline,
 )
 
 
@@ -121,9 +123,29 @@ def test_a_catboost_fit_ends_at_its_deadline_with_the_trees_built_so_far() -> No
     fit_pipeline(pipeline, X, y, early_stopping_rounds=300, stop=late)
     assert late.stopped and pipeline.named_steps["model"].tree_count_ == 1
     refit = build_pipeline(spec, "catboost", {"iterations": 300, "learning_rate": 0.01})
-    refit_catboost(refit, X, y, StopAtDeadline(time.time() - 1))
+    refit_pipeline(refit, X, y, StopAtDeadline(time.time() - 1))
     assert refit.named_steps["model"].tree_count_ == 1
     timely = StopAtDeadline(time.time() + 3600)
     whole = build_pipeline(spec, "catboost", {"iterations": 300, "learning_rate": 0.01})
     fit_pipeline(whole, X, y, early_stopping_rounds=300, stop=timely)
     assert not timely.stopped and whole.named_steps["model"].tree_count_ == 300
+
+
+def test_a_hist_gradient_boosting_refit_grows_until_its_deadline() -> None:
+    """Without a deadline the warm-started chunks make the same model as one fit; past it, the
+    refit stops after its first chunk."""
+    spec = regression_spec({"name": "y"})
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"x": rng.uniform(0, 1, 500), "z": rng.uniform(0, 1, 500)})
+    y = pd.Series(np.sin(6 * X["x"]) + X["z"] + rng.normal(0, 0.1, 500))
+    params = {"max_iter": 60, "early_stopping": False}
+    whole = build_pipeline(spec, "hist_gradient_boosting", params)
+    whole.fit(X, y)
+    grown = build_pipeline(spec, "hist_gradient_boosting", params)
+    refit_pipeline(grown, X, y, StopAtDeadline(time.time() + 3600))
+    assert fitted_iterations(grown) == 60
+    assert np.array_equal(whole.predict(X), grown.predict(X))
+    late = StopAtDeadline(time.time() - 1)
+    cut = build_pipeline(spec, "hist_gradient_boosting", params)
+    refit_pipeline(cut, X, y, late)
+    assert late.stopped and fitted_iterations(cut) == HGB_REFIT_CHUNK
