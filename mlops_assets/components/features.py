@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from mlops_assets import names
@@ -34,10 +33,10 @@ from mlops_assets.features.splits import (
     is_test_row,
     load_window,
 )
-from mlops_assets.ingest.days import split_by_day
 from mlops_assets.monitoring.profile import serving_profiles, shift_warning
 from mlops_assets.registry.ledger import as_of
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.tables import read_table, table_key, write_table
 
 
 def clean_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -61,7 +60,7 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
-        ins={"raw_data": dg.AssetIn(key=raw_key(spec))},
+        deps=[raw_key(spec)],
         group_name=spec.name,
         partitions_def=daily_partitions(spec),
         kinds={"pandas", "parquet"},
@@ -75,34 +74,52 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
     )
     def clean_data(
         context: dg.AssetExecutionContext,
-        raw_data: pd.DataFrame,
         lake: ObjectStorage,
         alerts: AlertWebhookResource,
     ) -> Iterator[Any]:
-        per_day: dict[str, pd.DataFrame] = {}
+        """One day at a time: a run over a range holds one day's rows, not the range's.
+
+        Each raw day is read, cleaned, checked and written before the next is read (the
+        asset writes its own tables, where the IO manager would have held every day of a
+        backfill in memory until the end); nothing downstream loads it through an IO manager.
+        """
+        store = lake.store()
         outcomes = {}
         reports = []
-        serving = serving_profiles(lake.store(), spec, as_of(context.run.tags)[:10])
-        days = split_by_day(raw_data, spec)
+        nulls: list[dict[str, int]] = []
+        written = 0
+        serving = serving_profiles(store, spec, as_of(context.run.tags)[:10])
+        days = [d for d in context.partition_keys if store.exists(table_key(raw_key(spec).path, d))]
+        if not days:
+            raise dg.Failure(
+                description=f"{spec.name}: none of the days {context.partition_keys[0]}.."
+                f"{context.partition_keys[-1]} has raw rows in {store.uri}: materialize "
+                "raw_data first",
+                allow_retries=False,
+            )
         progress = Progress(context.log.info, len(days), "cleaned")
-        for day, raw in days.items():
+        for day in days:
             progress.step()
+            with fails_at_once(f"{spec.name} raw day {day}"):
+                raw = read_table(store, table_key(raw_key(spec).path, day))
             clean, report = clean_frame(raw, spec)
-            per_day[day] = clean
             outcomes[day] = [
                 *clean_checks(clean, report, spec),
                 null_rate_warning(clean, spec),
                 shift_warning(serving, clean, spec.retraining.max_psi),
             ]
             reports.append(report)
-            write_verdict(lake.store(), spec, day, "clean", outcomes[day], context.run_id)
-        everything = pd.concat(per_day.values(), ignore_index=True) if per_day else raw_data
-        yield dg.Output(
-            per_day,
+            nulls.append(null_counts(clean))
+            write_verdict(store, spec, day, "clean", outcomes[day], context.run_id)
+            written += write_table(store, table_key(key.path, day), clean)
+        yield dg.MaterializeResult(
             metadata={
+                "uri": store.describe(table_key(key.path).removesuffix(".parquet") + "/"),
+                "bytes": written,
+                "partitions_written": len(days),
                 "rows_in": sum(r.rows_in for r in reports),
                 names.ROWS_OUT: sum(r.rows_out for r in reports),
-                "nulls": dg.MetadataValue.json(null_counts(everything)),
+                "nulls": dg.MetadataValue.json(_summed(nulls)),
                 "invalid_values": dg.MetadataValue.json(_summed(r.invalid_values for r in reports)),
                 "remapped_values": dg.MetadataValue.json(
                     _summed(r.remapped_values for r in reports)

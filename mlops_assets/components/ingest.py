@@ -35,12 +35,13 @@ from mlops_assets.ingest.batches import (
     read_days,
     skip_explanation,
 )
-from mlops_assets.ingest.days import require_day, split_by_day
+from mlops_assets.ingest.days import day_rows, require_day, rows_by_day
 from mlops_assets.ingest.landing import fingerprint
 from mlops_assets.ingest.ledger import record_files
 from mlops_assets.ingest.readers import UnreadableFileError
 from mlops_assets.ingest.simulate import SimulateSettings, land_generated
 from mlops_assets.specs.model import UseCaseSpec
+from mlops_assets.storage.tables import table_key, write_table
 
 
 def raw_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -93,7 +94,7 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
             return
         except UnreadableFileError as error:  # a retry cannot help
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        per_day = split_by_day(found.rows, spec)
+        per_day = rows_by_day(found.rows, spec)
         context.log.info(
             f"read {len(found.files)} file{'' if len(found.files) == 1 else 's'} "
             f"({found.skipped} skipped by the index): "
@@ -105,16 +106,22 @@ def build_raw_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
                 f"{_days_stay_missing(days)}"
             )
             return
-        judged = sorted(set(per_day) | set(found.claimed))
-        outcomes = {day: raw_checks(per_day.get(day, found.rows.iloc[0:0]), spec) for day in judged}
-        for day, day_outcomes in outcomes.items():
-            write_verdict(store, spec, day, "raw", day_outcomes, context.run_id)
+        outcomes = {}
+        written = 0
+        for day in sorted(set(per_day) | set(found.claimed)):
+            rows = day_rows(found.rows, per_day[day]) if day in per_day else found.rows.iloc[0:0]
+            outcomes[day] = raw_checks(rows, spec)
+            write_verdict(store, spec, day, "raw", outcomes[day], context.run_id)
+            if day in per_day:  # one day's copy at a time, written as it is made
+                written += write_table(store, table_key(key.path, day), rows)
         if not outcomes:  # rows without a day, none on the run's days: it fails its checks
             outcomes = {f"{days[0]}..{days[-1]}": raw_checks(found.rows, spec)}
-        yield dg.Output(
-            per_day,
-            output_name=names.RAW_DATA,
+        yield dg.MaterializeResult(
+            asset_key=key,
             metadata={
+                "uri": store.describe(table_key(key.path).removesuffix(".parquet") + "/"),
+                "bytes": written,
+                "partitions_written": len(per_day),
                 "files": dg.MetadataValue.json([f.key for f in found.files]),
                 names.SOURCE_FINGERPRINT: fingerprint(found.files),
                 "num_rows": len(found.rows),

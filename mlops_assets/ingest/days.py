@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pandas as pd
 
@@ -85,14 +86,20 @@ def known_span(info: ObjectInfo, spec: UseCaseSpec) -> tuple[str, str] | None:
     return day, day
 
 
-def split_by_day(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, pd.DataFrame]:
-    """The rows of each partition, for the IO manager to store one object per partition."""
+def rows_by_day(frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, Any]:
+    """The positions of each partition's rows, in day order (rows without a day left out).
+
+    Positions, not copies: a caller that writes one day at a time takes each day's rows when
+    it writes them (:func:`day_rows`), so a range's rows are never held twice.
+    """
     days = day_of_rows(frame, spec)
-    return {
-        str(day): rows.reset_index(drop=True)
-        for day, rows in frame.groupby(days, sort=True)
-        if day is not None
-    }
+    groups = frame.groupby(days, sort=True).indices if len(frame) else {}
+    return {str(day): positions for day, positions in groups.items() if day is not None}
+
+
+def day_rows(frame: pd.DataFrame, positions: Any) -> pd.DataFrame:
+    """One day's rows of ``frame`` (positions from :func:`rows_by_day`)."""
+    return frame.take(positions).reset_index(drop=True)
 
 
 def days_between(first: str, last: str) -> list[str]:

@@ -210,8 +210,8 @@ def is_catboost(pipeline: Any) -> bool:
     return type(pipeline.named_steps["model"]).__name__.startswith("CatBoost")
 
 
-HGB_REFIT_CHUNK = 25
-"""Iterations HistGradientBoosting adds per call in a refit with a deadline (warm start)."""
+HGB_CHUNK = 25
+"""Trees HistGradientBoosting adds per call when a fit has a deadline (warm start)."""
 
 
 def refit_pipeline(
@@ -225,20 +225,22 @@ def refit_pipeline(
     The refit of the best trial: CatBoost gets no evaluation set (it runs the iterations the
     folds chose), HistGradientBoosting stops early itself unless the folds chose a count.
 
-    CatBoost takes the deadline as a callback. HistGradientBoosting has no hook inside a fit,
-    so with a fixed iteration count it grows by warm start, :data:`HGB_REFIT_CHUNK` trees a
-    call, on inputs transformed once, until it has them all or the deadline passed (each call
-    adds trees to the same ensemble, so the result equals one fit of that many iterations).
+    CatBoost takes the deadline as a callback; HistGradientBoosting grows in chunks
+    (:func:`_grow_until`).
     """
-    model = pipeline.named_steps["model"]
     if stop is None:
         pipeline.fit(X, y)
     elif is_catboost(pipeline):
         pipeline.fit(X, y, model__callbacks=[stop])
-    elif type(model).__name__.startswith("HistGradientBoosting") and not model.early_stopping:
+    elif is_hist_gradient_boosting(pipeline):
         _grow_until(pipeline, X, y, stop)
     else:
         pipeline.fit(X, y)
+
+
+def is_hist_gradient_boosting(pipeline: Any) -> bool:
+    """Whether a pipeline's estimator is scikit-learn's HistGradientBoosting."""
+    return type(pipeline.named_steps["model"]).__name__.startswith("HistGradientBoosting")
 
 
 def fitted_iterations(pipeline: Any) -> int | None:
@@ -246,22 +248,46 @@ def fitted_iterations(pipeline: Any) -> int | None:
     model = pipeline.named_steps["model"]
     if is_catboost(pipeline):
         return int(model.tree_count_)
-    return int(model.n_iter_) if hasattr(model, "n_iter_") else None
+    return int(model.n_iter_) if is_hist_gradient_boosting(pipeline) else None
 
 
 def _grow_until(pipeline: Any, X: pd.DataFrame, y: pd.Series, stop: StopAtDeadline) -> None:  # noqa: N803
+    """Fit a HistGradientBoosting pipeline by warm start, :data:`HGB_CHUNK` trees a call.
+
+    The library has no hook inside a fit, so a deadline is checked between calls. Each call
+    adds trees to the same ensemble on inputs transformed once, and its own early stopping
+    keeps its validation split and score history across calls, so without a deadline the
+    result is the model one fit makes (a test holds them equal, stopping early or not).
+    """
     model = pipeline.named_steps["model"]
     target = int(model.max_iter)
     inputs = pipeline[:-1].fit_transform(X, y)
     model.set_params(warm_start=True)
     grown = 0
-    while grown < target:
-        grown = min(target, grown + HGB_REFIT_CHUNK)
-        model.set_params(max_iter=grown)
-        model.fit(inputs, y)
-        if grown < target and not stop.after_iteration(None):
-            break
-    model.set_params(warm_start=False, max_iter=grown)
+    try:
+        while grown < target:
+            grown = min(target, grown + HGB_CHUNK)
+            model.set_params(max_iter=grown)
+            model.fit(inputs, y)
+            if model.n_iter_ < grown or _stopped_early(model):
+                break
+            if grown < target and not stop.after_iteration(None):
+                break
+    finally:
+        model.set_params(warm_start=False, max_iter=target)
+
+
+def _stopped_early(model: Any) -> bool:
+    """Whether HistGradientBoosting's early stopping ended a fit on its last iteration.
+
+    A fit that stops exactly at a chunk's end looks like one that ran the chunk; the next call
+    would add one more tree before stopping again. scikit-learn's own test (``_should_stop``,
+    the method its fit loop calls after each iteration) tells them apart.
+    """
+    if not model.do_early_stopping_:
+        return False
+    scores = model.validation_score_ if model._use_validation_data else model.train_score_
+    return bool(model._should_stop(list(scores)))
 
 
 def fit_pipeline(
@@ -277,10 +303,14 @@ def fit_pipeline(
     Returns the iteration count early stopping chose (CatBoost's best iteration, the
     iterations HistGradientBoosting ran before it stopped), so that a refit on all rows can use
     it without a validation set; ``None`` for other families or when nothing stopped early.
-    A CatBoost fit also ends at ``stop``'s deadline (:class:`StopAtDeadline`); the other
-    families' libraries offer no hook inside a fit, so their callers check the clock between fits.
+    A CatBoost or HistGradientBoosting fit also ends at ``stop``'s deadline
+    (:class:`StopAtDeadline`, :func:`_grow_until`); random forest and the linear models have no
+    hook inside a fit, so their callers check the clock between fits.
     """
     model = pipeline.named_steps["model"]
+    if stop is not None and is_hist_gradient_boosting(pipeline):
+        _grow_until(pipeline, X, y, stop)
+        return int(model.n_iter_) if model.do_early_stopping_ else None
     if is_catboost(pipeline) and len(X) >= 50:
         rng = np.random.default_rng(seed)
         holdout = rng.random(len(X)) < 0.1

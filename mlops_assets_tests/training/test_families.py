@@ -15,8 +15,8 @@ from mlops_assets.metrics import regression_metric
 from mlops_assets.specs.catalog import parse_spec
 from mlops_assets.training.families import (
     CATBOOST_ITERATIONS,
+    HGB_CHUNK,
     HGB_MAX_ITER,
-    HGB_REFIT_CHUNK,
     StopAtDeadline,
     build_pipeline,
     fit_pipeline,
@@ -148,4 +148,23 @@ def test_a_hist_gradient_boosting_refit_grows_until_its_deadline() -> None:
     late = StopAtDeadline(time.time() - 1)
     cut = build_pipeline(spec, "hist_gradient_boosting", params)
     refit_pipeline(cut, X, y, late)
-    assert late.stopped and fitted_iterations(cut) == HGB_REFIT_CHUNK
+    assert late.stopped and fitted_iterations(cut) == HGB_CHUNK
+
+
+@pytest.mark.parametrize("stopping", [True, False])
+def test_hist_gradient_boosting_grown_in_chunks_is_the_model_of_one_fit(stopping) -> None:
+    """A fit with a deadline (warm-started chunks) equals one fit, its early stopping too."""
+    spec = regression_spec({"name": "y"})
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"x": rng.uniform(0, 1, 800)})
+    y = pd.Series(np.sin(6 * X["x"]) + rng.normal(0, 0.4, 800))
+    params = {"max_iter": 300, "learning_rate": 0.3} | (
+        {} if stopping else {"early_stopping": False}
+    )
+    whole = build_pipeline(spec, "hist_gradient_boosting", params)
+    once = fit_pipeline(whole, X, y, early_stopping_rounds=10)
+    chunked = build_pipeline(spec, "hist_gradient_boosting", params)
+    grown = fit_pipeline(chunked, X, y, 10, stop=StopAtDeadline(time.time() + 3600))
+    assert grown == once and fitted_iterations(chunked) == fitted_iterations(whole)
+    assert (fitted_iterations(whole) < 300) == stopping
+    assert np.array_equal(whole.predict(X), chunked.predict(X))
