@@ -27,7 +27,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -330,11 +329,11 @@ def run_stage(stage: str, size: int, home: Path, files: Path, log: Path) -> dict
             "exit_code": max(r["exit_code"] for r in landed),
         }
     if stage == "ingest":
-        return mlops(home, "refresh", USE_CASE, "--no-train", log=log)
+        found = mlops(home, "refresh", USE_CASE, "--no-train", log=log)
+        return {**found, **step_seconds(dg_instance(home), "ingest")}
     if stage == "train":
-        offset = log.stat().st_size if log.is_file() else 0
         found = mlops(home, "refresh", USE_CASE, log=log)
-        return {**found, **train_outcome(home, log, offset)}
+        return {**found, **train_outcome(home)}
     if stage == "serve":
         return serve_stage(home, files, log)
     if stage == "day":
@@ -351,37 +350,69 @@ def run_stage(stage: str, size: int, home: Path, files: Path, log: Path) -> dict
     raise ValueError(stage)
 
 
-TRIAL_LINE = re.compile(r"trial (\d+)/\d+: (\S+) rmsse=(\S+)")
+def train_outcome(home: Path) -> dict[str, Any]:
+    """What the retrain did: its study (trials, the library-defaults trials' scores), the
+    tuning step's metadata (cut at the deadline or not) and the promotion gate's decision."""
+    import dagster as dg
+    import optuna
 
-
-def train_outcome(home: Path, log: Path, offset: int) -> dict[str, Any]:
-    """What the retrain did, from its run log and the promotion ledger (``mlops history``)."""
-    with log.open() as text:
-        text.seek(offset)
-        written = text.read()
-    trials = TRIAL_LINE.findall(written)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{home / 'optuna.db'}"
+    newest = max(optuna.get_all_study_summaries(storage), key=lambda s: s.datetime_start)
+    trials = optuna.load_study(study_name=newest.study_name, storage=storage).trials
+    states = [t.state.name.lower() for t in trials]
     outcome: dict[str, Any] = {
-        "trials": len(trials),
-        "pruned": sum(1 for _, _, value in trials if value == "pruned"),
-        "first_trial": " ".join(trials[0][1:]) if trials else None,  # CatBoost's defaults
-        "search_cut": "search stopped at its deadline" in written,
-        "refit_cut": "refit stopped at the budget's end" in written,
+        "trials": {state: states.count(state) for state in sorted(set(states))},
+        "defaults_cv": {
+            t.user_attrs["library_defaults"]: round(t.value, 4)
+            for t in trials
+            if t.user_attrs.get("library_defaults") and t.value is not None
+        },
     }
-    history = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "mlops"), "history", USE_CASE, "--json"],
-        env=home_env(home),
-        capture_output=True,
-        text=True,
-    )
-    gates = [e for e in json.loads(history.stdout or "[]") if e["action"] == "promotion_gate"]
-    if gates:
-        gate = gates[-1]
-        outcome.update(
-            promoted=gate["promoted"],
-            test_rmsse=round(gate["challenger_score"], 4),
-            baseline=f"{gate['baseline_name']} {gate['baseline_score']:.4f}",
-        )
+    instance = dg_instance(home)
+    for asset, fields in (
+        (
+            "tuned_model",
+            ("model_family", "cv_rmsse", "trials_cut_at_deadline", "refit_cut_at_deadline"),
+        ),
+        ("champion_model", ("promoted", "challenger_rmsse", "baseline_rmsse")),
+    ):
+        event = instance.get_latest_materialization_event(dg.AssetKey([USE_CASE, asset]))
+        if event is not None and event.asset_materialization is not None:
+            metadata = event.asset_materialization.metadata
+            outcome.update({f: metadata[f].value for f in fields if f in metadata})
+    outcome.update(step_seconds(instance, "retrain"))
     return outcome
+
+
+def dg_instance(home: Path) -> Any:
+    """The Dagster instance of a benchmark home."""
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(home / "dagster"))
+
+
+def step_seconds(instance: Any, job: str) -> dict[str, float]:
+    """Seconds of each step of the newest run of ``job`` (``<step>_s``)."""
+    import dagster as dg
+
+    runs = instance.get_runs(dg.RunsFilter(job_name=f"{USE_CASE}__{job}"), limit=1)
+    if not runs:
+        return {}
+    run = runs[0]
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for record in instance.get_records_for_run(run.run_id).records:
+        entry = record.event_log_entry
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        step = entry.step_key.removeprefix(f"{USE_CASE}__")
+        if event.event_type_value == "STEP_START":
+            started[step] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and step in started:
+            seconds[f"{step}_s"] = round(entry.timestamp - started[step], 1)
+    return seconds
 
 
 def load_results() -> dict[str, Any]:
