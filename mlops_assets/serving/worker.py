@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlops_assets.environment import Environment
+from mlops_assets.features.forecast import history_needed
 from mlops_assets.features.history import StoredHistory
 from mlops_assets.prediction_log import PredictionLog
 from mlops_assets.serving.runtime import ServingRuntime, SlotRuntime
@@ -104,14 +105,21 @@ def runtime_for_models(
             options,
             log=log,
             on_batch=on_batch,
-            history=StoredHistory(store, view, refresh_s=options.champion_poll_s)
-            if view.forecast is not None
-            else None,
+            history=warm_history(store, view, options.champion_poll_s),
         )
     # Everything loaded so far (libraries, models, compiled executors) lives as long as the
     # worker: out of the cyclic collector's passes, which then only walk what requests make.
     gc.freeze()
     return ServingRuntime(spec, slots)
+
+
+def warm_history(store: Any, view: UseCaseSpec, refresh_s: float) -> StoredHistory | None:
+    """A forecast slot's stored history, the days a request for tomorrow reads already read."""
+    if view.forecast is None:
+        return None
+    history = StoredHistory(store, view, refresh_s=refresh_s)
+    history.warm(history_needed(view) + 1)
+    return history
 
 
 def exit_with_parent(

@@ -73,3 +73,13 @@ def test_a_batch_job_lists_from_the_first_day_at_every_call(store) -> None:
     assert history.rows(DAYS[3], DAYS[4])["sales"].tolist() == [30.0, 4.0]
     assert store.lists == 2
     assert history.rows(dt.date(2024, 1, 1), dt.date(2024, 1, 2)).empty
+
+
+def test_warming_reads_the_newest_days_so_a_first_request_reads_none(store) -> None:
+    history = StoredHistory(store, use_case_specs()["m5_sales"], refresh_s=60)
+    assert history.warm(3) == 3 and (store.lists, store.reads) == (1, 3)
+    assert history.rows(DAYS[2], DAYS[4])["sales"].tolist() == [2.0, 3.0, 4.0]
+    assert (store.lists, store.reads) == (1, 3)
+    assert history.rows(DAYS[1], DAYS[2])["sales"].tolist() == [1.0, 2.0]  # an older day: read
+    assert store.reads == 4
+    assert history.warm(0) == 0 and history.warm(50) == 5
