@@ -83,7 +83,8 @@ class StoredHistory:
         A service calls it at start, so its first forecast request reads no objects (it cost
         3 s for 1,000 M5 series where the next ones took 1.4 s: 63 days read one by one).
         """
-        newest = self._listing(dt.date.min + dt.timedelta(days=1))[-days:] if days > 0 else []
+        everything = self._listing(dt.date.min + dt.timedelta(days=1))  # from the first day
+        newest = everything[-days:] if days > 0 else []
         for _, key, token in newest:
             self._frame(key, token)
         return len(newest)
