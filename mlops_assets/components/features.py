@@ -36,7 +36,7 @@ from mlops_assets.features.splits import (
 from mlops_assets.monitoring.profile import serving_profiles, shift_warning
 from mlops_assets.registry.ledger import as_of
 from mlops_assets.specs.model import UseCaseSpec
-from mlops_assets.storage.tables import read_table, table_key, write_table
+from mlops_assets.storage.tables import read_table, stored_partitions, table_key, write_table
 
 
 def clean_key(spec: UseCaseSpec) -> dg.AssetKey:
@@ -89,7 +89,8 @@ def build_clean_data(spec: UseCaseSpec) -> dg.AssetsDefinition:
         nulls: list[dict[str, int]] = []
         written = 0
         serving = serving_profiles(store, spec, as_of(context.run.tags)[:10])
-        days = [d for d in context.partition_keys if store.exists(table_key(raw_key(spec).path, d))]
+        stored = set(stored_partitions(store, raw_key(spec).path))  # one listing, not a HEAD a day
+        days = [d for d in context.partition_keys if d in stored]
         if not days:
             raise dg.Failure(
                 description=f"{spec.name}: none of the days {context.partition_keys[0]}.."

@@ -228,11 +228,9 @@ def refit_pipeline(
     CatBoost takes the deadline as a callback; HistGradientBoosting grows in chunks
     (:func:`_grow_until`).
     """
-    if stop is None:
-        pipeline.fit(X, y)
-    elif is_catboost(pipeline):
+    if stop is not None and is_catboost(pipeline):
         pipeline.fit(X, y, model__callbacks=[stop])
-    elif is_hist_gradient_boosting(pipeline):
+    elif stop is not None and is_hist_gradient_boosting(pipeline):
         _grow_until(pipeline, X, y, stop)
     else:
         pipeline.fit(X, y)
@@ -327,7 +325,7 @@ def fit_pipeline(
         )
         return int(model.get_best_iteration() or 0) + 1
     pipeline.fit(X, y)
-    if type(model).__name__.startswith("HistGradientBoosting") and model.do_early_stopping_:
+    if is_hist_gradient_boosting(pipeline) and model.do_early_stopping_:
         return int(model.n_iter_)
     return None
 

@@ -632,8 +632,17 @@ def run_study(
     workers = worker_count(budget.n_workers, storage_url, remaining, log)
     if remaining and workers > 1:
         log(f"searching with {workers} worker processes sharing study {study_name}")
-        job = WorkerJob(spec, X, y, budget, str(storage_url), study_name, on_trial, remaining)
-        job.deadline = search_end
+        job = WorkerJob(
+            spec,
+            X,
+            y,
+            budget,
+            str(storage_url),
+            study_name,
+            on_trial,
+            remaining,
+            deadline=search_end,
+        )
         optimize_in_workers(study, job, workers, progress)
     elif remaining:
         study.optimize(
